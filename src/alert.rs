@@ -1,0 +1,115 @@
+//! The alert record: one JSON object per alert, the same for every sink
+//! (`shared/docs/detections.md`). Field order is the contract's; fields that do not apply
+//! are null; nothing HMAC'd is un-hashed and no raw token or secret is ever carried.
+
+use std::fmt;
+
+use serde::Serialize;
+
+/// Alert severity, ordered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Info,
+    Warning,
+    High,
+    Critical,
+}
+
+impl Severity {
+    pub const ALL: [Severity; 4] = [
+        Severity::Info,
+        Severity::Warning,
+        Severity::High,
+        Severity::Critical,
+    ];
+
+    pub fn parse(s: &str) -> Option<Severity> {
+        Some(match s {
+            "info" => Severity::Info,
+            "warning" => Severity::Warning,
+            "high" => Severity::High,
+            "critical" => Severity::Critical,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::High => "high",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Who acted.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Actor {
+    pub display_name: Option<String>,
+    pub entity_id: Option<String>,
+    pub auth_method: Option<String>,
+    pub role: Option<String>,
+    pub service_account: Option<String>,
+    pub namespace: Option<String>,
+    pub remote_address: Option<String>,
+    /// The HMAC'd accessor; null when the device wrote it in clear (`log_raw`,
+    /// `hmac_accessor=false`).
+    pub accessor: Option<String>,
+}
+
+/// One alert.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Alert {
+    pub time: String,
+    pub rule: String,
+    pub category: String,
+    pub severity: Severity,
+    pub summary: String,
+    pub tenant: Option<String>,
+    pub target_tenant: Option<String>,
+    pub request_id: Option<String>,
+    pub path: Option<String>,
+    pub operation: Option<String>,
+    pub outcome: Option<String>,
+    pub actor: Actor,
+    pub evidence: serde_json::Map<String, serde_json::Value>,
+    /// Event time in Unix ns (not serialised; for ordering and sinks).
+    #[serde(skip)]
+    pub time_nanos: i64,
+}
+
+impl Alert {
+    pub fn to_json_line(&self) -> String {
+        serde_json::to_string(self).expect("alerts serialise")
+    }
+
+    /// A one-line human form for `--format text`.
+    pub fn to_text_line(&self) -> String {
+        let who = self.actor.display_name.as_deref().unwrap_or("-");
+        let kind = self
+            .evidence
+            .get("kind")
+            .and_then(|k| k.as_str())
+            .map(|k| format!("/{k}"))
+            .unwrap_or_default();
+        format!(
+            "{} {:<8} {}{} [{}] {} (actor {}, request {})",
+            self.time,
+            self.severity.as_str().to_uppercase(),
+            self.category,
+            kind,
+            self.rule,
+            self.summary,
+            who,
+            self.request_id.as_deref().unwrap_or("-"),
+        )
+    }
+}

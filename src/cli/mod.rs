@@ -1,0 +1,97 @@
+//! Command implementations. Each returns the process exit code.
+
+pub mod replay;
+pub mod rules;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use auditwatch::config::yaml::Problem;
+use auditwatch::config::Config;
+use auditwatch::rules::RuleSet;
+
+pub const EXIT_RUNTIME: u8 = 1;
+pub const EXIT_USAGE: u8 = 2;
+pub const EXIT_FAIL_ON: u8 = 3;
+
+/// Logs go to stderr; level from `AUDITWATCH_LOG` (default `warn`).
+pub fn init_logging() {
+    use std::io::IsTerminal;
+    let filter = tracing_subscriber::EnvFilter::try_from_env("AUDITWATCH_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .compact()
+        .init();
+}
+
+pub fn print_problems(what: &str, problems: &[Problem]) {
+    for p in problems {
+        eprintln!("{p}");
+    }
+    eprintln!("{} problem(s) in {what}", problems.len());
+}
+
+/// Load the config (default when `None`); problems are printed.
+pub fn load_config(path: Option<&Path>) -> Result<Arc<Config>, u8> {
+    match path {
+        None => Ok(Arc::new(Config::default())),
+        Some(p) => Config::load(p).map(Arc::new).map_err(|problems| {
+            print_problems("the config", &problems);
+            EXIT_USAGE
+        }),
+    }
+}
+
+/// Load rules (embedded when `None`); problems are printed.
+pub fn load_rules(dir: Option<&PathBuf>) -> Result<Arc<RuleSet>, u8> {
+    match dir {
+        None => Ok(Arc::new(RuleSet::embedded())),
+        Some(d) => RuleSet::load(d).map(Arc::new).map_err(|problems| {
+            print_problems("the rules", &problems);
+            EXIT_USAGE
+        }),
+    }
+}
+
+/// Rules that name an allow-list the config does not define.
+pub fn cross_check(rules: &RuleSet, cfg: &Config) -> Vec<Problem> {
+    rules
+        .rules
+        .iter()
+        .filter_map(|r| {
+            let name = r.allow_list.as_ref()?;
+            (!cfg.allow_lists.contains_key(name)).then(|| Problem {
+                file: r.file.clone(),
+                line: r.line,
+                col: 1,
+                message: format!(
+                    "rule `{}` names allow-list `{name}`, which the config does not define",
+                    r.id
+                ),
+            })
+        })
+        .collect()
+}
+
+pub fn config_check(file: &Path) -> u8 {
+    match Config::load(file) {
+        Ok(cfg) => {
+            let problems = cross_check(&RuleSet::embedded(), &cfg);
+            if problems.is_empty() {
+                println!("{}: ok", file.display());
+                0
+            } else {
+                print_problems("the config", &problems);
+                EXIT_USAGE
+            }
+        }
+        Err(problems) => {
+            print_problems(&file.display().to_string(), &problems);
+            EXIT_USAGE
+        }
+    }
+}

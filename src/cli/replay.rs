@@ -1,0 +1,356 @@
+//! `auditwatch replay`: alerts to stdout (or --output), a summary to stderr.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{self, BufWriter, IsTerminal, Write};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use auditwatch::alert::{Alert, Severity};
+use auditwatch::parse::time::parse_time_bound;
+use auditwatch::parse::ParseError;
+use auditwatch::pipeline::Pipeline;
+use auditwatch::source::replay::{self, Progress, ReplayOptions};
+
+use super::{
+    cross_check, load_config, load_rules, print_problems, EXIT_FAIL_ON, EXIT_RUNTIME, EXIT_USAGE,
+};
+use crate::Format;
+
+#[derive(clap::Args)]
+pub struct ReplayArgs {
+    /// Config file (default: the built-in default)
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Rules directory or file (default: the embedded rules)
+    #[arg(long)]
+    rules: Option<PathBuf>,
+    /// Only entries at or after this time (RFC 3339 or YYYY-MM-DD)
+    #[arg(long)]
+    since: Option<String>,
+    /// Only entries before this time (RFC 3339 or YYYY-MM-DD)
+    #[arg(long)]
+    until: Option<String>,
+    /// Alert output format
+    #[arg(long, value_enum, default_value = "jsonl")]
+    format: Format,
+    /// Write alerts to this file instead of stdout
+    #[arg(long, short)]
+    output: Option<PathBuf>,
+    /// Exit 3 when an alert at or above this severity was raised
+    #[arg(long, value_name = "SEVERITY")]
+    fail_on: Option<String>,
+    /// No summary and no progress line on stderr
+    #[arg(long, short)]
+    quiet: bool,
+    /// Files, .gz files, directories (rotated sets), or - for stdin
+    #[arg(value_name = "PATH")]
+    paths: Vec<String>,
+}
+
+struct TerminalProgress {
+    enabled: bool,
+    shown: bool,
+}
+
+impl Progress for TerminalProgress {
+    fn update(&mut self, done: u64, total: Option<u64>, entries: u64, elapsed: Duration) {
+        if !self.enabled {
+            return;
+        }
+        let secs = elapsed.as_secs_f64().max(1e-6);
+        let rate = done as f64 / secs;
+        let eta = match total {
+            Some(t) if t > done && rate > 0.0 => format!(", ETA {:.0}s", (t - done) as f64 / rate),
+            _ => String::new(),
+        };
+        let pct = total
+            .filter(|t| *t > 0)
+            .map(|t| format!(" ({:.0}%)", done as f64 * 100.0 / t as f64))
+            .unwrap_or_default();
+        eprint!(
+            "\r\x1b[2K{:.1} MB{pct}, {:.0} entries/s, {:.0} MB/s{eta}",
+            done as f64 / 1e6,
+            entries as f64 / secs,
+            rate / 1e6
+        );
+        self.shown = true;
+    }
+
+    fn done(&mut self) {
+        if self.shown {
+            eprint!("\r\x1b[2K");
+        }
+    }
+}
+
+pub fn run(args: ReplayArgs) -> u8 {
+    let fail_on = match args.fail_on.as_deref().map(|s| (s, Severity::parse(s))) {
+        None => None,
+        Some((_, Some(s))) => Some(s),
+        Some((s, None)) => {
+            eprintln!("error: --fail-on: unknown severity `{s}` (info, warning, high, critical)");
+            return EXIT_USAGE;
+        }
+    };
+    let bound = |name: &str, v: &Option<String>| -> Result<Option<i64>, u8> {
+        match v {
+            None => Ok(None),
+            Some(s) => parse_time_bound(s).map(Some).ok_or_else(|| {
+                eprintln!("error: --{name}: `{s}` is not an RFC 3339 time or YYYY-MM-DD date");
+                EXIT_USAGE
+            }),
+        }
+    };
+    let (since, until) = match (bound("since", &args.since), bound("until", &args.until)) {
+        (Ok(a), Ok(b)) => (a, b),
+        (Err(c), _) | (_, Err(c)) => return c,
+    };
+    let cfg = match load_config(args.config.as_deref()) {
+        Ok(c) => c,
+        Err(c) => return c,
+    };
+    let rules = match load_rules(args.rules.as_ref()) {
+        Ok(r) => r,
+        Err(c) => return c,
+    };
+    let problems = cross_check(&rules, &cfg);
+    if !problems.is_empty() {
+        print_problems("the rules", &problems);
+        return EXIT_USAGE;
+    }
+    let mut paths = args.paths.clone();
+    if paths.is_empty() {
+        if io::stdin().is_terminal() {
+            eprintln!("error: no input: give files, directories, or - for stdin (see auditwatch replay --help)");
+            return EXIT_USAGE;
+        }
+        paths.push("-".into());
+    }
+    let (inputs, skipped) = match replay::expand(&paths) {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    let out: Box<dyn Write> = match &args.output {
+        Some(p) => match File::create(p) {
+            Ok(f) => Box::new(f),
+            Err(e) => {
+                eprintln!("error: cannot create {}: {e}", p.display());
+                return EXIT_RUNTIME;
+            }
+        },
+        None => Box::new(io::stdout().lock()),
+    };
+    let mut out = BufWriter::with_capacity(64 * 1024, out);
+
+    let mut pipeline = Pipeline::new(cfg.clone(), rules.clone());
+    pipeline.set_time_range(since, until);
+    let opts = ReplayOptions {
+        max_line_bytes: cfg.parse.max_line_bytes as usize,
+        log_errors_per_input: 10,
+    };
+    let mut progress = TerminalProgress {
+        enabled: !args.quiet && io::stderr().is_terminal(),
+        shown: false,
+    };
+    let mut by_class: BTreeMap<(String, Severity), u64> = BTreeMap::new();
+    let mut worst: Option<Severity> = None;
+    let format = args.format;
+    let start = Instant::now();
+    let result = replay::replay(
+        &mut pipeline,
+        &inputs,
+        &opts,
+        &mut progress,
+        &mut |a: &Alert| {
+            *by_class
+                .entry((a.category.clone(), a.severity))
+                .or_default() += 1;
+            worst = worst.max(Some(a.severity));
+            let line = match format {
+                Format::Jsonl => a.to_json_line(),
+                Format::Text => a.to_text_line(),
+            };
+            out.write_all(line.as_bytes())?;
+            out.write_all(b"\n")
+        },
+    );
+    let elapsed = start.elapsed();
+    let flushed = out.flush();
+    let reports = match result.and_then(|r| flushed.map(|_| r)) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot write alerts: {e}");
+            return EXIT_RUNTIME;
+        }
+    };
+    let failed_inputs: Vec<_> = reports.iter().filter(|r| r.problem.is_some()).collect();
+    if !args.quiet {
+        summary(
+            &pipeline,
+            &reports,
+            &skipped,
+            &by_class,
+            elapsed,
+            &rules.origin,
+        );
+    }
+    if !failed_inputs.is_empty() {
+        for r in &failed_inputs {
+            eprintln!("error: {}: {}", r.name, r.problem.as_deref().unwrap_or(""));
+        }
+        return EXIT_RUNTIME;
+    }
+    match (fail_on, worst) {
+        (Some(t), Some(w)) if w >= t => EXIT_FAIL_ON,
+        _ => 0,
+    }
+}
+
+fn thousands(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn summary(
+    p: &Pipeline,
+    reports: &[replay::InputReport],
+    skipped: &[replay::InputReport],
+    by_class: &BTreeMap<(String, Severity), u64>,
+    elapsed: Duration,
+    rules_origin: &str,
+) {
+    let s = p.stats();
+    let e = p.engine_stats();
+    let secs = elapsed.as_secs_f64().max(1e-9);
+    eprintln!(
+        "replayed {} entries ({} lines, {:.1} MB) from {} input(s) in {:.2}s: {:.0} MB/s, {} entries/s",
+        thousands(s.entries),
+        thousands(s.lines),
+        s.bytes as f64 / 1e6,
+        reports.len(),
+        secs,
+        s.bytes as f64 / 1e6 / secs,
+        thousands((s.entries as f64 / secs) as u64),
+    );
+    eprintln!(
+        "  entries by type: request {}, response {}, other {}",
+        thousands(s.requests),
+        thousands(s.responses),
+        thousands(s.other_types)
+    );
+    let errs: Vec<String> = ParseError::ALL
+        .iter()
+        .filter(|r| s.parse_errors[r.index()] > 0)
+        .map(|r| format!("{} {}", r, thousands(s.parse_errors[r.index()])))
+        .collect();
+    if errs.is_empty() {
+        eprintln!("  parse errors: 0");
+    } else {
+        eprintln!(
+            "  parse errors: {} ({})",
+            thousands(s.parse_errors_total()),
+            errs.join(", ")
+        );
+    }
+    let mut notes = Vec::new();
+    if s.blank_lines > 0 {
+        notes.push(format!("{} blank lines skipped", thousands(s.blank_lines)));
+    }
+    if s.nul_prefixed_lines > 0 {
+        notes.push(format!(
+            "{} lines had leading NUL bytes (a truncated file?) and were read",
+            s.nul_prefixed_lines
+        ));
+    }
+    if s.prefixed_lines > 0 {
+        notes.push(format!(
+            "{} lines had a prefix before the JSON",
+            thousands(s.prefixed_lines)
+        ));
+    }
+    if s.filtered_by_time > 0 {
+        notes.push(format!(
+            "{} entries outside --since/--until",
+            thousands(s.filtered_by_time)
+        ));
+    }
+    if e.untimed > 0 {
+        notes.push(format!(
+            "{} entries without a valid time",
+            thousands(e.untimed)
+        ));
+    }
+    if e.timed_out_requests > 0 {
+        notes.push(format!(
+            "{} requests without a response, judged alone",
+            thousands(e.timed_out_requests)
+        ));
+    }
+    if e.duplicate_responses > 0 {
+        notes.push(format!(
+            "{} duplicate responses ignored",
+            thousands(e.duplicate_responses)
+        ));
+    }
+    if e.suppressed_alerts > 0 {
+        notes.push(format!(
+            "{} alerts suppressed by rule suppress windows",
+            thousands(e.suppressed_alerts)
+        ));
+    }
+    if e.evicted_keys > 0 {
+        notes.push(format!(
+            "{} state keys evicted at table caps",
+            thousands(e.evicted_keys)
+        ));
+    }
+    for n in notes {
+        eprintln!("  {n}");
+    }
+    for r in skipped {
+        eprintln!(
+            "  {}: {}",
+            r.name,
+            r.problem.as_deref().unwrap_or("skipped")
+        );
+    }
+    let total: u64 = by_class.values().sum();
+    let mut by_sev: BTreeMap<Severity, u64> = BTreeMap::new();
+    let mut by_cat: BTreeMap<&str, u64> = BTreeMap::new();
+    for ((c, sev), n) in by_class {
+        *by_sev.entry(*sev).or_default() += n;
+        *by_cat.entry(c).or_default() += n;
+    }
+    let sev: Vec<String> = by_sev
+        .iter()
+        .rev()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect();
+    let cat: Vec<String> = by_cat.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    eprintln!(
+        "  alerts: {}{}{} (rules: {})",
+        thousands(total),
+        if sev.is_empty() {
+            String::new()
+        } else {
+            format!(" by severity: {}", sev.join(", "))
+        },
+        if cat.is_empty() {
+            String::new()
+        } else {
+            format!("; by category: {}", cat.join(", "))
+        },
+        rules_origin
+    );
+}

@@ -1,0 +1,72 @@
+//! `auditwatch rules check|test|list`.
+
+use std::path::PathBuf;
+
+use auditwatch::rules::examples;
+
+use super::{cross_check, load_config, load_rules, print_problems, EXIT_RUNTIME, EXIT_USAGE};
+
+pub fn check(dir: Option<PathBuf>, config: Option<PathBuf>) -> u8 {
+    let rules = match load_rules(dir.as_ref()) {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    let cfg = match load_config(config.as_deref()) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let problems = cross_check(&rules, &cfg);
+    if !problems.is_empty() {
+        print_problems("the rules", &problems);
+        return EXIT_USAGE;
+    }
+    println!("{} rule(s) ok ({})", rules.rules.len(), rules.origin);
+    0
+}
+
+pub fn test(dir: Option<PathBuf>, config: Option<PathBuf>, verbose: bool) -> u8 {
+    let rules = match load_rules(dir.as_ref()) {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    let cfg = match load_config(config.as_deref()) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let results = examples::run_all(&rules, &cfg);
+    let mut failed = 0;
+    for r in &results {
+        match &r.failure {
+            Some(f) => {
+                failed += 1;
+                println!("FAIL {} [{}] {}: {f}", r.location, r.rule, r.example);
+            }
+            None if verbose => println!("ok   {} [{}] {}", r.location, r.rule, r.example),
+            None => {}
+        }
+    }
+    println!("{} passed, {} failed", results.len() - failed, failed);
+    if failed > 0 {
+        EXIT_RUNTIME
+    } else {
+        0
+    }
+}
+
+pub fn list(dir: Option<PathBuf>) -> u8 {
+    let rules = match load_rules(dir.as_ref()) {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    for r in &rules.rules {
+        println!(
+            "{:<24} {:<20} {:<9} {:<16} {}",
+            r.id,
+            r.category,
+            r.severity,
+            r.detector.kind(),
+            r.title
+        );
+    }
+    0
+}

@@ -1,0 +1,404 @@
+//! State of the stateful detectors. Every table is bounded: entries are evicted by event
+//! time once they can no longer contribute, and a hard cap evicts the least recently seen
+//! keys (counted, never silent). Nothing here reads a clock: time is passed in.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+
+use foldhash::fast::RandomState;
+
+pub type Map<K, V> = HashMap<K, V, RandomState>;
+
+pub const NANOS: i64 = 1_000_000_000;
+
+/// Insert `t` into a sorted window of at most `cap` times measured back from the newest;
+/// true when the window holds `cap` times. Entries may arrive a little out of order.
+fn slide(times: &mut VecDeque<i64>, t: i64, window: i64, cap: usize) -> bool {
+    let pos = times.partition_point(|&x| x <= t);
+    times.insert(pos, t);
+    let newest = *times.back().expect("just inserted");
+    while times.front().is_some_and(|&f| f <= newest - window) {
+        times.pop_front();
+    }
+    while times.len() > cap {
+        times.pop_front();
+    }
+    times.len() >= cap
+}
+
+/// Count-in-window per key: one alert per episode (the condition holding continuously).
+#[derive(Default)]
+pub struct CountState {
+    keys: Map<Box<str>, CountKey>,
+    pub evicted: u64,
+}
+
+struct CountKey {
+    times: VecDeque<i64>,
+    in_episode: bool,
+    last: i64,
+}
+
+impl CountState {
+    /// Record an event; `Some(count)` when a new episode starts.
+    pub fn observe(
+        &mut self,
+        key: &str,
+        t: i64,
+        window_secs: u64,
+        threshold: u64,
+        max_keys: u64,
+    ) -> Option<usize> {
+        let window = window_secs as i64 * NANOS;
+        if !self.keys.contains_key(key) {
+            self.make_room(t - window, max_keys);
+        }
+        let k = self.keys.entry(key.into()).or_insert_with(|| CountKey {
+            times: VecDeque::new(),
+            in_episode: false,
+            last: t,
+        });
+        k.last = k.last.max(t);
+        let holds = slide(&mut k.times, t, window, threshold as usize);
+        if holds && !k.in_episode {
+            k.in_episode = true;
+            return Some(k.times.len());
+        }
+        if !holds {
+            k.in_episode = false;
+        }
+        None
+    }
+
+    fn make_room(&mut self, horizon: i64, max_keys: u64) {
+        if (self.keys.len() as u64) < max_keys {
+            return;
+        }
+        let before = self.keys.len();
+        self.keys.retain(|_, k| k.last > horizon);
+        if self.keys.len() as u64 >= max_keys {
+            let mut lasts: Vec<i64> = self.keys.values().map(|k| k.last).collect();
+            let cut = lasts.len() / 2;
+            let (_, pivot, _) = lasts.select_nth_unstable(cut);
+            let pivot = *pivot;
+            self.keys.retain(|_, k| k.last > pivot);
+        }
+        self.evicted += (before - self.keys.len()) as u64;
+    }
+
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+}
+
+/// Distinct values per key in a window.
+#[derive(Default)]
+pub struct DistinctState {
+    keys: Map<Box<str>, DistinctKey>,
+    pub evicted: u64,
+}
+
+struct DistinctKey {
+    values: Map<Box<str>, i64>,
+    in_episode: bool,
+    last: i64,
+}
+
+impl DistinctState {
+    /// Record a value; `Some(sample)` (a few of the values) when a new episode starts.
+    pub fn observe(
+        &mut self,
+        key: &str,
+        value: &str,
+        t: i64,
+        window_secs: u64,
+        threshold: u64,
+        max_keys: u64,
+    ) -> Option<(usize, Vec<String>)> {
+        let window = window_secs as i64 * NANOS;
+        if !self.keys.contains_key(key) && self.keys.len() as u64 >= max_keys {
+            let before = self.keys.len();
+            self.keys.retain(|_, k| k.last > t - window);
+            if self.keys.len() as u64 >= max_keys {
+                let mut lasts: Vec<i64> = self.keys.values().map(|k| k.last).collect();
+                let cut = lasts.len() / 2;
+                let pivot = *lasts.select_nth_unstable(cut).1;
+                self.keys.retain(|_, k| k.last > pivot);
+            }
+            self.evicted += (before - self.keys.len()) as u64;
+        }
+        let k = self.keys.entry(key.into()).or_insert_with(|| DistinctKey {
+            values: Map::default(),
+            in_episode: false,
+            last: t,
+        });
+        k.last = k.last.max(t);
+        match k.values.get_mut(value) {
+            Some(seen) => *seen = (*seen).max(t),
+            None => {
+                k.values.insert(value.into(), t);
+            }
+        }
+        // Values age out of the window; the table never holds more than the threshold
+        // plus what arrived within one window.
+        if k.values.len() as u64 >= threshold || k.values.len() > 4096 {
+            k.values.retain(|_, seen| *seen > t - window);
+        }
+        if k.values.len() > 4096 + threshold as usize {
+            let mut times: Vec<i64> = k.values.values().copied().collect();
+            let cut = times.len() - threshold as usize;
+            let pivot = *times.select_nth_unstable(cut).1;
+            k.values.retain(|_, seen| *seen >= pivot);
+        }
+        let holds = k.values.len() as u64 >= threshold;
+        if holds && !k.in_episode {
+            k.in_episode = true;
+            let mut sample: Vec<String> = k.values.keys().map(|s| s.to_string()).collect();
+            sample.sort();
+            sample.truncate(10);
+            return Some((k.values.len(), sample));
+        }
+        if !holds {
+            k.in_episode = false;
+        }
+        None
+    }
+
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+}
+
+/// Cadence of reads per key.
+pub struct CadenceKey {
+    /// Last read (any), ns.
+    pub last_read: i64,
+    /// Last read that was not a duplicate, ns.
+    pub last_counted: i64,
+    intervals: [u32; 8],
+    n_intervals: u32,
+    recent: VecDeque<i64>,
+    pub frequent_episode: bool,
+    pub race_episode: bool,
+    pub stale_fired: bool,
+    /// The stale deadline in force, ns (0: none).
+    pub deadline: i64,
+    timer_armed: bool,
+}
+
+impl CadenceKey {
+    fn new(t: i64) -> CadenceKey {
+        CadenceKey {
+            last_read: t,
+            last_counted: t,
+            intervals: [0; 8],
+            n_intervals: 0,
+            recent: VecDeque::new(),
+            frequent_episode: false,
+            race_episode: false,
+            stale_fired: false,
+            deadline: 0,
+            timer_armed: false,
+        }
+    }
+
+    /// Median of the recent non-duplicate intervals, in seconds.
+    pub fn learned_interval_secs(&self) -> Option<u32> {
+        let n = (self.n_intervals as usize).min(self.intervals.len());
+        if n == 0 {
+            return None;
+        }
+        let mut v: Vec<u32> = self.intervals[..n].to_vec();
+        v.sort_unstable();
+        Some(v[n / 2])
+    }
+
+    pub fn intervals_seen(&self) -> u32 {
+        self.n_intervals
+    }
+}
+
+/// What one read did to a cadence key.
+#[derive(Debug, Default)]
+pub struct CadenceObservation {
+    /// Reads in the too-frequent window when a too-frequent episode starts.
+    pub too_frequent: Option<usize>,
+    /// The interval since the previous counted read, when the read was counted (ns).
+    pub interval: Option<i64>,
+    /// True when this is the first read of the key.
+    pub new_key: bool,
+}
+
+#[derive(Default)]
+pub struct CadenceState {
+    index: Map<Box<str>, u32>,
+    slots: Vec<Option<(Box<str>, CadenceKey)>>,
+    /// Bumped when a slot's key is evicted, so its pending timers are ignored.
+    gens: Vec<u32>,
+    free: Vec<u32>,
+    timers: BinaryHeap<Reverse<(i64, u32, u32)>>,
+    pub evicted: u64,
+}
+
+pub struct CadenceParams {
+    pub duplicate_within: i64,
+    pub frequent_window: i64,
+    pub frequent_min_reads: usize,
+    pub max_keys: usize,
+}
+
+impl CadenceState {
+    pub fn observe(&mut self, key: &str, t: i64, p: &CadenceParams) -> (u32, CadenceObservation) {
+        let mut obs = CadenceObservation::default();
+        let slot = match self.index.get(key) {
+            Some(&s) => s,
+            None => {
+                if self.index.len() >= p.max_keys {
+                    self.evict_oldest();
+                }
+                obs.new_key = true;
+                let entry = Some((Box::<str>::from(key), CadenceKey::new(t)));
+                let s = match self.free.pop() {
+                    Some(s) => {
+                        self.slots[s as usize] = entry;
+                        s
+                    }
+                    None => {
+                        self.slots.push(entry);
+                        self.gens.push(0);
+                        (self.slots.len() - 1) as u32
+                    }
+                };
+                self.index.insert(key.into(), s);
+                s
+            }
+        };
+        let (_, k) = self.slots[slot as usize]
+            .as_mut()
+            .expect("indexed slot is live");
+        if !obs.new_key {
+            if t - k.last_counted > p.duplicate_within {
+                let iv = t - k.last_counted;
+                obs.interval = Some(iv);
+                let secs = (iv / NANOS).clamp(0, u32::MAX as i64) as u32;
+                let i = (k.n_intervals as usize) % k.intervals.len();
+                k.intervals[i] = secs;
+                k.n_intervals = k.n_intervals.saturating_add(1);
+                k.last_counted = t;
+            }
+            k.last_read = k.last_read.max(t);
+        }
+        k.stale_fired = false;
+        let holds = slide(&mut k.recent, t, p.frequent_window, p.frequent_min_reads);
+        if holds && !k.frequent_episode {
+            k.frequent_episode = true;
+            obs.too_frequent = Some(k.recent.len());
+        } else if !holds {
+            k.frequent_episode = false;
+        }
+        (slot, obs)
+    }
+
+    pub fn key(&self, slot: u32) -> Option<(&str, &CadenceKey)> {
+        self.slots
+            .get(slot as usize)?
+            .as_ref()
+            .map(|(k, v)| (&**k, v))
+    }
+
+    pub fn key_mut(&mut self, slot: u32) -> Option<&mut CadenceKey> {
+        self.slots.get_mut(slot as usize)?.as_mut().map(|(_, v)| v)
+    }
+
+    /// Set the stale deadline of a key (0 disarms).
+    pub fn set_deadline(&mut self, slot: u32, deadline: i64) {
+        let generation = self.gens.get(slot as usize).copied().unwrap_or(0);
+        let Some(k) = self.key_mut(slot) else { return };
+        k.deadline = deadline;
+        if deadline > 0 && !k.timer_armed {
+            k.timer_armed = true;
+            self.timers.push(Reverse((deadline, slot, generation)));
+        }
+    }
+
+    /// Keys whose stale deadline is at or before `watermark`, each once per silence.
+    pub fn due(&mut self, watermark: i64) -> Vec<u32> {
+        let mut out = Vec::new();
+        while let Some(&Reverse((at, slot, generation))) = self.timers.peek() {
+            if at > watermark {
+                break;
+            }
+            self.timers.pop();
+            if self.gens.get(slot as usize) != Some(&generation) {
+                continue;
+            }
+            let Some(k) = self.key_mut(slot) else {
+                continue;
+            };
+            if k.deadline > at {
+                // Re-armed later by a newer read: wait for that deadline.
+                let d = k.deadline;
+                self.timers.push(Reverse((d, slot, generation)));
+                continue;
+            }
+            k.timer_armed = false;
+            if k.deadline > 0 && !k.stale_fired {
+                k.stale_fired = true;
+                out.push(slot);
+            }
+        }
+        out
+    }
+
+    fn evict_oldest(&mut self) {
+        let mut lasts: Vec<i64> = self
+            .slots
+            .iter()
+            .flatten()
+            .map(|(_, k)| k.last_read)
+            .collect();
+        if lasts.is_empty() {
+            return;
+        }
+        let cut = lasts.len() / 10;
+        let pivot = *lasts.select_nth_unstable(cut).1;
+        for (i, s) in self.slots.iter_mut().enumerate() {
+            if let Some((key, k)) = s {
+                if k.last_read <= pivot {
+                    self.index.remove(key);
+                    *s = None;
+                    self.gens[i] = self.gens[i].wrapping_add(1);
+                    self.free.push(i as u32);
+                    self.evicted += 1;
+                }
+            }
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
+    pub fn timers(&self) -> usize {
+        self.timers.len()
+    }
+}
+
+/// Absence of matching events.
+#[derive(Default)]
+pub struct AbsenceState {
+    pub last_seen: Option<i64>,
+    pub fired: bool,
+}

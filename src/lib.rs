@@ -1,0 +1,15 @@
+//! auditwatch: a streaming anomaly detector for HashiCorp Vault and OpenBao audit logs.
+//!
+//! The pipeline, one module per stage: [`source`] frames bytes into lines, [`parse`] turns
+//! a line into a borrowed [`parse::Entry`], [`engine`] (pure, synchronous, event-time
+//! driven) turns entries into [`alert::Alert`]s using the [`rules`] and [`config`], and
+//! [`sink`] writes alerts. `replay`, the daemon, tests and benches share the same engine.
+#![forbid(unsafe_code)]
+
+pub mod alert;
+pub mod config;
+pub mod engine;
+pub mod parse;
+pub mod pipeline;
+pub mod rules;
+pub mod source;

@@ -1,0 +1,275 @@
+//! Parse: from one framed line of bytes to an [`Entry`] view, or a counted reason why not.
+//!
+//! Framing rules (all seen in real files): a trailing `\r` is dropped; blank lines are
+//! skipped; a run of NUL bytes before the entry (a sparse hole left by copytruncate) is
+//! skipped and counted; a configured `prefix` before the `{` is stripped, and so is an
+//! unconfigured one that holds no `"` (a syslog header, say). Everything else that is not a
+//! JSON object with a `type` is a [`ParseError`] with a reason, never a panic.
+//!
+//! The parser owns simd-json's buffers and tape and reuses them line after line.
+
+pub mod entry;
+pub mod time;
+
+use std::fmt;
+
+pub use entry::{Auth, Entry, EntryKind, Request, Response, StrList, StrMap};
+use simd_json::tape::Tape;
+use simd_json::Buffers;
+
+/// Why a line was not read. The set is fixed: these are metric label values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ParseError {
+    InvalidJson,
+    Truncated,
+    NotAnObject,
+    MissingType,
+    InvalidUtf8,
+    NulBytes,
+    LineTooLong,
+    Jsonx,
+}
+
+impl ParseError {
+    pub const ALL: [ParseError; 8] = [
+        ParseError::InvalidJson,
+        ParseError::Truncated,
+        ParseError::NotAnObject,
+        ParseError::MissingType,
+        ParseError::InvalidUtf8,
+        ParseError::NulBytes,
+        ParseError::LineTooLong,
+        ParseError::Jsonx,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ParseError::InvalidJson => "invalid_json",
+            ParseError::Truncated => "truncated",
+            ParseError::NotAnObject => "not_an_object",
+            ParseError::MissingType => "missing_type",
+            ParseError::InvalidUtf8 => "invalid_utf8",
+            ParseError::NulBytes => "nul_bytes",
+            ParseError::LineTooLong => "line_too_long",
+            ParseError::Jsonx => "jsonx",
+        }
+    }
+
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What framing did to a line before parsing.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Framing {
+    /// The line was blank (skipped, not an error).
+    pub blank: bool,
+    /// NUL bytes skipped before the entry.
+    pub nul_prefix: usize,
+    /// A prefix before `{` was stripped.
+    pub prefixed: bool,
+}
+
+/// Reusable line parser.
+pub struct Parser {
+    prefix: Vec<u8>,
+    buffers: Buffers,
+    tape: Tape<'static>,
+}
+
+impl Default for Parser {
+    fn default() -> Self {
+        Parser::new("")
+    }
+}
+
+impl Parser {
+    /// `prefix` is the audit device's configured `prefix` option (may be empty).
+    pub fn new(prefix: &str) -> Parser {
+        Parser {
+            prefix: prefix.as_bytes().to_vec(),
+            buffers: Buffers::new(16 * 1024),
+            tape: Tape(Vec::new()),
+        }
+    }
+
+    /// Frame and parse one line (without its `\n`), then call `f` with the outcome.
+    /// The line is modified in place (simd-json unescapes into it).
+    pub fn parse<R>(
+        &mut self,
+        line: &mut [u8],
+        f: impl FnOnce(Framing, Result<Entry<'_>, ParseError>) -> R,
+    ) -> R {
+        let mut framing = Framing::default();
+        let body = match frame(line, &self.prefix, &mut framing) {
+            Ok(Some(body)) => body,
+            Ok(None) => {
+                framing.blank = true;
+                return f(framing, Err(ParseError::InvalidJson));
+            }
+            Err(e) => return f(framing, Err(e)),
+        };
+        let mut tape = std::mem::replace(&mut self.tape, Tape(Vec::new())).reset();
+        let first = body[0];
+        let looks_complete = body.last() == Some(&b'}');
+        let result = match simd_json::fill_tape(body, &mut self.buffers, &mut tape) {
+            Ok(()) => {
+                if first != b'{' {
+                    f(framing, Err(ParseError::NotAnObject))
+                } else {
+                    f(
+                        framing,
+                        Entry::from_value(tape.as_value()).map_err(|_| ParseError::MissingType),
+                    )
+                }
+            }
+            Err(e) => f(framing, Err(classify(&e, first, looks_complete))),
+        };
+        self.tape = tape.reset();
+        result
+    }
+}
+
+fn classify(e: &simd_json::Error, first: u8, looks_complete: bool) -> ParseError {
+    use simd_json::ErrorType;
+    match e.error() {
+        ErrorType::InvalidUtf8 => ParseError::InvalidUtf8,
+        _ if first == b'{' && !looks_complete => ParseError::Truncated,
+        ErrorType::Eof => ParseError::Truncated,
+        _ => ParseError::InvalidJson,
+    }
+}
+
+/// Strip framing around the JSON body. `Ok(None)`: blank line.
+fn frame<'l>(
+    line: &'l mut [u8],
+    prefix: &[u8],
+    framing: &mut Framing,
+) -> Result<Option<&'l mut [u8]>, ParseError> {
+    let mut end = line.len();
+    while end > 0 && matches!(line[end - 1], b'\r' | b' ' | b'\t' | b'\n') {
+        end -= 1;
+    }
+    let mut start = 0;
+    while start < end && line[start] == 0 {
+        start += 1;
+    }
+    framing.nul_prefix = start;
+    while start < end && matches!(line[start], b' ' | b'\t') {
+        start += 1;
+    }
+    if start == end {
+        return if framing.nul_prefix > 0 {
+            Err(ParseError::NulBytes)
+        } else {
+            Ok(None)
+        };
+    }
+    let mut body = &mut line[start..end];
+    if !prefix.is_empty() && body.starts_with(prefix) {
+        body = &mut body[prefix.len()..];
+        framing.prefixed = true;
+    }
+    if body.starts_with(b"<json:") {
+        return Err(ParseError::Jsonx);
+    }
+    if body.first() != Some(&b'{') {
+        // An unconfigured prefix (syslog header, say): text before the first `{` with no
+        // quote in it. A line cut in the middle of an entry has quotes before any `{`.
+        if let Some(pos) = body.iter().position(|&b| b == b'{') {
+            let head = &body[..pos];
+            if !head.contains(&b'"') && !head.contains(&b'}') && !head.contains(&0) {
+                body = &mut body[pos..];
+                framing.prefixed = true;
+            }
+        }
+    }
+    if body.contains(&0) {
+        return Err(ParseError::NulBytes);
+    }
+    if body.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outcome(line: &str) -> Result<String, ParseError> {
+        let mut p = Parser::default();
+        let mut buf = line.as_bytes().to_vec();
+        p.parse(&mut buf, |_, r| r.map(|e| e.kind.as_str().to_string()))
+    }
+
+    #[test]
+    fn reads_minimal_entries() {
+        assert_eq!(outcome(r#"{"type":"request"}"#).unwrap(), "request");
+        assert_eq!(
+            outcome(r#"{"type":"kmip-request","time":"x"}"#).unwrap(),
+            "kmip-request"
+        );
+        assert_eq!(outcome("{\"type\":\"response\"}\r").unwrap(), "response");
+    }
+
+    #[test]
+    fn classifies_bad_input() {
+        assert_eq!(outcome(r#"{"type":"req"#), Err(ParseError::Truncated));
+        assert_eq!(outcome("[1,2]"), Err(ParseError::NotAnObject));
+        assert_eq!(outcome("\"x\""), Err(ParseError::NotAnObject));
+        assert_eq!(outcome("{}"), Err(ParseError::MissingType));
+        assert_eq!(outcome("hello world"), Err(ParseError::InvalidJson));
+        assert_eq!(outcome("<json:object name=\"x\"/>"), Err(ParseError::Jsonx));
+        assert_eq!(outcome("{\"type\":\"a\0\"}"), Err(ParseError::NulBytes));
+        assert_eq!(outcome("\0\0\0"), Err(ParseError::NulBytes));
+        let mut p = Parser::default();
+        let mut bad = b"{\"type\":\"\xff\"}".to_vec();
+        assert_eq!(
+            p.parse(&mut bad, |_, r| r.map(|_| ())),
+            Err(ParseError::InvalidUtf8)
+        );
+    }
+
+    #[test]
+    fn strips_nul_runs_and_prefixes() {
+        let mut p = Parser::new("vault-audit: ");
+        let mut line = b"\0\0\0{\"type\":\"request\"}".to_vec();
+        let (framing, ok) = p.parse(&mut line, |f, r| (f, r.is_ok()));
+        assert!(ok);
+        assert_eq!(framing.nul_prefix, 3);
+        let mut line = b"vault-audit: {\"type\":\"request\"}".to_vec();
+        assert!(p.parse(&mut line, |f, r| f.prefixed && r.is_ok()));
+        let mut line = b"Nov 22 10:00:01 host vault[1]: {\"type\":\"request\"}".to_vec();
+        assert!(p.parse(&mut line, |f, r| f.prefixed && r.is_ok()));
+        let mut cut = br#"ime":"x","auth":{"a":1}}"#.to_vec();
+        assert!(p.parse(&mut cut, |_, r| r.is_err()));
+    }
+
+    #[test]
+    fn blank_lines_are_not_errors() {
+        let mut p = Parser::default();
+        let mut line = b"  \r".to_vec();
+        assert!(p.parse(&mut line, |f, _| f.blank));
+    }
+
+    #[test]
+    fn wrong_field_types_read_as_absent() {
+        let mut p = Parser::default();
+        let mut line = br#"{"type":"response","error":{"x":1},"auth":"nope","request":{"path":7,"id":"r1"},"response":{"secret":[]}}"#.to_vec();
+        p.parse(&mut line, |_, r| {
+            let e = r.unwrap();
+            assert!(e.error.is_none());
+            assert!(!e.auth.present);
+            assert_eq!(e.request.path, None);
+            assert_eq!(e.request.id, Some("r1"));
+        });
+    }
+}

@@ -1,0 +1,606 @@
+//! Rules as data: YAML files in `rules/`, each a detection built from a small set of
+//! detector kinds implemented in Rust over [`condition`]s on fields.
+//!
+//! Loading validates everything and reports every problem as `file:line:col`; the shipped
+//! rules are embedded in the binary as the default set. Each rule carries examples that
+//! must and must not fire; [`examples`] runs them (`auditwatch rules test`).
+
+pub mod condition;
+pub mod examples;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::alert::Severity;
+use crate::config::yaml::{self, Ctx, MapReader, Node, Problem};
+use condition::{Condition, Field};
+
+/// The shipped rules, embedded at build time.
+pub const EMBEDDED: &[(&str, &str)] = &[
+    (
+        "rules/cross_tenant_read.yaml",
+        include_str!("../../rules/cross_tenant_read.yaml"),
+    ),
+    (
+        "rules/after_hours_admin.yaml",
+        include_str!("../../rules/after_hours_admin.yaml"),
+    ),
+    (
+        "rules/eso_cadence.yaml",
+        include_str!("../../rules/eso_cadence.yaml"),
+    ),
+    (
+        "rules/ci_origin_read.yaml",
+        include_str!("../../rules/ci_origin_read.yaml"),
+    ),
+];
+
+/// Which checks a cadence detector runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CadenceCheck {
+    TooFrequent,
+    Stale,
+    LeaseRace,
+}
+
+#[derive(Clone, Debug)]
+pub enum Detector {
+    /// Every matching entry.
+    Match,
+    /// `threshold` matching entries per key within `window_secs`; one alert per episode.
+    Count {
+        key: Vec<Field>,
+        window_secs: u64,
+        threshold: u64,
+        max_keys: u64,
+    },
+    /// `threshold` distinct values of `field` per key within `window_secs`.
+    Distinct {
+        key: Vec<Field>,
+        field: Field,
+        window_secs: u64,
+        threshold: u64,
+        max_keys: u64,
+    },
+    /// Read cadence per key (thresholds from the config's `cadence` and `leases`).
+    Cadence {
+        key: Vec<Field>,
+        checks: Vec<CadenceCheck>,
+    },
+    /// No matching entry for `silence_secs` of event time.
+    Absence { silence_secs: u64 },
+    /// The caller's tenant (identity) differs from the path's tenant.
+    TenantMismatch,
+    /// A matching entry outside business hours (config `business_hours`).
+    TimeWindow,
+}
+
+impl Detector {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Detector::Match => "match",
+            Detector::Count { .. } => "count",
+            Detector::Distinct { .. } => "distinct",
+            Detector::Cadence { .. } => "cadence",
+            Detector::Absence { .. } => "absence",
+            Detector::TenantMismatch => "tenant_mismatch",
+            Detector::TimeWindow => "time_window",
+        }
+    }
+}
+
+const KINDS: &[&str] = &[
+    "match",
+    "count",
+    "distinct",
+    "cadence",
+    "absence",
+    "tenant_mismatch",
+    "time_window",
+];
+
+/// Placeholders a `summary` may use.
+pub const SUMMARY_FIELDS: &[&str] = &[
+    "tenant",
+    "target_tenant",
+    "path",
+    "operation",
+    "outcome",
+    "display_name",
+    "remote_address",
+    "role",
+    "namespace",
+    "service_account",
+    "severity",
+    "rule",
+    "request_id",
+];
+
+#[derive(Clone, Debug)]
+pub struct Suppress {
+    pub key: Vec<Field>,
+    pub for_secs: u64,
+}
+
+#[derive(Clone, Debug)]
+pub struct Rule {
+    pub id: String,
+    pub title: String,
+    pub category: String,
+    pub severity: Severity,
+    pub description: String,
+    pub summary: Option<String>,
+    pub when: Option<Condition>,
+    pub severity_when: Vec<(Condition, Severity)>,
+    pub detector: Detector,
+    pub suppress: Option<Suppress>,
+    pub allow_list: Option<String>,
+    pub evidence: serde_json::Map<String, serde_json::Value>,
+    pub examples: Vec<examples::Example>,
+    pub file: Arc<str>,
+    pub line: usize,
+}
+
+/// A validated set of rules.
+#[derive(Clone, Debug, Default)]
+pub struct RuleSet {
+    pub rules: Vec<Rule>,
+    /// Where they came from (`embedded` or a directory), for reports.
+    pub origin: String,
+}
+
+impl RuleSet {
+    /// The shipped rules.
+    pub fn embedded() -> RuleSet {
+        let files: Vec<(String, String)> = EMBEDDED
+            .iter()
+            .map(|(n, t)| (n.to_string(), t.to_string()))
+            .collect();
+        RuleSet::from_sources(&files, "embedded").expect("the shipped rules are valid")
+    }
+
+    /// Load every `*.yaml`/`*.yml` file of a directory (or one file).
+    pub fn load(path: &Path) -> Result<RuleSet, Vec<Problem>> {
+        let mut files = Vec::new();
+        let mut problems = Vec::new();
+        let paths: Vec<PathBuf> = if path.is_dir() {
+            match std::fs::read_dir(path) {
+                Ok(rd) => {
+                    let mut v: Vec<PathBuf> = rd
+                        .filter_map(|e| e.ok().map(|e| e.path()))
+                        .filter(|p| {
+                            matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
+                        })
+                        .collect();
+                    v.sort();
+                    v
+                }
+                Err(e) => {
+                    problems.push(problem_at(
+                        path,
+                        format!("cannot read rules directory: {e}"),
+                    ));
+                    Vec::new()
+                }
+            }
+        } else {
+            vec![path.to_path_buf()]
+        };
+        for p in &paths {
+            match std::fs::read_to_string(p) {
+                Ok(t) => files.push((p.display().to_string(), t)),
+                Err(e) => problems.push(problem_at(p, format!("cannot read rule file: {e}"))),
+            }
+        }
+        if files.is_empty() && problems.is_empty() {
+            problems.push(problem_at(
+                path,
+                "no rule files (*.yaml, *.yml) found".into(),
+            ));
+        }
+        match RuleSet::from_sources(&files, &path.display().to_string()) {
+            Ok(rs) if problems.is_empty() => Ok(rs),
+            Ok(_) => Err(problems),
+            Err(mut more) => {
+                problems.append(&mut more);
+                Err(problems)
+            }
+        }
+    }
+
+    /// Decode `(file name, text)` pairs; every problem of every file is returned.
+    pub fn from_sources(files: &[(String, String)], origin: &str) -> Result<RuleSet, Vec<Problem>> {
+        let mut rules = Vec::new();
+        let mut problems = Vec::new();
+        let mut seen: BTreeMap<String, (Arc<str>, usize)> = BTreeMap::new();
+        for (name, text) in files {
+            let mut ctx = Ctx::new(name);
+            if let Some(root) = ctx.load(text) {
+                let items: Vec<&Node> = match &root.data {
+                    saphyr::YamlDataOwned::Sequence(items) => items.iter().collect(),
+                    _ => vec![&root],
+                };
+                for node in items {
+                    if let Some(rule) = decode_rule(&mut ctx, node) {
+                        if let Some((f, l)) = seen.get(&rule.id) {
+                            ctx.error(
+                                node,
+                                format!(
+                                    "duplicate rule id `{}` (first defined at {f}:{l})",
+                                    rule.id
+                                ),
+                            );
+                        } else {
+                            seen.insert(rule.id.clone(), (rule.file.clone(), rule.line));
+                            rules.push(rule);
+                        }
+                    }
+                }
+            }
+            problems.append(&mut ctx.problems);
+        }
+        if problems.is_empty() {
+            Ok(RuleSet {
+                rules,
+                origin: origin.to_string(),
+            })
+        } else {
+            problems.sort();
+            Err(problems)
+        }
+    }
+
+    /// Only the rules whose id is in `ids` (for rule tests).
+    pub fn only(&self, id: &str) -> RuleSet {
+        RuleSet {
+            rules: self.rules.iter().filter(|r| r.id == id).cloned().collect(),
+            origin: self.origin.clone(),
+        }
+    }
+}
+
+fn problem_at(path: &Path, message: String) -> Problem {
+    Problem {
+        file: path.display().to_string().into(),
+        line: 1,
+        col: 1,
+        message,
+    }
+}
+
+fn severity_at(ctx: &mut Ctx, node: &Node) -> Option<Severity> {
+    let s = yaml::string(ctx, node, "severity")?;
+    let sev = Severity::parse(&s);
+    if sev.is_none() {
+        ctx.error(
+            node,
+            format!("unknown severity `{s}`; expected one of: info, warning, high, critical"),
+        );
+    }
+    sev
+}
+
+fn field_list(ctx: &mut Ctx, node: &Node, what: &str) -> Option<Vec<Field>> {
+    let names = yaml::string_list(ctx, node, what);
+    let mut out = Vec::new();
+    let mut ok = true;
+    for name in names {
+        match Field::parse(&name) {
+            Some(f) => out.push(f),
+            None => {
+                ctx.error(
+                    node,
+                    format!(
+                        "{what}: unknown field `{name}`; expected one of: {}",
+                        condition::FIELD_NAMES.join(", ")
+                    ),
+                );
+                ok = false;
+            }
+        }
+    }
+    ok.then_some(out)
+}
+
+fn decode_rule(ctx: &mut Ctx, node: &Node) -> Option<Rule> {
+    let before = ctx.problems.len();
+    let mut m = MapReader::new(ctx, node, "a rule")?;
+    let id = m.require(ctx, "id", "a rule").and_then(|n| {
+        let s = yaml::string(ctx, n, "id")?;
+        let ok = !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+        if !ok {
+            ctx.error(n, "id must be lowercase letters, digits, `-` and `_`");
+        }
+        ok.then_some(s)
+    });
+    let title = m
+        .require(ctx, "title", "a rule")
+        .and_then(|n| yaml::string(ctx, n, "title"));
+    let category = m.require(ctx, "category", "a rule").and_then(|n| {
+        let s = yaml::string(ctx, n, "category")?;
+        let ok = !s.is_empty() && s.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
+        if !ok {
+            ctx.error(
+                n,
+                "category must be lowercase letters and `_` (it is a metric label)",
+            );
+        }
+        ok.then_some(s)
+    });
+    let severity = m
+        .require(ctx, "severity", "a rule")
+        .and_then(|n| severity_at(ctx, n));
+    let description = m
+        .require(ctx, "description", "a rule")
+        .and_then(|n| yaml::string(ctx, n, "description"));
+    let summary = m.take("summary").and_then(|n| {
+        let s = yaml::string(ctx, n, "summary")?;
+        check_template(ctx, n, &s);
+        Some(s)
+    });
+    let when = m.take("when").and_then(|n| Condition::decode(ctx, n));
+    let mut severity_when = Vec::new();
+    if let Some(n) = m.take("severity_when") {
+        for item in yaml::list(ctx, n, "severity_when") {
+            if let Some(mut im) = MapReader::new(ctx, item, "a severity_when entry") {
+                let c = im
+                    .require(ctx, "if", "a severity_when entry")
+                    .and_then(|n| Condition::decode(ctx, n));
+                let s = im
+                    .require(ctx, "severity", "a severity_when entry")
+                    .and_then(|n| severity_at(ctx, n));
+                im.finish(ctx, "a severity_when entry");
+                if let (Some(c), Some(s)) = (c, s) {
+                    severity_when.push((c, s));
+                }
+            }
+        }
+    }
+    let detector = m
+        .require(ctx, "detector", "a rule")
+        .and_then(|n| decode_detector(ctx, n));
+    let suppress = m.take("suppress").and_then(|n| {
+        let mut sm = MapReader::new(ctx, n, "suppress")?;
+        let key = sm
+            .require(ctx, "key", "suppress")
+            .and_then(|n| field_list(ctx, n, "suppress.key"));
+        let for_secs = sm
+            .require(ctx, "for_secs", "suppress")
+            .and_then(|n| yaml::positive(ctx, n, "for_secs"));
+        sm.finish(ctx, "suppress");
+        Some(Suppress {
+            key: key?,
+            for_secs: for_secs?,
+        })
+    });
+    let allow_list = m
+        .take("allow_list")
+        .and_then(|n| yaml::string(ctx, n, "allow_list"));
+    let evidence = match m.take("evidence") {
+        Some(n) => match yaml::to_json(ctx, n) {
+            serde_json::Value::Object(map) => map,
+            _ => {
+                ctx.error(n, "evidence must be a mapping");
+                Default::default()
+            }
+        },
+        None => Default::default(),
+    };
+    let examples = m
+        .take("examples")
+        .map(|n| examples::decode_examples(ctx, n))
+        .unwrap_or_default();
+    m.finish(ctx, "a rule");
+    if ctx.problems.len() != before {
+        return None;
+    }
+    if examples.is_empty() {
+        ctx.error(
+            node,
+            "a rule must carry examples (at least one that fires and one that stays quiet)",
+        );
+        return None;
+    }
+    if !examples.iter().any(|e| e.expect_fire) || !examples.iter().any(|e| !e.expect_fire) {
+        ctx.error(
+            node,
+            "a rule needs at least one example that fires and one that stays quiet",
+        );
+        return None;
+    }
+    Some(Rule {
+        id: id?,
+        title: title?,
+        category: category?,
+        severity: severity?,
+        description: description?,
+        summary,
+        when,
+        severity_when,
+        detector: detector?,
+        suppress,
+        allow_list,
+        evidence,
+        examples,
+        file: ctx.file.clone(),
+        line: node.span.start.line(),
+    })
+}
+
+fn check_template(ctx: &mut Ctx, node: &Node, s: &str) {
+    let mut rest = s;
+    while let Some(open) = rest.find('{') {
+        let Some(close) = rest[open..].find('}') else {
+            ctx.error(node, "summary has an unclosed `{`");
+            return;
+        };
+        let name = &rest[open + 1..open + close];
+        let ok = SUMMARY_FIELDS.contains(&name)
+            || name
+                .strip_prefix("evidence.")
+                .is_some_and(|k| !k.is_empty());
+        if !ok {
+            ctx.error(node, format!("summary: unknown placeholder `{{{name}}}`; expected one of: {}, evidence.<key>", SUMMARY_FIELDS.join(", ")));
+        }
+        rest = &rest[open + close + 1..];
+    }
+}
+
+fn decode_detector(ctx: &mut Ctx, node: &Node) -> Option<Detector> {
+    let mut m = MapReader::new(ctx, node, "detector")?;
+    let kind_node = m.require(ctx, "kind", "detector")?;
+    let kind = yaml::string(ctx, kind_node, "kind")?;
+    let key = |m: &mut MapReader, ctx: &mut Ctx, required: bool| -> Option<Vec<Field>> {
+        match m.take("key") {
+            Some(n) => field_list(ctx, n, "key"),
+            None if required => {
+                ctx.error(m.node(), "detector is missing required field `key`");
+                None
+            }
+            None => Some(Vec::new()),
+        }
+    };
+    let pos = |m: &mut MapReader, ctx: &mut Ctx, k: &'static str| {
+        m.require(ctx, k, "detector")
+            .and_then(|n| yaml::positive(ctx, n, k))
+    };
+    let max_keys = |m: &mut MapReader, ctx: &mut Ctx| {
+        m.take("max_keys")
+            .map_or(Some(100_000), |n| yaml::positive(ctx, n, "max_keys"))
+    };
+    let d = match kind.as_str() {
+        "match" => Some(Detector::Match),
+        "tenant_mismatch" => Some(Detector::TenantMismatch),
+        "time_window" => {
+            if let Some(n) = m.take("outside") {
+                if yaml::string(ctx, n, "outside").as_deref() != Some("business_hours") {
+                    ctx.error(
+                        n,
+                        "outside must be `business_hours` (configured in the config file)",
+                    );
+                }
+            }
+            Some(Detector::TimeWindow)
+        }
+        "count" => {
+            let k = key(&mut m, ctx, false);
+            let w = pos(&mut m, ctx, "window_secs");
+            let t = pos(&mut m, ctx, "threshold");
+            let mk = max_keys(&mut m, ctx);
+            Some(Detector::Count {
+                key: k?,
+                window_secs: w?,
+                threshold: t?,
+                max_keys: mk?,
+            })
+        }
+        "distinct" => {
+            let k = key(&mut m, ctx, false);
+            let f = m.require(ctx, "field", "detector").and_then(|n| {
+                let s = yaml::string(ctx, n, "field")?;
+                let f = Field::parse(&s);
+                if f.is_none() {
+                    ctx.error(
+                        n,
+                        format!(
+                            "unknown field `{s}`; expected one of: {}",
+                            condition::FIELD_NAMES.join(", ")
+                        ),
+                    );
+                }
+                f
+            });
+            let w = pos(&mut m, ctx, "window_secs");
+            let t = pos(&mut m, ctx, "threshold");
+            let mk = max_keys(&mut m, ctx);
+            Some(Detector::Distinct {
+                key: k?,
+                field: f?,
+                window_secs: w?,
+                threshold: t?,
+                max_keys: mk?,
+            })
+        }
+        "cadence" => {
+            let k = key(&mut m, ctx, true);
+            let checks = m.require(ctx, "checks", "detector").and_then(|n| {
+                let mut out = Vec::new();
+                for s in yaml::string_list(ctx, n, "checks") {
+                    match s.as_str() {
+                        "too_frequent" => out.push(CadenceCheck::TooFrequent),
+                        "stale" => out.push(CadenceCheck::Stale),
+                        "lease_race" => out.push(CadenceCheck::LeaseRace),
+                        other => {
+                            ctx.error(n, format!("unknown cadence check `{other}`; expected one of: too_frequent, stale, lease_race"));
+                            return None;
+                        }
+                    }
+                }
+                Some(out)
+            });
+            Some(Detector::Cadence {
+                key: k?,
+                checks: checks?,
+            })
+        }
+        "absence" => {
+            pos(&mut m, ctx, "silence_secs").map(|s| Detector::Absence { silence_secs: s })
+        }
+        other => {
+            ctx.error(
+                kind_node,
+                format!(
+                    "unknown detector kind `{other}`; expected one of: {}",
+                    KINDS.join(", ")
+                ),
+            );
+            None
+        }
+    };
+    m.finish(ctx, &format!("a `{kind}` detector"));
+    d
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_rules_are_valid_and_all_embedded() {
+        let rs = RuleSet::embedded();
+        assert!(!rs.rules.is_empty());
+        let mut on_disk: Vec<String> =
+            std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/rules"))
+                .unwrap()
+                .map(|e| format!("rules/{}", e.unwrap().file_name().to_string_lossy()))
+                .filter(|n| n.ends_with(".yaml"))
+                .collect();
+        on_disk.sort();
+        let mut embedded: Vec<String> = EMBEDDED.iter().map(|(n, _)| n.to_string()).collect();
+        embedded.sort();
+        assert_eq!(
+            on_disk, embedded,
+            "every file in rules/ must be listed in EMBEDDED"
+        );
+    }
+
+    #[test]
+    fn shipped_rule_examples_pass() {
+        let rs = RuleSet::embedded();
+        let cfg = std::sync::Arc::new(crate::config::Config::default());
+        let results = examples::run_all(&rs, &cfg);
+        let failures: Vec<String> = results
+            .iter()
+            .filter_map(|r| {
+                r.failure
+                    .as_ref()
+                    .map(|f| format!("{} [{}] {}: {f}", r.location, r.rule, r.example))
+            })
+            .collect();
+        assert!(failures.is_empty(), "{failures:#?}");
+        assert!(results.len() >= 20);
+    }
+}
