@@ -43,6 +43,9 @@ pub struct ReplayArgs {
     /// No summary and no progress line on stderr
     #[arg(long, short)]
     quiet: bool,
+    /// Also write the summary as JSON to this file
+    #[arg(long, value_name = "FILE")]
+    stats_json: Option<PathBuf>,
     /// Files, .gz files, directories (rotated sets), or - for stdin
     #[arg(value_name = "PATH")]
     paths: Vec<String>,
@@ -188,6 +191,20 @@ pub fn run(args: ReplayArgs) -> u8 {
         }
     };
     let failed_inputs: Vec<_> = reports.iter().filter(|r| r.problem.is_some()).collect();
+    if let Some(path) = &args.stats_json {
+        let doc = stats_json(
+            &pipeline,
+            &reports,
+            &skipped,
+            &by_class,
+            elapsed,
+            &rules.origin,
+        );
+        if let Err(e) = std::fs::write(path, serde_json::to_vec_pretty(&doc).expect("json")) {
+            eprintln!("error: cannot write {}: {e}", path.display());
+            return EXIT_RUNTIME;
+        }
+    }
     if !args.quiet {
         summary(
             &pipeline,
@@ -208,6 +225,61 @@ pub fn run(args: ReplayArgs) -> u8 {
         (Some(t), Some(w)) if w >= t => EXIT_FAIL_ON,
         _ => 0,
     }
+}
+
+fn stats_json(
+    p: &Pipeline,
+    reports: &[replay::InputReport],
+    skipped: &[replay::InputReport],
+    by_class: &BTreeMap<(String, Severity), u64>,
+    elapsed: Duration,
+    rules_origin: &str,
+) -> serde_json::Value {
+    use serde_json::json;
+    let s = p.stats();
+    let e = p.engine_stats();
+    let t = p.table_sizes();
+    let errors: serde_json::Map<String, serde_json::Value> = ParseError::ALL
+        .iter()
+        .map(|r| (r.as_str().to_string(), json!(s.parse_errors[r.index()])))
+        .collect();
+    let mut alerts_by_category: BTreeMap<&str, u64> = BTreeMap::new();
+    let mut alerts_by_severity: BTreeMap<&str, u64> = BTreeMap::new();
+    for ((c, sev), n) in by_class {
+        *alerts_by_category.entry(c).or_default() += n;
+        *alerts_by_severity.entry(sev.as_str()).or_default() += n;
+    }
+    let input = |r: &replay::InputReport| {
+        json!({"name": r.name, "bytes": r.bytes, "lines": r.lines, "entries": r.entries,
+               "parse_errors": r.parse_errors, "skipped": r.skipped, "problem": r.problem})
+    };
+    json!({
+        "rules": rules_origin,
+        "elapsed_secs": elapsed.as_secs_f64(),
+        "bytes": s.bytes,
+        "lines": s.lines,
+        "entries": s.entries,
+        "entries_by_type": {"request": s.requests, "response": s.responses, "other": s.other_types},
+        "parse_errors": errors,
+        "parse_errors_total": s.parse_errors_total(),
+        "blank_lines": s.blank_lines,
+        "nul_prefixed_lines": s.nul_prefixed_lines,
+        "prefixed_lines": s.prefixed_lines,
+        "filtered_by_time": s.filtered_by_time,
+        "untimed_entries": e.untimed,
+        "timed_out_requests": e.timed_out_requests,
+        "duplicate_responses": e.duplicate_responses,
+        "suppressed_alerts": e.suppressed_alerts,
+        "allow_listed": e.allow_listed,
+        "evicted_keys": e.evicted_keys,
+        "tables": {"pending_requests": t.pending_requests, "cadence_keys": t.cadence_keys,
+                   "count_keys": t.count_keys, "distinct_keys": t.distinct_keys},
+        "alerts_total": by_class.values().sum::<u64>(),
+        "alerts_by_category": alerts_by_category,
+        "alerts_by_severity": alerts_by_severity,
+        "inputs": reports.iter().map(input).collect::<Vec<_>>(),
+        "skipped_inputs": skipped.iter().map(input).collect::<Vec<_>>(),
+    })
 }
 
 fn thousands(n: u64) -> String {
