@@ -191,7 +191,8 @@ fn frame<'l>(
             }
         }
     }
-    if body.contains(&0) {
+    // SIMD memchr: `<[u8]>::contains` is a byte loop and cost ~6% of a replay.
+    if memchr::memchr(0, body).is_some() {
         return Err(ParseError::NulBytes);
     }
     if body.is_empty() {
