@@ -520,7 +520,6 @@ fn replay_with_rules_naming_an_undefined_allow_list_exits_2() {
 // Reproduce with `auditwatch rules check fixtures/bad_rules/bugs/NAME.yaml`.
 
 #[test]
-#[ignore = "bug: only the first unknown identity class of a list is reported, at the list's column"]
 fn rules_check_reports_every_unknown_identity_class_of_a_list_at_its_item() {
     assert_rule_problems(
         "bugs/identity_list.yaml",
@@ -532,7 +531,6 @@ fn rules_check_reports_every_unknown_identity_class_of_a_list_at_its_item() {
 }
 
 #[test]
-#[ignore = "bug: a detector without `kind` does not report its unknown fields (the misspelt `knd`)"]
 fn rules_check_reports_the_misspelt_kind_of_a_detector() {
     assert_rule_problems(
         "bugs/detector_kind_misspelt.yaml",
@@ -544,7 +542,6 @@ fn rules_check_reports_the_misspelt_kind_of_a_detector() {
 }
 
 #[test]
-#[ignore = "bug: only the first unknown cadence check of a list is reported, at the list's column"]
 fn rules_check_reports_every_unknown_cadence_check_at_its_item() {
     assert_rule_problems(
         "bugs/cadence_checks.yaml",
@@ -556,7 +553,6 @@ fn rules_check_reports_every_unknown_cadence_check_at_its_item() {
 }
 
 #[test]
-#[ignore = "bug: an unknown field in a key list is reported at the list's column, not the item's"]
 fn rules_check_reports_an_unknown_key_field_at_its_item() {
     assert_rule_problems(
         "bugs/key_field.yaml",
@@ -565,7 +561,6 @@ fn rules_check_reports_an_unknown_key_field_at_its_item() {
 }
 
 #[test]
-#[ignore = "bug: a field test with an unknown field does not check its operator (a bad regex is missed)"]
 fn rules_check_reports_both_an_unknown_field_and_a_bad_regex_in_one_test() {
     assert_rule_problems(
         "bugs/field_and_regex.yaml",
@@ -573,5 +568,20 @@ fn rules_check_reports_both_an_unknown_field_and_a_bad_regex_in_one_test() {
             "fixtures/bad_rules/bugs/field_and_regex.yaml:7:10: unknown field `pathname`; expected one of: ...",
             "fixtures/bad_rules/bugs/field_and_regex.yaml:8:10: regex is not a valid regex: ...",
         ],
+    );
+}
+
+#[test]
+fn a_negative_number_is_reported_with_its_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("c.yaml");
+    std::fs::write(&file, "engine:\n  lateness_secs: -1\n").unwrap();
+    let run = auditwatch(os_args!["config", "check", file]);
+    run.assert_code(2);
+    assert!(
+        run.stderr
+            .contains(":2:18: lateness_secs must be a non-negative integer, found -1"),
+        "{}",
+        run.context()
     );
 }

@@ -190,7 +190,13 @@ pub fn run(args: ReplayArgs) -> u8 {
             return EXIT_RUNTIME;
         }
     };
-    let failed_inputs: Vec<_> = reports.iter().filter(|r| r.problem.is_some()).collect();
+    // Inputs that could not be read (named, or found in a directory) fail the run; files
+    // a directory holds that are not audit logs are only listed.
+    let failed_inputs: Vec<_> = reports
+        .iter()
+        .chain(skipped.iter().filter(|r| !r.skipped))
+        .filter(|r| r.problem.is_some())
+        .collect();
     if let Some(path) = &args.stats_json {
         let doc = stats_json(
             &pipeline,

@@ -225,6 +225,13 @@ pub fn boolean(ctx: &mut Ctx, node: &Node, what: &str) -> Option<bool> {
 pub fn uint(ctx: &mut Ctx, node: &Node, what: &str) -> Option<u64> {
     match &node.data {
         YamlDataOwned::Value(ScalarOwned::Integer(i)) if *i >= 0 => Some(*i as u64),
+        YamlDataOwned::Value(ScalarOwned::Integer(i)) => {
+            ctx.error(
+                node,
+                format!("{what} must be a non-negative integer, found {i}"),
+            );
+            None
+        }
         _ => {
             ctx.error(
                 node,

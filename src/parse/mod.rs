@@ -118,33 +118,65 @@ impl Parser {
         };
         let mut tape = std::mem::replace(&mut self.tape, Tape(Vec::new())).reset();
         let first = body[0];
-        let looks_complete = body.last() == Some(&b'}');
-        let result = match simd_json::fill_tape(body, &mut self.buffers, &mut tape) {
+        match simd_json::fill_tape(body, &mut self.buffers, &mut tape) {
             Ok(()) => {
-                if first != b'{' {
+                let result = if first != b'{' {
                     f(framing, Err(ParseError::NotAnObject))
                 } else {
                     f(
                         framing,
                         Entry::from_value(tape.as_value()).map_err(|_| ParseError::MissingType),
                     )
-                }
+                };
+                self.tape = tape.reset();
+                result
             }
-            Err(e) => f(framing, Err(classify(&e, first, looks_complete))),
-        };
-        self.tape = tape.reset();
-        result
+            Err(e) => {
+                // Give the tape back first: that ends its borrow of the line, which the
+                // (cold) classification then reads.
+                self.tape = tape.reset();
+                f(framing, Err(classify(&e, body)))
+            }
+        }
     }
 }
 
-fn classify(e: &simd_json::Error, first: u8, looks_complete: bool) -> ParseError {
+fn classify(e: &simd_json::Error, body: &[u8]) -> ParseError {
     use simd_json::ErrorType;
     match e.error() {
         ErrorType::InvalidUtf8 => ParseError::InvalidUtf8,
-        _ if first == b'{' && !looks_complete => ParseError::Truncated,
-        ErrorType::Eof => ParseError::Truncated,
+        _ if body.first() == Some(&b'{') && unclosed(body) => ParseError::Truncated,
         _ => ParseError::InvalidJson,
     }
+}
+
+/// True when the text ends inside an object, array or string: a line cut short, as
+/// opposed to a complete value followed by garbage.
+fn unclosed(body: &[u8]) -> bool {
+    let (mut depth, mut in_str, mut esc) = (0i64, false, false);
+    for &b in body {
+        if in_str {
+            match (esc, b) {
+                (true, _) => esc = false,
+                (false, b'\\') => esc = true,
+                (false, b'"') => in_str = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_str = true,
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' => {
+                depth -= 1;
+                if depth <= 0 {
+                    return false;
+                }
+            }
+            _ => {}
+        }
+    }
+    depth > 0 || in_str
 }
 
 /// Strip framing around the JSON body. `Ok(None)`: blank line.

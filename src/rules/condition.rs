@@ -321,31 +321,39 @@ impl Condition {
             return Condition::decode(ctx, n).map(|c| Condition::Not(Box::new(c)));
         }
         if let Some(n) = identity {
-            let names = yaml::string_list(ctx, n, "identity");
+            let items: Vec<&Node> = match &n.data {
+                saphyr::YamlDataOwned::Sequence(items) => items.iter().collect(),
+                _ => vec![n],
+            };
             let mut classes = Vec::new();
-            for name in names {
+            let mut ok = true;
+            for item in items {
+                let Some(name) = yaml::string(ctx, item, "identity") else {
+                    ok = false;
+                    continue;
+                };
                 match IdentityClass::parse(&name) {
                     Some(c) => classes.push(c),
                     None => {
+                        ok = false;
                         let all: Vec<_> = IdentityClass::ALL.iter().map(|c| c.as_str()).collect();
                         ctx.error(
-                            n,
+                            item,
                             format!(
                                 "unknown identity class `{name}`; expected one of: {}",
                                 all.join(", ")
                             ),
                         );
-                        return None;
                     }
                 }
             }
-            return Some(Condition::Identity(classes));
+            return ok.then_some(Condition::Identity(classes));
         }
         let fnode = field?;
-        let fname = yaml::string(ctx, fnode, "field")?;
-        let field = match Field::parse(&fname) {
-            Some(f) => f,
-            None => {
+        // Check the field and the operator independently, so both are reported.
+        let field = yaml::string(ctx, fnode, "field").and_then(|fname| {
+            let f = Field::parse(&fname);
+            if f.is_none() {
                 ctx.error(
                     fnode,
                     format!(
@@ -353,9 +361,9 @@ impl Condition {
                         FIELD_NAMES.join(", ")
                     ),
                 );
-                return None;
             }
-        };
+            f
+        });
         if ops.len() != 1 {
             ctx.error(
                 node,
@@ -408,7 +416,7 @@ impl Condition {
             "exists" => Op::Exists(yaml::boolean(ctx, n, "exists")?),
             _ => unreachable!("operators come from OPS"),
         };
-        Some(Condition::Test { field, op })
+        Some(Condition::Test { field: field?, op })
     }
 }
 

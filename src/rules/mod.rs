@@ -282,15 +282,18 @@ fn severity_at(ctx: &mut Ctx, node: &Node) -> Option<Severity> {
 }
 
 fn field_list(ctx: &mut Ctx, node: &Node, what: &str) -> Option<Vec<Field>> {
-    let names = yaml::string_list(ctx, node, what);
     let mut out = Vec::new();
     let mut ok = true;
-    for name in names {
+    for item in items_of(node) {
+        let Some(name) = yaml::string(ctx, item, what) else {
+            ok = false;
+            continue;
+        };
         match Field::parse(&name) {
             Some(f) => out.push(f),
             None => {
                 ctx.error(
-                    node,
+                    item,
                     format!(
                         "{what}: unknown field `{name}`; expected one of: {}",
                         condition::FIELD_NAMES.join(", ")
@@ -301,6 +304,14 @@ fn field_list(ctx: &mut Ctx, node: &Node, what: &str) -> Option<Vec<Field>> {
         }
     }
     ok.then_some(out)
+}
+
+/// A list's items, or the node itself when it is a single value.
+fn items_of(node: &Node) -> Vec<&Node> {
+    match &node.data {
+        saphyr::YamlDataOwned::Sequence(items) => items.iter().collect(),
+        _ => vec![node],
+    }
 }
 
 fn decode_rule(ctx: &mut Ctx, node: &Node) -> Option<Rule> {
@@ -451,8 +462,27 @@ fn check_template(ctx: &mut Ctx, node: &Node, s: &str) {
 
 fn decode_detector(ctx: &mut Ctx, node: &Node) -> Option<Detector> {
     let mut m = MapReader::new(ctx, node, "detector")?;
-    let kind_node = m.require(ctx, "kind", "detector")?;
-    let kind = yaml::string(ctx, kind_node, "kind")?;
+    let kind_node = m.require(ctx, "kind", "detector");
+    let (Some(kind_node), Some(kind)) = (
+        kind_node,
+        kind_node.and_then(|n| yaml::string(ctx, n, "kind")),
+    ) else {
+        // Still report the fields that are there, e.g. a misspelt `knd`.
+        for k in [
+            "key",
+            "field",
+            "window_secs",
+            "threshold",
+            "max_keys",
+            "checks",
+            "silence_secs",
+            "outside",
+        ] {
+            m.take(k);
+        }
+        m.finish(ctx, "detector");
+        return None;
+    };
     let key = |m: &mut MapReader, ctx: &mut Ctx, required: bool| -> Option<Vec<Field>> {
         match m.take("key") {
             Some(n) => field_list(ctx, n, "key"),
@@ -528,18 +558,23 @@ fn decode_detector(ctx: &mut Ctx, node: &Node) -> Option<Detector> {
             let k = key(&mut m, ctx, true);
             let checks = m.require(ctx, "checks", "detector").and_then(|n| {
                 let mut out = Vec::new();
-                for s in yaml::string_list(ctx, n, "checks") {
-                    match s.as_str() {
-                        "too_frequent" => out.push(CadenceCheck::TooFrequent),
-                        "stale" => out.push(CadenceCheck::Stale),
-                        "lease_race" => out.push(CadenceCheck::LeaseRace),
-                        other => {
-                            ctx.error(n, format!("unknown cadence check `{other}`; expected one of: too_frequent, stale, lease_race"));
-                            return None;
+                let mut ok = true;
+                for item in items_of(n) {
+                    match yaml::string(ctx, item, "checks").as_deref() {
+                        Some("too_frequent") => out.push(CadenceCheck::TooFrequent),
+                        Some("stale") => out.push(CadenceCheck::Stale),
+                        Some("lease_race") => out.push(CadenceCheck::LeaseRace),
+                        Some(other) => {
+                            ctx.error(
+                                item,
+                                format!("unknown cadence check `{other}`; expected one of: too_frequent, stale, lease_race"),
+                            );
+                            ok = false;
                         }
+                        None => ok = false,
                     }
                 }
-                Some(out)
+                ok.then_some(out)
             });
             Some(Detector::Cadence {
                 key: k?,

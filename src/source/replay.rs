@@ -4,7 +4,7 @@
 //! Every input is streamed; nothing is read whole.
 
 use std::fs::File;
-use std::io::{self, BufReader, Read};
+use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -78,7 +78,18 @@ fn directory_files(dir: &Path) -> io::Result<(Vec<Input>, Vec<InputReport>)> {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        if name.starts_with('.') || !p.is_file() {
+        if name.starts_with('.') {
+            continue;
+        }
+        if !p.is_file() {
+            skipped.push(InputReport {
+                name: p.display().to_string(),
+                problem: Some(
+                    "skipped: not a regular file (subdirectories are not descended into)".into(),
+                ),
+                skipped: true,
+                ..InputReport::default()
+            });
             continue;
         }
         match sniff(&p) {
@@ -91,10 +102,11 @@ fn directory_files(dir: &Path) -> io::Result<(Vec<Input>, Vec<InputReport>)> {
                 skipped: true,
                 ..InputReport::default()
             }),
+            // Unreadable is not "not an audit log": it fails the run (exit 1).
             Err(e) => skipped.push(InputReport {
                 name: p.display().to_string(),
-                problem: Some(format!("skipped: cannot read: {e}")),
-                skipped: true,
+                problem: Some(format!("cannot read: {e}")),
+                skipped: false,
                 ..InputReport::default()
             }),
         }
@@ -132,30 +144,50 @@ enum Sniff {
 }
 
 fn sniff(path: &Path) -> io::Result<Sniff> {
-    let mut head = Vec::with_capacity(64 * 1024);
-    open_reader(path)?.take(64 * 1024).read_to_end(&mut head)?;
     // An audit log is a file where one of the first lines parses as an audit entry; the
-    // real parser decides, so prefixes, NUL runs and old shapes are recognised alike.
-    let mut parser = crate::parse::Parser::default();
-    let mut seen_entry = false;
-    let mut first_time = None;
-    for line in head.split_mut(|&b| b == b'\n').take(64) {
-        parser.parse(line, |_, r| {
-            if let Ok(e) = r {
-                seen_entry = true;
-                first_time = first_time.or(e.time);
+    // real parser decides, so prefixes, NUL runs and old shapes are recognised alike. A
+    // NUL hole left by copytruncate may be any size, and a first entry may be large, so
+    // skip the hole whole and read lines up to the line cap.
+    let mut r = io::BufReader::with_capacity(256 * 1024, open_reader(path)?);
+    loop {
+        let buf = io::BufRead::fill_buf(&mut r)?;
+        if buf.is_empty() {
+            return Ok(Sniff::NotAudit);
+        }
+        match buf.iter().position(|&b| b != 0) {
+            Some(n) => {
+                io::BufRead::consume(&mut r, n);
+                break;
             }
-        });
-        if first_time.is_some() {
-            break;
+            None => {
+                let n = buf.len();
+                io::BufRead::consume(&mut r, n);
+            }
         }
     }
-    Ok(if seen_entry {
-        Sniff::Audit(first_time)
-    } else {
-        Sniff::NotAudit
-    })
+    let mut parser = crate::parse::Parser::default();
+    let mut line = Vec::new();
+    for _ in 0..64 {
+        line.clear();
+        let n = io::Read::take(&mut r, SNIFF_LINE_CAP).read_until(b'\n', &mut line)?;
+        if n == 0 {
+            break;
+        }
+        let mut seen = None;
+        parser.parse(&mut line, |_, res| {
+            if let Ok(e) = res {
+                seen = Some(e.time);
+            }
+        });
+        if let Some(time) = seen {
+            return Ok(Sniff::Audit(time));
+        }
+    }
+    Ok(Sniff::NotAudit)
 }
+
+/// The longest first line sniffing reads (the default line cap).
+const SNIFF_LINE_CAP: u64 = 8 * 1024 * 1024;
 
 /// Counts bytes read from the underlying file (compressed bytes for gzip).
 struct Counting<R> {
@@ -173,29 +205,17 @@ impl<R: Read> Read for Counting<R> {
 }
 
 fn open_reader(path: &Path) -> io::Result<Box<dyn Read + Send>> {
-    let mut f = File::open(path)?;
-    let mut magic = [0u8; 2];
-    let n = read_up_to(&mut f, &mut magic)?;
-    let f = File::open(path)?;
-    if n == 2 && magic == [0x1f, 0x8b] {
-        Ok(Box::new(MultiGzDecoder::new(BufReader::with_capacity(
-            256 * 1024,
-            f,
-        ))))
-    } else {
-        Ok(Box::new(f))
-    }
+    gzip_or_plain(BufReader::with_capacity(256 * 1024, File::open(path)?))
 }
 
-fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..])? {
-            0 => break,
-            k => n += k,
-        }
+/// gzip (told by its magic bytes, multi-member included) or plain bytes.
+fn gzip_or_plain<R: BufRead + Send + 'static>(mut r: R) -> io::Result<Box<dyn Read + Send>> {
+    let head = r.fill_buf()?;
+    if head.len() >= 2 && head[..2] == [0x1f, 0x8b] {
+        Ok(Box::new(MultiGzDecoder::new(r)))
+    } else {
+        Ok(Box::new(r))
     }
-    Ok(n)
 }
 
 /// Progress reporting hook, called about twice a second.
@@ -245,7 +265,7 @@ pub fn replay(
             ..InputReport::default()
         };
         let reader: io::Result<Box<dyn Read + Send>> = match input {
-            Input::Stdin => Ok(Box::new(io::stdin())),
+            Input::Stdin => gzip_or_plain(BufReader::with_capacity(256 * 1024, io::stdin())),
             Input::File(p) => open_reader(p),
         };
         let reader = match reader {
