@@ -8,6 +8,7 @@
 //!
 //! The parser owns simd-json's buffers and tape and reuses them line after line.
 
+pub mod batch;
 pub mod entry;
 pub mod time;
 
@@ -135,17 +136,24 @@ impl Parser {
                 // Give the tape back first: that ends its borrow of the line, which the
                 // (cold) classification then reads.
                 self.tape = tape.reset();
-                f(framing, Err(classify(&e, body)))
+                let tail = (body.last() != Some(&b'}')).then_some(&*body);
+                f(framing, Err(classify_error(&e, first, tail)))
             }
         }
     }
 }
 
-fn classify(e: &simd_json::Error, body: &[u8]) -> ParseError {
+/// Why a line failed to parse. `body` is the framed line when it does not end in `}`
+/// (only then is the cut-short test needed; both parse paths copy or keep it for that).
+pub(crate) fn classify_error(
+    e: &simd_json::Error,
+    first: u8,
+    unclosed_tail: Option<&[u8]>,
+) -> ParseError {
     use simd_json::ErrorType;
     match e.error() {
         ErrorType::InvalidUtf8 => ParseError::InvalidUtf8,
-        _ if body.first() == Some(&b'{') && unclosed(body) => ParseError::Truncated,
+        _ if first == b'{' && unclosed_tail.is_some_and(unclosed) => ParseError::Truncated,
         _ => ParseError::InvalidJson,
     }
 }
@@ -180,7 +188,7 @@ fn unclosed(body: &[u8]) -> bool {
 }
 
 /// Strip framing around the JSON body. `Ok(None)`: blank line.
-fn frame<'l>(
+pub(crate) fn frame<'l>(
     line: &'l mut [u8],
     prefix: &[u8],
     framing: &mut Framing,
