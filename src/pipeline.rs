@@ -8,8 +8,9 @@ use memchr::memmem;
 
 use crate::alert::Alert;
 use crate::config::Config;
-use crate::engine::{Engine, EngineStats, TableSizes};
-use crate::parse::{EntryKind, ParseError, Parser};
+use crate::engine::{Engine, EngineStats, Outcome, TableSizes};
+use crate::parse::batch::Parsed;
+use crate::parse::{Entry, EntryKind, Framing, ParseError, Parser};
 use crate::rules::RuleSet;
 
 /// Counters of what was read.
@@ -52,65 +53,134 @@ impl Stats {
 
 pub struct Pipeline {
     parser: Parser,
+    raw: Vec<u8>,
+    finder: memmem::Finder<'static>,
+    sink: Core,
+}
+
+/// Everything after parsing, shared by the line path and the batch path.
+struct Core {
     engine: Engine,
     stats: Stats,
     since: Option<i64>,
     until: Option<i64>,
-    raw: Vec<u8>,
-    finder: memmem::Finder<'static>,
+    observer: Option<Box<dyn EntryObserver>>,
+}
+
+impl Core {
+    /// Count one framed and parsed line and hand its entry to the engine.
+    fn accept(
+        &mut self,
+        framing: Framing,
+        result: Result<Entry<'_>, ParseError>,
+        raw: Option<&[u8]>,
+        bytes: u64,
+        out: &mut Vec<Alert>,
+    ) -> Result<(), ParseError> {
+        let stats = &mut self.stats;
+        stats.lines += 1;
+        stats.bytes += bytes;
+        if framing.blank {
+            stats.blank_lines += 1;
+            return Ok(());
+        }
+        if framing.nul_prefix > 0 && result.is_ok() {
+            stats.nul_prefixed_lines += 1;
+        }
+        if framing.prefixed {
+            stats.prefixed_lines += 1;
+        }
+        let entry = match result {
+            Ok(e) => e,
+            Err(e) => {
+                stats.parse_errors[e.index()] += 1;
+                return Err(e);
+            }
+        };
+        stats.entries += 1;
+        match entry.kind {
+            EntryKind::Request => stats.requests += 1,
+            EntryKind::Response => stats.responses += 1,
+            EntryKind::Other(_) => stats.other_types += 1,
+        }
+        if let Some(t) = entry.time {
+            if self.since.is_some_and(|s| t < s) || self.until.is_some_and(|u| t >= u) {
+                stats.filtered_by_time += 1;
+                return Ok(());
+            }
+        }
+        if let Some(o) = &mut self.observer {
+            o.observe(EntryView { entry: &entry });
+        }
+        let raw = raw.filter(|_| entry.kind == EntryKind::Request);
+        self.engine.process(&entry, raw, out);
+        Ok(())
+    }
 }
 
 impl Pipeline {
     pub fn new(cfg: Arc<Config>, rules: Arc<RuleSet>) -> Pipeline {
         Pipeline {
             parser: Parser::new(&cfg.parse.prefix),
-            engine: Engine::new(cfg, rules),
-            stats: Stats::default(),
-            since: None,
-            until: None,
             raw: Vec::new(),
             finder: memmem::Finder::new(b"\"type\":\"request\""),
+            sink: Core {
+                engine: Engine::new(cfg, rules),
+                stats: Stats::default(),
+                since: None,
+                until: None,
+                observer: None,
+            },
         }
     }
 
     /// Only entries with `since <= time < until` reach the engine.
     pub fn set_time_range(&mut self, since: Option<i64>, until: Option<i64>) {
-        self.since = since;
-        self.until = until;
+        self.sink.since = since;
+        self.sink.until = until;
+    }
+
+    /// Show every entry that reaches the engine to `observer` (the forensics report);
+    /// `None`, the default, costs one branch per entry.
+    pub fn set_observer(&mut self, observer: Option<Box<dyn EntryObserver>>) {
+        self.sink.observer = observer;
     }
 
     pub fn stats(&self) -> &Stats {
-        &self.stats
+        &self.sink.stats
     }
 
     pub fn engine(&self) -> &Engine {
-        &self.engine
+        &self.sink.engine
     }
 
     pub fn engine_mut(&mut self) -> &mut Engine {
-        &mut self.engine
+        &mut self.sink.engine
     }
 
     pub fn engine_stats(&self) -> EngineStats {
-        self.engine.stats()
+        self.sink.engine.stats()
     }
 
     pub fn table_sizes(&self) -> TableSizes {
-        self.engine.table_sizes()
+        self.sink.engine.table_sizes()
     }
 
     /// A line longer than the cap was skipped by the framer.
     pub fn record_too_long(&mut self, bytes: u64) {
-        self.stats.lines += 1;
-        self.stats.bytes += bytes;
-        self.stats.parse_errors[ParseError::LineTooLong.index()] += 1;
+        let mut none = Vec::new();
+        let _ = self.sink.accept(
+            Framing::default(),
+            Err(ParseError::LineTooLong),
+            None,
+            bytes,
+            &mut none,
+        );
     }
 
     /// Feed one line (without its `\n`; modified in place). Returns the parse error, if
     /// any, so a front end can log where it happened.
     pub fn feed_line(&mut self, line: &mut [u8], out: &mut Vec<Alert>) -> Result<(), ParseError> {
-        self.stats.lines += 1;
-        self.stats.bytes += line.len() as u64 + 1;
         // simd-json unescapes in place; keep the original bytes of a request entry in case
         // its response never comes and it must be re-read.
         let maybe_request = self.finder.find(line).is_some();
@@ -118,53 +188,81 @@ impl Pipeline {
             self.raw.clear();
             self.raw.extend_from_slice(line);
         }
+        let bytes = line.len() as u64 + 1;
         let Pipeline {
-            parser,
-            engine,
-            stats,
-            since,
-            until,
-            raw,
-            ..
+            parser, raw, sink, ..
         } = self;
         parser.parse(line, |framing, result| {
-            if framing.blank {
-                stats.blank_lines += 1;
-                return Ok(());
-            }
-            if framing.nul_prefix > 0 && result.is_ok() {
-                stats.nul_prefixed_lines += 1;
-            }
-            if framing.prefixed {
-                stats.prefixed_lines += 1;
-            }
-            let entry = match result {
-                Ok(e) => e,
-                Err(e) => {
-                    stats.parse_errors[e.index()] += 1;
-                    return Err(e);
-                }
-            };
-            stats.entries += 1;
-            match entry.kind {
-                EntryKind::Request => stats.requests += 1,
-                EntryKind::Response => stats.responses += 1,
-                EntryKind::Other(_) => stats.other_types += 1,
-            }
-            if let Some(t) = entry.time {
-                if since.is_some_and(|s| t < s) || until.is_some_and(|u| t >= u) {
-                    stats.filtered_by_time += 1;
-                    return Ok(());
-                }
-            }
-            let raw = (maybe_request && entry.kind == EntryKind::Request).then_some(raw.as_slice());
-            engine.process(&entry, raw, out);
-            Ok(())
+            let raw = maybe_request.then_some(raw.as_slice());
+            sink.accept(framing, result, raw, bytes, out)
         })
+    }
+
+    /// Feed a chunk parsed by a [`BatchParser`](crate::parse::batch::BatchParser), in line
+    /// order; `on_error(index, reason)` hears of each unreadable line.
+    pub fn feed_parsed(
+        &mut self,
+        parsed: &[Parsed<'_>],
+        raw: &[u8],
+        out: &mut Vec<Alert>,
+        on_error: &mut dyn FnMut(usize, ParseError),
+    ) {
+        for (i, p) in parsed.iter().enumerate() {
+            let r = p.raw.as_ref().map(|r| &raw[r.clone()]);
+            if let Err(e) = self.sink.accept(p.framing, p.result, r, p.bytes, out) {
+                on_error(i, e);
+            }
+        }
     }
 
     /// End of input.
     pub fn finish(&mut self, out: &mut Vec<Alert>) {
-        self.engine.finish(out);
+        self.sink.engine.finish(out);
+    }
+}
+
+/// Sees every entry that reaches the engine (inside `--since`/`--until`), just before the
+/// engine does; set with [`Pipeline::set_observer`].
+pub trait EntryObserver: Send {
+    fn observe(&mut self, entry: EntryView<'_, '_>);
+}
+
+/// What an [`EntryObserver`] may see of an entry: when, who, what and how it ended. No
+/// token, accessor, request or response data is reachable from it, so nothing an observer
+/// keeps can carry a secret.
+#[derive(Clone, Copy)]
+pub struct EntryView<'e, 'a> {
+    entry: &'e Entry<'a>,
+}
+
+impl<'a> EntryView<'_, 'a> {
+    /// Unix nanoseconds, when the entry has a valid time.
+    pub fn time(&self) -> Option<i64> {
+        self.entry.time
+    }
+    pub fn kind(&self) -> EntryKind<'a> {
+        self.entry.kind
+    }
+    pub fn display_name(&self) -> Option<&'a str> {
+        self.entry.actor().display_name
+    }
+    pub fn entity_id(&self) -> Option<&'a str> {
+        self.entry.actor().entity_id
+    }
+    pub fn remote_address(&self) -> Option<&'a str> {
+        self.entry.request.remote_address
+    }
+    pub fn operation(&self) -> Option<&'a str> {
+        self.entry.request.operation
+    }
+    pub fn path(&self) -> Option<&'a str> {
+        self.entry.request.path
+    }
+    pub fn request_id(&self) -> Option<&'a str> {
+        self.entry.request.id
+    }
+    /// The same outcome the rules see ([`crate::engine::Event`]).
+    pub fn outcome(&self) -> Outcome {
+        Outcome::of(self.entry)
     }
 }

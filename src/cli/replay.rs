@@ -43,6 +43,9 @@ pub struct ReplayArgs {
     /// No summary and no progress line on stderr
     #[arg(long, short)]
     quiet: bool,
+    /// Parser threads (default: one per core; 1 = single-threaded). Alerts are the same
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    threads: Option<u16>,
     /// Also write the summary as JSON to this file
     #[arg(long, value_name = "FILE")]
     stats_json: Option<PathBuf>,
@@ -153,6 +156,10 @@ pub fn run(args: ReplayArgs) -> u8 {
     pipeline.set_time_range(since, until);
     let opts = ReplayOptions {
         max_line_bytes: cfg.parse.max_line_bytes as usize,
+        threads: args.threads.map_or_else(
+            || std::thread::available_parallelism().map_or(1, |n| n.get()),
+            usize::from,
+        ),
         log_errors_per_input: 10,
     };
     let mut progress = TerminalProgress {

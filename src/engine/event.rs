@@ -17,6 +17,17 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// How an entry ended: a `permission denied` error is a denial, any other error an
+    /// error; a request entry without error has no known outcome yet.
+    pub fn of(entry: &Entry<'_>) -> Outcome {
+        match entry.error {
+            Some(e) if e.contains("permission denied") => Outcome::Denied,
+            Some(_) => Outcome::Error,
+            None if entry.kind == EntryKind::Request => Outcome::Unknown,
+            None => Outcome::Allowed,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Outcome::Allowed => "allowed",
@@ -162,12 +173,7 @@ impl<'e, 'a> Event<'e, 'a> {
             None => PathTenant::Outside,
         };
 
-        let outcome = match entry.error {
-            Some(e) if e.contains("permission denied") => Outcome::Denied,
-            Some(_) => Outcome::Error,
-            None if entry.kind == EntryKind::Request => Outcome::Unknown,
-            None => Outcome::Allowed,
-        };
+        let outcome = Outcome::of(entry);
 
         Event {
             entry,

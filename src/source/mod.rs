@@ -2,4 +2,5 @@
 //! rotated sets, stdin); [`lines`] frames any byte stream into lines with a size cap.
 
 pub mod lines;
+pub mod parallel;
 pub mod replay;

@@ -218,6 +218,25 @@ fn gzip_or_plain<R: BufRead + Send + 'static>(mut r: R) -> io::Result<Box<dyn Re
     }
 }
 
+/// Open an input for reading, counting the bytes taken from the file or stdin
+/// (compressed bytes for gzip) into `count`.
+pub(crate) fn open_input(
+    input: &Input,
+    count: std::sync::Arc<std::sync::atomic::AtomicU64>,
+) -> io::Result<Box<dyn Read + Send>> {
+    let reader: Box<dyn Read + Send> = match input {
+        Input::Stdin => Box::new(Counting {
+            inner: io::stdin(),
+            count,
+        }),
+        Input::File(p) => Box::new(Counting {
+            inner: File::open(p)?,
+            count,
+        }),
+    };
+    gzip_or_plain(BufReader::with_capacity(256 * 1024, reader))
+}
+
 /// Progress reporting hook, called about twice a second.
 pub trait Progress {
     fn update(
@@ -233,6 +252,8 @@ pub trait Progress {
 /// Replay options.
 pub struct ReplayOptions {
     pub max_line_bytes: usize,
+    /// Parser threads; 1 runs everything on the calling thread. Alerts are the same.
+    pub threads: usize,
     /// Log at most this many parse errors per input (the rest are counted).
     pub log_errors_per_input: u64,
 }
@@ -246,6 +267,9 @@ pub fn replay(
     progress: &mut dyn Progress,
     emit: &mut dyn FnMut(&Alert) -> io::Result<()>,
 ) -> io::Result<Vec<InputReport>> {
+    if opts.threads > 1 {
+        return super::parallel::replay_parallel(pipeline, inputs, opts, progress, emit);
+    }
     let total: Option<u64> = inputs
         .iter()
         .map(|i| match i {
@@ -264,11 +288,7 @@ pub fn replay(
             name: name.clone(),
             ..InputReport::default()
         };
-        let reader: io::Result<Box<dyn Read + Send>> = match input {
-            Input::Stdin => gzip_or_plain(BufReader::with_capacity(256 * 1024, io::stdin())),
-            Input::File(p) => open_reader(p),
-        };
-        let reader = match reader {
+        let reader = match open_input(input, counter.clone()) {
             Ok(r) => r,
             Err(e) => {
                 tracing::error!(input = %name, error = %e, "cannot open input");
@@ -277,12 +297,8 @@ pub fn replay(
                 continue;
             }
         };
-        let counting = Counting {
-            inner: reader,
-            count: counter.clone(),
-        };
         let before = pipeline.stats().clone();
-        let mut lines = LineReader::new(counting, opts.max_line_bytes);
+        let mut lines = LineReader::new(reader, opts.max_line_bytes);
         let mut line_no: u64 = 0;
         let mut logged: u64 = 0;
         loop {
