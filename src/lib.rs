@@ -12,4 +12,5 @@ pub mod engine;
 pub mod parse;
 pub mod pipeline;
 pub mod rules;
+pub mod simulate;
 pub mod source;

@@ -29,6 +29,8 @@ pub enum Format {
 enum Command {
     /// Replay audit files (plain, .gz, directories of rotated sets, - for stdin) and print alerts
     Replay(cli::replay::ReplayArgs),
+    /// Generate realistic multi-tenant audit traffic, optionally with planted findings
+    Simulate(cli::simulate::SimulateArgs),
     /// Check or test rule files
     Rules {
         #[command(subcommand)]
@@ -79,6 +81,7 @@ fn main() -> ExitCode {
     cli::init_logging();
     let code = match cli.command {
         Command::Replay(args) => cli::replay::run(args),
+        Command::Simulate(args) => cli::simulate::run(args),
         Command::Rules { command } => match command {
             RulesCommand::Check { dir, config } => cli::rules::check(dir, config),
             RulesCommand::Test {
