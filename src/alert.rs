@@ -87,6 +87,18 @@ pub struct Alert {
 }
 
 impl Alert {
+    /// Clear what belongs to one entry (who, what, which request), for findings about
+    /// the whole platform.
+    pub fn describe_platform(&mut self) {
+        self.tenant = None;
+        self.target_tenant = None;
+        self.request_id = None;
+        self.path = None;
+        self.operation = None;
+        self.outcome = None;
+        self.actor = Actor::default();
+    }
+
     pub fn to_json_line(&self) -> String {
         serde_json::to_string(self).expect("alerts serialise")
     }

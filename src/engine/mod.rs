@@ -332,11 +332,11 @@ impl Engine {
         for i in 0..self.rules.rules.len() {
             match &self.rules.rules[i].detector {
                 Detector::Cadence { .. } => self.fire_stale(i, watermark, out),
-                Detector::Absence { silence_secs } => {
+                Detector::Absence { silence_secs, .. } => {
                     let silence = *silence_secs as i64 * NANOS;
                     if let RuleState::Absence(a) = &mut self.states[i] {
                         if let Some(last) = a.last_seen {
-                            if !a.fired && watermark - last >= silence {
+                            if a.busy && !a.fired && watermark - last >= silence {
                                 a.fired = true;
                                 let rule = &self.rules.rules[i];
                                 let mut ev = JsonMap::new();
@@ -515,12 +515,14 @@ impl Engine {
                     }
                     fire
                 }
-                Detector::Absence { .. } => {
+                Detector::Absence {
+                    silence_secs,
+                    min_events,
+                } => {
                     let RuleState::Absence(a) = &mut self.states[i] else {
                         unreachable!()
                     };
-                    a.last_seen = Some(a.last_seen.map_or(t, |l| l.max(t)));
-                    a.fired = false;
+                    a.observe(t, *silence_secs as i64 * NANOS, *min_events);
                     false
                 }
             };
@@ -533,7 +535,15 @@ impl Engine {
                 }
                 evidence.entry(name).or_insert(json!(value));
             }
-            if let Some(alert) = self.finish_alert(i, rule, &ev, evidence, target_override, floor) {
+            if let Some(mut alert) =
+                self.finish_alert(i, rule, &ev, evidence, target_override, floor)
+            {
+                if rule.detector.is_global() {
+                    // A platform-wide finding (a storm): the entry that crossed the
+                    // threshold is one of many and speaks for none of them.
+                    alert.describe_platform();
+                    alert.summary = render(rule, &alert);
+                }
                 out.push(alert);
             }
         }

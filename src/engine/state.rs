@@ -11,6 +11,32 @@ pub type Map<K, V> = HashMap<K, V, RandomState>;
 
 pub const NANOS: i64 = 1_000_000_000;
 
+/// One alert per episode. An episode starts when the condition first holds and ends only
+/// once it has not held for a whole window, so a count hovering around its threshold is
+/// one episode, not an alert at every crossing.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Episode {
+    /// Event time the condition last held, while an episode is open.
+    last_held: Option<i64>,
+}
+
+impl Episode {
+    /// Record whether the condition holds at `t`; true when this starts a new episode.
+    pub fn update(&mut self, holds: bool, t: i64, window: i64) -> bool {
+        if let Some(last) = self.last_held {
+            if t - last > window {
+                self.last_held = None;
+            }
+        }
+        if !holds {
+            return false;
+        }
+        let starts = self.last_held.is_none();
+        self.last_held = Some(self.last_held.map_or(t, |l| l.max(t)));
+        starts
+    }
+}
+
 /// Insert `t` into a sorted window of at most `cap` times measured back from the newest;
 /// true when the window holds `cap` times. Entries may arrive a little out of order.
 fn slide(times: &mut VecDeque<i64>, t: i64, window: i64, cap: usize) -> bool {
@@ -35,7 +61,7 @@ pub struct CountState {
 
 struct CountKey {
     times: VecDeque<i64>,
-    in_episode: bool,
+    episode: Episode,
     last: i64,
 }
 
@@ -55,19 +81,12 @@ impl CountState {
         }
         let k = self.keys.entry(key.into()).or_insert_with(|| CountKey {
             times: VecDeque::new(),
-            in_episode: false,
+            episode: Episode::default(),
             last: t,
         });
         k.last = k.last.max(t);
         let holds = slide(&mut k.times, t, window, threshold as usize);
-        if holds && !k.in_episode {
-            k.in_episode = true;
-            return Some(k.times.len());
-        }
-        if !holds {
-            k.in_episode = false;
-        }
-        None
+        k.episode.update(holds, t, window).then_some(k.times.len())
     }
 
     fn make_room(&mut self, horizon: i64, max_keys: u64) {
@@ -104,7 +123,7 @@ pub struct DistinctState {
 
 struct DistinctKey {
     values: Map<Box<str>, i64>,
-    in_episode: bool,
+    episode: Episode,
     last: i64,
 }
 
@@ -133,7 +152,7 @@ impl DistinctState {
         }
         let k = self.keys.entry(key.into()).or_insert_with(|| DistinctKey {
             values: Map::default(),
-            in_episode: false,
+            episode: Episode::default(),
             last: t,
         });
         k.last = k.last.max(t);
@@ -155,15 +174,11 @@ impl DistinctState {
             k.values.retain(|_, seen| *seen >= pivot);
         }
         let holds = k.values.len() as u64 >= threshold;
-        if holds && !k.in_episode {
-            k.in_episode = true;
+        if k.episode.update(holds, t, window) {
             let mut sample: Vec<String> = k.values.keys().map(|s| s.to_string()).collect();
             sample.sort();
             sample.truncate(10);
             return Some((k.values.len(), sample));
-        }
-        if !holds {
-            k.in_episode = false;
         }
         None
     }
@@ -186,7 +201,7 @@ pub struct CadenceKey {
     intervals: [u32; 8],
     n_intervals: u32,
     recent: VecDeque<i64>,
-    pub frequent_episode: bool,
+    frequent: Episode,
     pub race_episode: bool,
     pub stale_fired: bool,
     /// The stale deadline in force, ns (0: none).
@@ -202,7 +217,7 @@ impl CadenceKey {
             intervals: [0; 8],
             n_intervals: 0,
             recent: VecDeque::new(),
-            frequent_episode: false,
+            frequent: Episode::default(),
             race_episode: false,
             stale_fired: false,
             deadline: 0,
@@ -298,11 +313,8 @@ impl CadenceState {
         }
         k.stale_fired = false;
         let holds = slide(&mut k.recent, t, p.frequent_window, p.frequent_min_reads);
-        if holds && !k.frequent_episode {
-            k.frequent_episode = true;
+        if k.frequent.update(holds, t, p.frequent_window) {
             obs.too_frequent = Some(k.recent.len());
-        } else if !holds {
-            k.frequent_episode = false;
         }
         (slot, obs)
     }
@@ -401,4 +413,49 @@ impl CadenceState {
 pub struct AbsenceState {
     pub last_seen: Option<i64>,
     pub fired: bool,
+    /// The stream carried `min_events` within a window before its last event.
+    pub busy: bool,
+    recent: VecDeque<i64>,
+}
+
+impl AbsenceState {
+    pub fn observe(&mut self, t: i64, window: i64, min_events: u64) {
+        self.busy = slide(&mut self.recent, t, window, min_events as usize);
+        self.last_seen = Some(self.last_seen.map_or(t, |l| l.max(t)));
+        self.fired = false;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_episode_hovering_around_its_threshold_is_one_episode() {
+        let mut e = Episode::default();
+        let w = 30 * NANOS;
+        assert!(e.update(true, 0, w));
+        // Dips below and back within the window: the same episode.
+        assert!(!e.update(false, 10 * NANOS, w));
+        assert!(!e.update(true, 20 * NANOS, w));
+        assert!(!e.update(false, 45 * NANOS, w));
+        assert!(!e.update(true, 49 * NANOS, w));
+        // Quiet for more than a window: the next hold is a new episode.
+        assert!(!e.update(false, 100 * NANOS, w));
+        assert!(e.update(true, 101 * NANOS, w));
+    }
+
+    #[test]
+    fn a_count_fires_once_per_episode() {
+        let mut c = CountState::default();
+        let fired: Vec<i64> = (0..200)
+            .filter_map(|i| c.observe("k", i * NANOS, 60, 10, 100).map(|_| i))
+            .collect();
+        assert_eq!(fired, vec![9]);
+        let again = c.observe("k", 1000 * NANOS, 60, 1, 100);
+        assert!(
+            again.is_some(),
+            "a new burst after a quiet window is a new episode"
+        );
+    }
 }

@@ -34,6 +34,42 @@ pub const EMBEDDED: &[(&str, &str)] = &[
         "rules/ci_origin_read.yaml",
         include_str!("../../rules/ci_origin_read.yaml"),
     ),
+    (
+        "rules/root_token_use.yaml",
+        include_str!("../../rules/root_token_use.yaml"),
+    ),
+    (
+        "rules/audit_device_change.yaml",
+        include_str!("../../rules/audit_device_change.yaml"),
+    ),
+    (
+        "rules/policy_drift.yaml",
+        include_str!("../../rules/policy_drift.yaml"),
+    ),
+    (
+        "rules/auth_or_mount_change.yaml",
+        include_str!("../../rules/auth_or_mount_change.yaml"),
+    ),
+    (
+        "rules/sys_raw_access.yaml",
+        include_str!("../../rules/sys_raw_access.yaml"),
+    ),
+    (
+        "rules/generate_root.yaml",
+        include_str!("../../rules/generate_root.yaml"),
+    ),
+    (
+        "rules/enumeration.yaml",
+        include_str!("../../rules/enumeration.yaml"),
+    ),
+    (
+        "rules/login_failure_burst.yaml",
+        include_str!("../../rules/login_failure_burst.yaml"),
+    ),
+    (
+        "rules/mass_revocation.yaml",
+        include_str!("../../rules/mass_revocation.yaml"),
+    ),
 ];
 
 /// Which checks a cadence detector runs.
@@ -68,8 +104,9 @@ pub enum Detector {
         key: Vec<Field>,
         checks: Vec<CadenceCheck>,
     },
-    /// No matching entry for `silence_secs` of event time.
-    Absence { silence_secs: u64 },
+    /// No matching entry for `silence_secs` of event time, after a stream that carried at
+    /// least `min_events` in the `silence_secs` before (a busy stream that stopped).
+    Absence { silence_secs: u64, min_events: u64 },
     /// The caller's tenant (identity) differs from the path's tenant.
     TenantMismatch,
     /// A matching entry outside business hours (config `business_hours`).
@@ -77,6 +114,11 @@ pub enum Detector {
 }
 
 impl Detector {
+    /// A count or distinct detector without a key watches the whole platform.
+    pub fn is_global(&self) -> bool {
+        matches!(self, Detector::Count { key, .. } | Detector::Distinct { key, .. } if key.is_empty())
+    }
+
     pub fn kind(&self) -> &'static str {
         match self {
             Detector::Match => "match",
@@ -582,7 +624,14 @@ fn decode_detector(ctx: &mut Ctx, node: &Node) -> Option<Detector> {
             })
         }
         "absence" => {
-            pos(&mut m, ctx, "silence_secs").map(|s| Detector::Absence { silence_secs: s })
+            let s = pos(&mut m, ctx, "silence_secs");
+            let n = m
+                .take("min_events")
+                .map_or(Some(1), |n| yaml::positive(ctx, n, "min_events"));
+            Some(Detector::Absence {
+                silence_secs: s?,
+                min_events: n?,
+            })
         }
         other => {
             ctx.error(
