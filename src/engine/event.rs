@@ -63,6 +63,7 @@ pub struct Event<'e, 'a> {
 
 fn capture<'a>(res: &[regex::Regex], s: &'a str) -> Option<&'a str> {
     res.iter()
+        .filter(|re| re.is_match(s))
         .find_map(|re| {
             re.captures(s)
                 .and_then(|c| c.name("tenant"))

@@ -106,39 +106,14 @@ pub struct Engine {
     stats: EngineStats,
 }
 
-/// A request id as a 128-bit key: UUIDs exactly, anything else hashed.
+/// A request id as a 128-bit key: two independent 64-bit hashes of its bytes.
 fn id_key(id: &str) -> u128 {
-    let b = id.as_bytes();
-    if b.len() == 36 {
-        let mut v: u128 = 0;
-        let mut ok = true;
-        for (i, &c) in b.iter().enumerate() {
-            if matches!(i, 8 | 13 | 18 | 23) {
-                ok &= c == b'-';
-                continue;
-            }
-            let d = match c {
-                b'0'..=b'9' => c - b'0',
-                b'a'..=b'f' => c - b'a' + 10,
-                b'A'..=b'F' => c - b'A' + 10,
-                _ => {
-                    ok = false;
-                    0
-                }
-            };
-            v = (v << 4) | d as u128;
-        }
-        if ok {
-            return v;
-        }
-    }
     use std::hash::{BuildHasher, Hasher};
-    let s = foldhash::fast::FixedState::with_seed(0x5eed);
-    let mut h1 = s.build_hasher();
-    h1.write(b);
+    let mut h1 = foldhash::fast::FixedState::with_seed(0x5eed).build_hasher();
+    h1.write(id.as_bytes());
     let mut h2 = foldhash::fast::FixedState::with_seed(0xa11ce).build_hasher();
-    h2.write(b);
-    ((h1.finish() as u128) << 64) | h2.finish() as u128 | 1 << 127
+    h2.write(id.as_bytes());
+    ((h1.finish() as u128) << 64) | h2.finish() as u128
 }
 
 impl Engine {

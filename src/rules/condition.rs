@@ -217,6 +217,34 @@ pub trait Fields {
 }
 
 impl Condition {
+    /// A rough cost, to evaluate cheap tests of an `all` first.
+    fn cost(&self) -> u32 {
+        match self {
+            Condition::Identity(_) => 1,
+            Condition::Test { op, .. } => match op {
+                Op::Exists(_) | Op::Equals(_) | Op::In(_) | Op::Prefix(_) => 2,
+                Op::Glob(_) | Op::Cidr(_) => 4,
+                Op::Regex(_) => 8,
+            },
+            Condition::Not(c) => c.cost(),
+            Condition::All(cs) | Condition::Any(cs) => cs.iter().map(|c| c.cost()).sum(),
+        }
+    }
+
+    /// Reorder every `all` so the cheapest tests run first. An `all` holds only when every
+    /// child does, so the order changes the cost, never the result or the captures.
+    pub fn optimise(&mut self) {
+        match self {
+            Condition::All(cs) => {
+                cs.iter_mut().for_each(Condition::optimise);
+                cs.sort_by_key(|c| c.cost());
+            }
+            Condition::Any(cs) => cs.iter_mut().for_each(Condition::optimise),
+            Condition::Not(c) => c.optimise(),
+            _ => {}
+        }
+    }
+
     /// Evaluate; regex named captures of matching tests are appended to `captures`.
     pub fn eval(&self, ev: &dyn Fields, captures: &mut Vec<(String, String)>) -> bool {
         match self {
@@ -243,16 +271,21 @@ impl Condition {
                     host.parse::<std::net::IpAddr>()
                         .is_ok_and(|ip| nets.iter().any(|n| n.contains(&ip)))
                 }),
-                Op::Regex(re) => ev.any_value(field, &mut |s| match re.captures(s) {
-                    Some(caps) => {
-                        for name in re.capture_names().flatten() {
-                            if let Some(m) = caps.name(name) {
-                                captures.push((name.to_string(), m.as_str().to_string()));
+                // `is_match` is far cheaper than `captures`, and almost every value misses.
+                Op::Regex(re) => ev.any_value(field, &mut |s| {
+                    if !re.is_match(s) {
+                        return false;
+                    }
+                    if re.captures_len() > 1 {
+                        if let Some(caps) = re.captures(s) {
+                            for name in re.capture_names().flatten() {
+                                if let Some(m) = caps.name(name) {
+                                    captures.push((name.to_string(), m.as_str().to_string()));
+                                }
                             }
                         }
-                        true
                     }
-                    None => false,
+                    true
                 }),
             },
         }

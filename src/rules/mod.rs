@@ -394,7 +394,13 @@ fn decode_rule(ctx: &mut Ctx, node: &Node) -> Option<Rule> {
         check_template(ctx, n, &s);
         Some(s)
     });
-    let when = m.take("when").and_then(|n| Condition::decode(ctx, n));
+    let when = m
+        .take("when")
+        .and_then(|n| Condition::decode(ctx, n))
+        .map(|mut c| {
+            c.optimise();
+            c
+        });
     let mut severity_when = Vec::new();
     if let Some(n) = m.take("severity_when") {
         for item in yaml::list(ctx, n, "severity_when") {
