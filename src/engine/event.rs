@@ -76,9 +76,22 @@ impl<'e, 'a> Event<'e, 'a> {
     pub fn new(entry: &'e Entry<'a>, time: i64, cfg: &Config) -> Event<'e, 'a> {
         let actor = *entry.actor();
         let md = actor.metadata;
-        let sa_ns = md.get("service_account_namespace");
-        let sa_name = md.get("service_account_name");
-        let role = md.get("role").or_else(|| md.get("role_name"));
+        let ids = &cfg.identities;
+        // One pass over the metadata: looking each key up walks the object again.
+        let (mut sa_ns, mut sa_name, mut md_role, mut role_name) = (None, None, None, None);
+        let (mut has_claim, mut has_human_key) = (false, false);
+        for (k, v) in md.entries() {
+            match k {
+                "service_account_namespace" => sa_ns = v,
+                "service_account_name" => sa_name = v,
+                "role" => md_role = v,
+                "role_name" => role_name = v,
+                _ => {}
+            }
+            has_claim |= ids.ci.claim_keys.iter().any(|c| c == k);
+            has_human_key |= ids.human.metadata_keys.iter().any(|h| h == k);
+        }
+        let role = md_role.or(role_name);
         let policies = || {
             actor
                 .policies
@@ -99,7 +112,6 @@ impl<'e, 'a> Event<'e, 'a> {
                 (None, None)
             };
 
-        let ids = &cfg.identities;
         let dn = actor.display_name.unwrap_or("");
         let mut classes = 0u8;
         if tenant.is_some() {
@@ -124,7 +136,7 @@ impl<'e, 'a> Event<'e, 'a> {
             .display_name_prefixes
             .iter()
             .any(|p| dn.starts_with(p.as_str()))
-            || ids.human.metadata_keys.iter().any(|k| md.contains_key(k));
+            || has_human_key;
         let ci_cfg = &ids.ci;
         let remote = entry.request.remote_address.map(strip_port);
         let ci = (ci_cfg
@@ -132,10 +144,8 @@ impl<'e, 'a> Event<'e, 'a> {
             .iter()
             .any(|p| dn.starts_with(p.as_str()))
             && role.is_some_and(|r| ci_cfg.roles.iter().any(|g| g.is_match(r))))
-            || ci_cfg.claim_keys.iter().any(|k| md.contains_key(k))
-            || md
-                .get("role_name")
-                .is_some_and(|r| ci_cfg.approle_roles.iter().any(|g| g.is_match(r)))
+            || has_claim
+            || role_name.is_some_and(|r| ci_cfg.approle_roles.iter().any(|g| g.is_match(r)))
             || (!dn.is_empty() && ci_cfg.display_names.iter().any(|g| g.is_match(dn)))
             || (!ci_cfg.cidrs.is_empty()
                 && actor.present

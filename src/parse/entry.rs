@@ -64,6 +64,16 @@ impl<'a> StrMap<'a> {
             .and_then(|v| v.as_object())
             .is_some_and(|o| o.get(key).is_some_and(|v| !v.is_null()))
     }
+    /// Every non-null entry; the value when it is a string (newer Vault allows any type).
+    pub fn entries(&self) -> impl Iterator<Item = (&'a str, Option<&'a str>)> + 'a {
+        self.0
+            .and_then(|v| v.as_object())
+            .into_iter()
+            .flat_map(|o| o.iter())
+            .filter(|(_, v)| !v.is_null())
+            .map(|(k, v)| (k, v.into_string()))
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
         self.0
             .and_then(|v| v.as_object())
