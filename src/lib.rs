@@ -11,6 +11,7 @@ pub mod config;
 pub mod engine;
 pub mod parse;
 pub mod pipeline;
+pub mod report;
 pub mod rules;
 pub mod simulate;
 pub mod source;

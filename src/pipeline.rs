@@ -113,7 +113,13 @@ impl Core {
             o.observe(EntryView { entry: &entry });
         }
         let raw = raw.filter(|_| entry.kind == EntryKind::Request);
+        let before = out.len();
         self.engine.process(&entry, raw, out);
+        if let Some(o) = &mut self.observer {
+            if out.len() > before {
+                o.alerts(&out[before..]);
+            }
+        }
         Ok(())
     }
 }
@@ -217,7 +223,13 @@ impl Pipeline {
 
     /// End of input.
     pub fn finish(&mut self, out: &mut Vec<Alert>) {
+        let before = out.len();
         self.sink.engine.finish(out);
+        if let Some(o) = &mut self.sink.observer {
+            if out.len() > before {
+                o.alerts(&out[before..]);
+            }
+        }
     }
 }
 
@@ -225,6 +237,9 @@ impl Pipeline {
 /// engine does; set with [`Pipeline::set_observer`].
 pub trait EntryObserver: Send {
     fn observe(&mut self, entry: EntryView<'_, '_>);
+    /// The alerts the engine raised right after the entry just observed (or at the end of
+    /// input), in stream order whether lines are fed one by one or in batches.
+    fn alerts(&mut self, _alerts: &[Alert]) {}
 }
 
 /// What an [`EntryObserver`] may see of an entry: when, who, what and how it ended. No

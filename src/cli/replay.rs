@@ -10,6 +10,7 @@ use auditwatch::alert::{Alert, Severity};
 use auditwatch::parse::time::parse_time_bound;
 use auditwatch::parse::ParseError;
 use auditwatch::pipeline::Pipeline;
+use auditwatch::report::{self, Recorder};
 use auditwatch::source::replay::{self, Progress, ReplayOptions};
 
 use super::{
@@ -49,6 +50,9 @@ pub struct ReplayArgs {
     /// Also write the summary as JSON to this file
     #[arg(long, value_name = "FILE")]
     stats_json: Option<PathBuf>,
+    /// Write a forensics report: FILE.html (one self-contained page) or FILE.json (the same as data)
+    #[arg(long, value_name = "FILE")]
+    report: Option<PathBuf>,
     /// Files, .gz files, directories (rotated sets), or - for stdin
     #[arg(value_name = "PATH")]
     paths: Vec<String>,
@@ -98,6 +102,10 @@ pub fn run(args: ReplayArgs) -> u8 {
             eprintln!("error: --fail-on: unknown severity `{s}` (info, warning, high, critical)");
             return EXIT_USAGE;
         }
+    };
+    let report_to = match report_target(args.report.as_deref()) {
+        Ok(r) => r,
+        Err(c) => return c,
     };
     let bound = |name: &str, v: &Option<String>| -> Result<Option<i64>, u8> {
         match v {
@@ -154,6 +162,12 @@ pub fn run(args: ReplayArgs) -> u8 {
 
     let mut pipeline = Pipeline::new(cfg.clone(), rules.clone());
     pipeline.set_time_range(since, until);
+    let recorder = report_to
+        .as_ref()
+        .map(|_| Recorder::new(report::Caps::default()));
+    if let Some(r) = &recorder {
+        pipeline.set_observer(Some(r.observer()));
+    }
     let opts = ReplayOptions {
         max_line_bytes: cfg.parse.max_line_bytes as usize,
         threads: args.threads.map_or_else(
@@ -218,6 +232,20 @@ pub fn run(args: ReplayArgs) -> u8 {
             return EXIT_RUNTIME;
         }
     }
+    if let (Some(rec), Some((path, format))) = (&recorder, &report_to) {
+        let doc = rec.finish(&report::Source {
+            inputs: &reports,
+            skipped: &skipped,
+            stats: pipeline.stats(),
+            rules: &rules,
+            since,
+            until,
+        });
+        if let Err(e) = report::write_file(&doc, *format, path) {
+            eprintln!("error: cannot write {}: {e}", path.display());
+            return EXIT_RUNTIME;
+        }
+    }
     if !args.quiet {
         summary(
             &pipeline,
@@ -237,6 +265,21 @@ pub fn run(args: ReplayArgs) -> u8 {
     match (fail_on, worst) {
         (Some(t), Some(w)) if w >= t => EXIT_FAIL_ON,
         _ => 0,
+    }
+}
+
+/// `--report FILE`: its form from the extension (checked before anything is read).
+fn report_target(path: Option<&std::path::Path>) -> Result<Option<(PathBuf, report::Format)>, u8> {
+    let Some(p) = path else { return Ok(None) };
+    match report::Format::from_path(p) {
+        Some(f) => Ok(Some((p.to_path_buf(), f))),
+        None => {
+            eprintln!(
+                "error: --report: `{}` must end in .html (a page) or .json (data)",
+                p.display()
+            );
+            Err(EXIT_USAGE)
+        }
     }
 }
 

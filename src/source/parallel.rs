@@ -19,9 +19,12 @@ use crate::alert::Alert;
 use crate::parse::batch::{BatchParser, Chunk, LineSpan};
 use crate::pipeline::Pipeline;
 
-/// Bytes of lines per chunk: large enough to amortise hand-offs, small enough that the
-/// chunks in flight stay well under the memory bound.
-const CHUNK_BYTES: usize = 2 * 1024 * 1024;
+/// Bytes of lines per chunk: large enough to amortise hand-offs (~500 lines), small enough
+/// that the chunks in flight and their tapes stay well under the memory bound.
+const CHUNK_BYTES: usize = 1024 * 1024;
+
+/// Room reserved per chunk so typical lines never make the buffer double.
+const CHUNK_CAPACITY: usize = CHUNK_BYTES + 256 * 1024;
 
 /// What the reader tells the workers, in stream order.
 enum Item {
@@ -71,7 +74,9 @@ pub fn replay_parallel(
     let work_rx = Mutex::new(work_rx);
     let (free_tx, free_rx) = mpsc::channel::<Chunk>();
     for _ in 0..threads * 2 + 1 {
-        let _ = free_tx.send(Chunk::default());
+        let mut c = Chunk::default();
+        c.data.reserve(CHUNK_CAPACITY);
+        let _ = free_tx.send(c);
     }
     let (alert_tx, alert_rx) = mpsc::channel::<Vec<Alert>>();
     let stats_at_input_end: Mutex<Vec<Option<crate::pipeline::Stats>>> =
