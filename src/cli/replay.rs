@@ -218,15 +218,16 @@ pub fn run(args: ReplayArgs) -> u8 {
         .chain(skipped.iter().filter(|r| !r.skipped))
         .filter(|r| r.problem.is_some())
         .collect();
+    let outcome = Outcome {
+        pipeline: &pipeline,
+        reports: &reports,
+        skipped: &skipped,
+        by_class: &by_class,
+        elapsed,
+        rules_origin: &rules.origin,
+    };
     if let Some(path) = &args.stats_json {
-        let doc = stats_json(
-            &pipeline,
-            &reports,
-            &skipped,
-            &by_class,
-            elapsed,
-            &rules.origin,
-        );
+        let doc = stats_json(&outcome);
         if let Err(e) = std::fs::write(path, serde_json::to_vec_pretty(&doc).expect("json")) {
             eprintln!("error: cannot write {}: {e}", path.display());
             return EXIT_RUNTIME;
@@ -247,14 +248,7 @@ pub fn run(args: ReplayArgs) -> u8 {
         }
     }
     if !args.quiet {
-        summary(
-            &pipeline,
-            &reports,
-            &skipped,
-            &by_class,
-            elapsed,
-            &rules.origin,
-        );
+        summary(&outcome);
     }
     if !failed_inputs.is_empty() {
         for r in &failed_inputs {
@@ -283,14 +277,25 @@ fn report_target(path: Option<&std::path::Path>) -> Result<Option<(PathBuf, repo
     }
 }
 
-fn stats_json(
-    p: &Pipeline,
-    reports: &[replay::InputReport],
-    skipped: &[replay::InputReport],
-    by_class: &BTreeMap<(String, Severity), u64>,
+/// What a replay did, for the summary and `--stats-json`.
+struct Outcome<'a> {
+    pipeline: &'a Pipeline,
+    reports: &'a [replay::InputReport],
+    skipped: &'a [replay::InputReport],
+    by_class: &'a BTreeMap<(String, Severity), u64>,
     elapsed: Duration,
-    rules_origin: &str,
-) -> serde_json::Value {
+    rules_origin: &'a str,
+}
+
+fn stats_json(o: &Outcome<'_>) -> serde_json::Value {
+    let Outcome {
+        pipeline: p,
+        reports,
+        skipped,
+        by_class,
+        elapsed,
+        rules_origin,
+    } = *o;
     use serde_json::json;
     let s = p.stats();
     let e = p.engine_stats();
@@ -350,14 +355,15 @@ fn thousands(n: u64) -> String {
     out
 }
 
-fn summary(
-    p: &Pipeline,
-    reports: &[replay::InputReport],
-    skipped: &[replay::InputReport],
-    by_class: &BTreeMap<(String, Severity), u64>,
-    elapsed: Duration,
-    rules_origin: &str,
-) {
+fn summary(o: &Outcome<'_>) {
+    let Outcome {
+        pipeline: p,
+        reports,
+        skipped,
+        by_class,
+        elapsed,
+        rules_origin,
+    } = *o;
     let s = p.stats();
     let e = p.engine_stats();
     let secs = elapsed.as_secs_f64().max(1e-9);

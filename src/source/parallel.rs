@@ -14,7 +14,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use super::lines::{Frame, LineReader};
-use super::replay::{open_input, Input, InputReport, Progress, ReplayOptions};
+use super::replay::{open_input, total_size, Input, InputReport, Progress, ReplayOptions};
 use crate::alert::Alert;
 use crate::parse::batch::{BatchParser, Chunk, LineSpan};
 use crate::pipeline::Pipeline;
@@ -52,13 +52,7 @@ pub fn replay_parallel(
     emit: &mut dyn FnMut(&Alert) -> io::Result<()>,
 ) -> io::Result<Vec<InputReport>> {
     let threads = opts.threads.max(1);
-    let total: Option<u64> = inputs
-        .iter()
-        .map(|i| match i {
-            Input::Stdin => None,
-            Input::File(p) => std::fs::metadata(p).ok().map(|m| m.len()),
-        })
-        .sum();
+    let total = total_size(inputs);
     let read_bytes = Arc::new(AtomicU64::new(0));
     let prefix = pipeline.engine().config().parse.prefix.clone();
     let mut reports: Vec<InputReport> = inputs

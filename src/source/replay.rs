@@ -237,6 +237,17 @@ pub(crate) fn open_input(
     gzip_or_plain(BufReader::with_capacity(256 * 1024, reader))
 }
 
+/// Bytes to read in all, when every input is a file (progress and ETA).
+pub(crate) fn total_size(inputs: &[Input]) -> Option<u64> {
+    inputs
+        .iter()
+        .map(|i| match i {
+            Input::Stdin => None,
+            Input::File(p) => std::fs::metadata(p).ok().map(|m| m.len()),
+        })
+        .sum()
+}
+
 /// Progress reporting hook, called about twice a second.
 pub trait Progress {
     fn update(
@@ -270,13 +281,7 @@ pub fn replay(
     if opts.threads > 1 {
         return super::parallel::replay_parallel(pipeline, inputs, opts, progress, emit);
     }
-    let total: Option<u64> = inputs
-        .iter()
-        .map(|i| match i {
-            Input::Stdin => None,
-            Input::File(p) => std::fs::metadata(p).ok().map(|m| m.len()),
-        })
-        .sum();
+    let total = total_size(inputs);
     let counter = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let start = Instant::now();
     let mut last_progress = start;
