@@ -1,10 +1,14 @@
-//! `auditwatch simulate`: deterministic platform traffic as audit lines (stdout or
-//! `--output`), with planted findings (`--inject`) and their answer key (`--answer-key`).
-//! The same flags always give the same bytes.
+//! `auditwatch simulate`: deterministic platform traffic as audit lines (stdout, a file, or
+//! a socket as Vault's socket device writes), with planted findings (`--inject`) and their
+//! answer key (`--answer-key`). The same flags always give the same bytes; `--rate` paces
+//! them in wall-clock time for live load tests.
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
+use std::net::{TcpStream, UdpSocket};
+use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use auditwatch::parse::time::parse_rfc3339_nanos;
 use auditwatch::simulate::{parse_duration, Injection, SimConfig, Simulation, DEFAULT_START};
@@ -19,7 +23,7 @@ pub struct SimulateArgs {
     /// Number of tenants (acme, lumen, ... up to 16; t01.. beyond)
     #[arg(long, default_value_t = 8)]
     tenants: usize,
-    /// Start of the window, RFC 3339 (default 2026-03-02T00:00:00Z, a Monday)
+    /// Start of the window, RFC 3339 or `now` (default 2026-03-02T00:00:00Z, a Monday)
     #[arg(long)]
     start: Option<String>,
     /// Length of the window: 24h, 90m, 3600s, 1h30m, 2d
@@ -33,9 +37,13 @@ pub struct SimulateArgs {
     /// Period of the SecretStore validation loop (default 5m), or `off`
     #[arg(long, value_name = "DURATION|off", default_value = "5m")]
     store_validation: String,
-    /// Write the audit lines to this file instead of stdout
+    /// Where the audit lines go: a file, or tcp://HOST:PORT, unix://PATH, udp://HOST:PORT
+    /// (one write per entry, as Vault's socket device). Default: stdout
     #[arg(long, short)]
-    output: Option<PathBuf>,
+    output: Option<String>,
+    /// Pace the output at this many entries per second of wall-clock time (live load)
+    #[arg(long, value_name = "ENTRIES_PER_SEC")]
+    rate: Option<f64>,
     /// Write the answer key (what a correct detector reports) as JSON to this file
     #[arg(long, value_name = "FILE")]
     answer_key: Option<PathBuf>,
@@ -44,6 +52,7 @@ pub struct SimulateArgs {
 pub fn run(args: SimulateArgs) -> u8 {
     let start = match args.start.as_deref() {
         None => DEFAULT_START,
+        Some("now") => jiff::Timestamp::now().as_nanosecond() as i64,
         Some(s) => match parse_rfc3339_nanos(s) {
             Some(t) => t,
             None => {
@@ -103,22 +112,26 @@ pub fn run(args: SimulateArgs) -> u8 {
         }
     }
 
-    let result = match &args.output {
-        Some(path) => match File::create(path) {
-            Ok(f) => {
-                let mut w = BufWriter::new(f);
-                sim.write_to(&mut w).and_then(|n| w.flush().map(|_| n))
-            }
-            Err(e) => {
-                eprintln!("error: cannot create {}: {e}", path.display());
-                return EXIT_RUNTIME;
-            }
-        },
-        None => {
-            let stdout = io::stdout();
-            let mut w = BufWriter::new(stdout.lock());
-            sim.write_to(&mut w).and_then(|n| w.flush().map(|_| n))
+    if let Some(r) = args.rate {
+        if !(r.is_finite() && r > 0.0) {
+            eprintln!("error: --rate must be a positive number of entries per second");
+            return EXIT_USAGE;
         }
+    }
+    let mut out = match Output::open(args.output.as_deref()) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!(
+                "error: cannot open output {}: {e}",
+                args.output.as_deref().unwrap_or("-")
+            );
+            return EXIT_RUNTIME;
+        }
+    };
+    let result = if args.rate.is_none() && !out.is_socket() {
+        sim.write_to(&mut out).and_then(|n| out.flush().map(|_| n))
+    } else {
+        paced(&mut sim, &mut out, args.rate)
     };
     match result {
         Ok(_) => 0,
@@ -129,4 +142,109 @@ pub fn run(args: SimulateArgs) -> u8 {
             EXIT_RUNTIME
         }
     }
+}
+
+/// Where the lines go.
+enum Output {
+    Stdout(BufWriter<io::Stdout>),
+    File(BufWriter<File>),
+    Tcp(TcpStream),
+    Unix(UnixStream),
+    Udp(UdpSocket),
+}
+
+impl Output {
+    fn open(spec: Option<&str>) -> io::Result<Output> {
+        Ok(match spec {
+            None | Some("-") => Output::Stdout(BufWriter::new(io::stdout())),
+            Some(s) => {
+                if let Some(addr) = s.strip_prefix("tcp://") {
+                    let stream = TcpStream::connect(addr)?;
+                    stream.set_nodelay(true)?;
+                    Output::Tcp(stream)
+                } else if let Some(path) = s.strip_prefix("unix://") {
+                    Output::Unix(UnixStream::connect(path)?)
+                } else if let Some(addr) = s.strip_prefix("udp://") {
+                    let sock = UdpSocket::bind(if addr.starts_with('[') {
+                        "[::]:0"
+                    } else {
+                        "0.0.0.0:0"
+                    })?;
+                    sock.connect(addr)?;
+                    Output::Udp(sock)
+                } else {
+                    Output::File(BufWriter::new(File::create(s)?))
+                }
+            }
+        })
+    }
+
+    fn is_socket(&self) -> bool {
+        matches!(self, Output::Tcp(_) | Output::Unix(_) | Output::Udp(_))
+    }
+
+    /// One entry, in one write call (one datagram for UDP), as Vault writes it.
+    fn write_entry(&mut self, line: &[u8]) -> io::Result<()> {
+        match self {
+            Output::Udp(s) => s.send(line).map(|_| ()),
+            other => other.write_all(line),
+        }
+    }
+}
+
+impl Write for Output {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Output::Stdout(w) => w.write(buf),
+            Output::File(w) => w.write(buf),
+            Output::Tcp(s) => s.write(buf),
+            Output::Unix(s) => s.write(buf),
+            Output::Udp(s) => s.send(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Output::Stdout(w) => w.flush(),
+            Output::File(w) => w.flush(),
+            Output::Tcp(s) => s.flush(),
+            Output::Unix(s) => s.flush(),
+            Output::Udp(_) => Ok(()),
+        }
+    }
+}
+
+/// Write entry by entry, optionally paced at `rate` entries/s, and report on stderr the
+/// rate reached and the longest single write (how long the reader held the writer).
+fn paced(sim: &mut Simulation, out: &mut Output, rate: Option<f64>) -> io::Result<u64> {
+    let start = Instant::now();
+    let (mut n, mut bytes) = (0u64, 0u64);
+    let mut longest = Duration::ZERO;
+    let mut line = Vec::with_capacity(4096);
+    while let Some((_, text)) = sim.next_line() {
+        if let Some(r) = rate {
+            let due = start + Duration::from_secs_f64(n as f64 / r);
+            let now = Instant::now();
+            if due > now {
+                std::thread::sleep(due - now);
+            }
+        }
+        line.clear();
+        line.extend_from_slice(text.as_bytes());
+        line.push(b'\n');
+        let t0 = Instant::now();
+        out.write_entry(&line)?;
+        longest = longest.max(t0.elapsed());
+        n += 1;
+        bytes += line.len() as u64;
+    }
+    out.flush()?;
+    let secs = start.elapsed().as_secs_f64().max(1e-9);
+    eprintln!(
+        "simulate: {n} entries ({:.1} MB) in {secs:.2}s: {:.0} entries/s; longest single write {:.3} ms",
+        bytes as f64 / 1e6,
+        n as f64 / secs,
+        longest.as_secs_f64() * 1e3
+    );
+    Ok(bytes)
 }
