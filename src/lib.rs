@@ -8,7 +8,9 @@
 
 pub mod alert;
 pub mod config;
+pub mod daemon;
 pub mod engine;
+pub mod metrics;
 pub mod parse;
 pub mod pipeline;
 pub mod report;

@@ -36,6 +36,8 @@ enum Command {
         #[command(subcommand)]
         command: RulesCommand,
     },
+    /// Run the daemon: read Vault's audit stream live (socket, file tail, CloudWatch Logs) and raise alerts
+    Run(cli::run::RunArgs),
     /// Print or check a config file
     Config {
         #[command(subcommand)]
@@ -81,6 +83,7 @@ fn main() -> ExitCode {
     cli::init_logging();
     let code = match cli.command {
         Command::Replay(args) => cli::replay::run(args),
+        Command::Run(args) => cli::run::run(args),
         Command::Simulate(args) => cli::simulate::run(args),
         Command::Rules { command } => match command {
             RulesCommand::Check { dir, config } => cli::rules::check(dir, config),

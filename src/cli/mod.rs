@@ -2,6 +2,7 @@
 
 pub mod replay;
 pub mod rules;
+pub mod run;
 pub mod simulate;
 
 use std::path::{Path, PathBuf};

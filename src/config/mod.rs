@@ -7,6 +7,7 @@
 //! before a config validates.
 
 pub mod calendar;
+pub mod daemon;
 pub mod glob;
 pub mod yaml;
 
@@ -33,6 +34,14 @@ pub struct Config {
     pub allow_lists: BTreeMap<String, Vec<AllowEntry>>,
     pub engine: EngineLimits,
     pub parse: ParseSettings,
+    /// `auditwatch run` only: the HTTP endpoint and run loop.
+    pub server: daemon::Server,
+    /// `auditwatch run` only: where audit entries come from.
+    pub sources: Vec<daemon::Source>,
+    /// `auditwatch run` only: where alerts go.
+    pub output: daemon::AlertOutput,
+    /// `auditwatch run` only: the ingest queue and its disk spool.
+    pub spool: daemon::Spool,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -152,6 +161,10 @@ impl Config {
             allow_lists: BTreeMap::new(),
             engine: EngineLimits::default(),
             parse: ParseSettings::default(),
+            server: daemon::Server::default(),
+            sources: Vec::new(),
+            output: daemon::AlertOutput::Stdout,
+            spool: daemon::Spool::default(),
         }
     }
 
@@ -227,6 +240,18 @@ impl Config {
         }
         if let Some(n) = m.take("parse") {
             apply_parse(ctx, n, &mut self.parse);
+        }
+        if let Some(n) = m.take("server") {
+            daemon::apply_server(ctx, n, &mut self.server);
+        }
+        if let Some(n) = m.take("sources") {
+            daemon::apply_sources(ctx, n, &mut self.sources);
+        }
+        if let Some(n) = m.take("output") {
+            daemon::apply_output(ctx, n, &mut self.output);
+        }
+        if let Some(n) = m.take("spool") {
+            daemon::apply_spool(ctx, n, &mut self.spool);
         }
         m.finish(ctx, "the config");
     }

@@ -1,0 +1,382 @@
+//! The engine thread: the one consumer of the ingest queue. It owns the [`Pipeline`] (the
+//! same parser and engine replay uses), feeds it every line in queue order, writes alerts,
+//! commits file positions once their lines are processed, and keeps the metrics that come
+//! from the pipeline. Detection runs here only, never on a source's read path.
+//!
+//! Time: entries drive the watermark; when no batch arrived for `tick_secs`, the wall
+//! clock advances it ([`crate::engine::Engine::advance_clock`]) so absence and `stale`
+//! checks fire on a quiet stream. At the end of input the watermark is advanced to the
+//! newest event time (what replay's `finish` does first); requests still waiting for their
+//! response are not judged, because after a restart that response, which repeats the
+//! request, decides.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufWriter, Write};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::Receiver;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use memchr::memmem;
+
+use crate::alert::Alert;
+use crate::config::daemon::AlertOutput;
+use crate::config::Config;
+use crate::engine::{EngineStats, TableSizes};
+use crate::metrics::{Metrics, TABLES};
+use crate::parse::time::parse_rfc3339_nanos;
+use crate::parse::ParseError;
+use crate::pipeline::{Pipeline, Stats};
+use crate::rules::RuleSet;
+use crate::source::cloudwatch::CwShared;
+use crate::source::tail::TailShared;
+use crate::source::Batch;
+
+use super::queue::{Pop, Queue};
+
+const NANOS: i64 = 1_000_000_000;
+
+/// Messages to the engine thread.
+pub enum Control {
+    /// Swap in a validated config and rule set (SIGHUP).
+    Reload(Arc<Config>, Arc<RuleSet>),
+    /// Reopen the alert file (after logrotate moved it).
+    ReopenOutput,
+}
+
+/// Where a source learns what the engine processed.
+#[derive(Clone)]
+pub enum Committer {
+    Tail(Arc<TailShared>),
+    CloudWatch(Arc<CwShared>),
+}
+
+impl Committer {
+    fn commit(&self, c: crate::source::Commit) {
+        match self {
+            Committer::Tail(t) => t.commit(c),
+            Committer::CloudWatch(w) => w.commit(c),
+        }
+    }
+
+    /// Write the checkpoint now (the drain calls this once the engine is done).
+    pub fn write_checkpoint(&self) {
+        match self {
+            Committer::Tail(t) => {
+                let _ = t.write_checkpoint();
+            }
+            Committer::CloudWatch(w) => {
+                let _ = w.write_checkpoint();
+            }
+        }
+    }
+}
+
+/// Per source, what the engine thread needs.
+pub struct SourceInfo {
+    pub name: String,
+    /// Sources that resume from a checkpoint: where processed positions are committed.
+    pub committer: Option<Committer>,
+}
+
+/// Where alerts go.
+pub struct AlertWriter {
+    target: AlertOutput,
+    out: BufWriter<Box<dyn Write + Send>>,
+}
+
+impl AlertWriter {
+    pub fn open(target: &AlertOutput) -> io::Result<AlertWriter> {
+        Ok(AlertWriter {
+            out: BufWriter::with_capacity(64 * 1024, open_target(target)?),
+            target: target.clone(),
+        })
+    }
+
+    fn reopen(&mut self) -> io::Result<()> {
+        if let AlertOutput::File(_) = self.target {
+            self.out.flush()?;
+            self.out = BufWriter::with_capacity(64 * 1024, open_target(&self.target)?);
+        }
+        Ok(())
+    }
+}
+
+fn open_target(t: &AlertOutput) -> io::Result<Box<dyn Write + Send>> {
+    Ok(match t {
+        AlertOutput::Stdout => Box::new(io::stdout()),
+        AlertOutput::File(p) => Box::new(open_append(p)?),
+    })
+}
+
+fn open_append(p: &PathBuf) -> io::Result<File> {
+    OpenOptions::new().create(true).append(true).open(p)
+}
+
+/// What the engine thread reports when it ends.
+#[derive(Debug, Default)]
+pub struct EngineReport {
+    pub lines: u64,
+    pub alerts: u64,
+}
+
+pub struct EngineThread {
+    pub pipeline: Pipeline,
+    pub queue: Arc<Queue>,
+    pub control: Receiver<Control>,
+    pub output: AlertWriter,
+    pub metrics: Arc<Metrics>,
+    pub sources: Vec<SourceInfo>,
+    /// `None`: no wall clock (time comes only from entries).
+    pub tick: Option<Duration>,
+    /// Unix ms of the last loop turn, for `/-/healthy`.
+    pub heartbeat: Arc<AtomicU64>,
+}
+
+fn now_unix_nanos() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
+}
+
+/// Event time of the last line of a batch (for `last_event_timestamp_seconds`), read
+/// before the parser rewrites the bytes.
+fn last_time(data: &[u8]) -> Option<i64> {
+    let end = data.len().checked_sub(1)?;
+    let start = memchr::memrchr(b'\n', &data[..end]).map_or(0, |p| p + 1);
+    let line = &data[start..end];
+    let key = b"\"time\":\"";
+    let at = memmem::find(line, key)? + key.len();
+    let rest = &line[at..];
+    let close = memchr::memchr(b'"', rest)?;
+    parse_rfc3339_nanos(std::str::from_utf8(&rest[..close]).ok()?)
+}
+
+impl EngineThread {
+    pub fn run(mut self) -> EngineReport {
+        let mut report = EngineReport::default();
+        let mut alerts: Vec<Alert> = Vec::new();
+        let mut last_input = Instant::now();
+        let mut last_advance = Instant::now();
+        let mut last_gauges = Instant::now() - Duration::from_secs(60);
+        let mut engine_seen = EngineStats::default();
+        let mut logged_errors: Vec<u32> = vec![0; self.sources.len() + 1];
+        loop {
+            self.heartbeat
+                .store((now_unix_nanos() / 1_000_000) as u64, Ordering::Relaxed);
+            while let Ok(c) = self.control.try_recv() {
+                self.control(c);
+            }
+            let wait = self
+                .tick
+                .unwrap_or(Duration::from_millis(200))
+                .min(Duration::from_millis(200));
+            match self.queue.pop(wait) {
+                Pop::Batch(b) => {
+                    // A reload sent before this batch was queued applies to it.
+                    while let Ok(c) = self.control.try_recv() {
+                        self.control(c);
+                    }
+                    report.lines += self.feed(b, &mut alerts, &mut logged_errors);
+                    last_input = Instant::now();
+                }
+                Pop::Empty => {}
+                Pop::Done => break,
+            }
+            if let Some(tick) = self.tick {
+                if last_input.elapsed() >= tick && last_advance.elapsed() >= tick {
+                    self.pipeline
+                        .engine_mut()
+                        .advance_clock(now_unix_nanos(), &mut alerts);
+                    last_advance = Instant::now();
+                }
+            }
+            if !alerts.is_empty() {
+                report.alerts += self.write(&mut alerts);
+            }
+            if last_gauges.elapsed() >= Duration::from_secs(1) {
+                self.gauges(&mut engine_seen);
+                last_gauges = Instant::now();
+            }
+        }
+        // End of input: timers up to the newest event time, as replay's finish does first.
+        if let Some(m) = self.pipeline.engine().max_time() {
+            let lateness = self.pipeline.engine().config().engine.lateness_secs as i64;
+            self.pipeline
+                .engine_mut()
+                .advance_clock(m.saturating_add(lateness * NANOS), &mut alerts);
+        }
+        report.alerts += self.write(&mut alerts);
+        if let Err(e) = self.output.out.flush() {
+            self.metrics.alert_write_errors.inc();
+            tracing::error!(error = %e, "cannot flush alerts");
+        }
+        self.gauges(&mut engine_seen);
+        report
+    }
+
+    fn control(&mut self, c: Control) {
+        match c {
+            Control::Reload(cfg, rules) => {
+                let n = rules.rules.len();
+                self.pipeline.engine_mut().reload(cfg, rules);
+                tracing::info!(rules = n, "reloaded rules and config");
+            }
+            Control::ReopenOutput => {
+                if let Err(e) = self.output.reopen() {
+                    tracing::error!(error = %e, "cannot reopen the alert output; keeping the old one");
+                }
+            }
+        }
+    }
+
+    /// Feed one batch; returns the number of lines.
+    fn feed(&mut self, mut b: Batch, alerts: &mut Vec<Alert>, logged: &mut [u32]) -> u64 {
+        let sid = b.source as usize;
+        let name = self
+            .sources
+            .get(sid)
+            .map(|s| s.name.as_str())
+            .unwrap_or("restored")
+            .to_string();
+        let t = last_time(&b.data);
+        let before: Stats = self.pipeline.stats().clone();
+        let mut lines = 0u64;
+        let data = &mut b.data[..];
+        let mut start = 0;
+        while start < data.len() {
+            let end = match memchr::memchr(b'\n', &data[start..]) {
+                Some(p) => start + p,
+                None => data.len(),
+            };
+            lines += 1;
+            if let Err(e) = self.pipeline.feed_line(&mut data[start..end], alerts) {
+                let slot = logged.get_mut(sid.min(logged.len() - 1));
+                if let Some(n) = slot {
+                    if *n < 10 {
+                        *n += 1;
+                        tracing::warn!(source = %name, reason = %e.as_str(), "unreadable line skipped");
+                    }
+                }
+            }
+            start = end + 1;
+        }
+        let after = self.pipeline.stats();
+        let m = &self.metrics;
+        for (ty, d) in [
+            ("request", after.requests - before.requests),
+            ("response", after.responses - before.responses),
+            ("other", after.other_types - before.other_types),
+        ] {
+            if d > 0 {
+                m.events.with_label_values(&[&name, ty]).inc_by(d);
+            }
+        }
+        for r in ParseError::ALL {
+            let d = after.parse_errors[r.index()] - before.parse_errors[r.index()];
+            if d > 0 {
+                m.parse_errors
+                    .with_label_values(&[&name, r.as_str()])
+                    .inc_by(d);
+            }
+        }
+        if let Some(t) = t {
+            m.last_event_timestamp
+                .with_label_values(&[&name])
+                .set(t as f64 / 1e9);
+        }
+        if let (Some(c), Some(k)) = (
+            b.commit,
+            self.sources.get(sid).and_then(|s| s.committer.as_ref()),
+        ) {
+            k.commit(c);
+        }
+        lines
+    }
+
+    fn write(&mut self, alerts: &mut Vec<Alert>) -> u64 {
+        let n = alerts.len() as u64;
+        for a in alerts.drain(..) {
+            self.metrics
+                .alerts
+                .with_label_values(&[&a.category, a.severity.as_str()])
+                .inc();
+            let mut line = a.to_json_line();
+            line.push('\n');
+            if let Err(e) = self.output.out.write_all(line.as_bytes()) {
+                self.metrics.alert_write_errors.inc();
+                tracing::error!(error = %e, rule = %a.rule, "cannot write an alert");
+            }
+        }
+        if n > 0 {
+            if let Err(e) = self.output.out.flush() {
+                self.metrics.alert_write_errors.inc();
+                tracing::error!(error = %e, "cannot flush alerts");
+            }
+        }
+        n
+    }
+
+    fn gauges(&self, seen: &mut EngineStats) {
+        let t: TableSizes = self.pipeline.table_sizes();
+        let sizes = [
+            t.pending_requests,
+            t.decided_requests,
+            t.count_keys,
+            t.distinct_keys,
+            t.cadence_keys,
+            t.cadence_timers,
+            t.suppression_keys,
+        ];
+        for (name, v) in TABLES.iter().zip(sizes) {
+            self.metrics
+                .state_table_size
+                .with_label_values(&[name])
+                .set(v as i64);
+        }
+        let now = self.pipeline.engine_stats();
+        let m = &self.metrics.engine_events;
+        for (kind, a, b) in [
+            (
+                "duplicate_response",
+                now.duplicate_responses,
+                seen.duplicate_responses,
+            ),
+            (
+                "timed_out_request",
+                now.timed_out_requests,
+                seen.timed_out_requests,
+            ),
+            (
+                "suppressed_alert",
+                now.suppressed_alerts,
+                seen.suppressed_alerts,
+            ),
+            ("allow_listed", now.allow_listed, seen.allow_listed),
+            ("evicted_key", now.evicted_keys, seen.evicted_keys),
+            ("untimed_entry", now.untimed, seen.untimed),
+        ] {
+            if a > b {
+                m.with_label_values(&[kind]).inc_by(a - b);
+            } else {
+                m.with_label_values(&[kind]);
+            }
+        }
+        *seen = now;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_time_of_the_last_line() {
+        let d = b"{\"time\":\"2026-03-02T10:00:00Z\"}\n{\"type\":\"x\",\"time\":\"2026-03-02T10:00:01.5Z\"}\n";
+        assert_eq!(last_time(d), parse_rfc3339_nanos("2026-03-02T10:00:01.5Z"));
+        assert_eq!(last_time(b"{}\n"), None);
+        assert_eq!(last_time(b""), None);
+    }
+}

@@ -1,0 +1,482 @@
+//! The daemon (`auditwatch run`): sources → ingest queue → engine thread → alerts.
+//!
+//! Shape: a small tokio runtime does the I/O (socket sources, the HTTP endpoint, signals);
+//! file sources read on their own threads; the engine is synchronous and runs on its own
+//! thread fed by the bounded [`queue::Queue`] (which spills to disk instead of ever
+//! making a socket peer wait). Config and rules are validated before this module is
+//! entered, so nothing is bound with a bad config.
+//!
+//! Signals: SIGHUP reloads config and rules atomically (a bad set is rejected and logged,
+//! the running one keeps going, detection state survives) and reopens the alert file;
+//! SIGINT/SIGTERM drain: stop accepting, read what connections and files already hold,
+//! let the engine process everything queued (spool included), flush alerts, write the
+//! file checkpoints, and exit within `server.drain_timeout_secs`.
+
+pub mod engine;
+pub mod http;
+pub mod queue;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::watch;
+
+use crate::config::daemon::{SourceKind, Spool};
+use crate::config::yaml::Problem;
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::pipeline::Pipeline;
+use crate::rules::RuleSet;
+use crate::source::cloudwatch::{CloudWatch, CwError, SdkLogs};
+use crate::source::socket::{Bound, SourceCtx};
+use crate::source::tail::{Tail, TailError};
+use crate::source::SourceId;
+
+use engine::{AlertWriter, Committer, Control, EngineThread, SourceInfo};
+use queue::{Queue, QueueSettings};
+
+/// What `auditwatch run` hands the daemon: validated settings and where they came from
+/// (for reloads).
+pub struct Options {
+    pub config_path: Option<PathBuf>,
+    pub rules_path: Option<PathBuf>,
+    pub cfg: Arc<Config>,
+    pub rules: Arc<RuleSet>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("no sources are configured")]
+    NoSources,
+    #[error("cannot start the runtime: {0}")]
+    Runtime(std::io::Error),
+    #[error("cannot bind {what} on {address}: {source}")]
+    Bind {
+        what: String,
+        address: String,
+        source: std::io::Error,
+    },
+    #[error("file source `{name}`: {source}")]
+    Tail { name: String, source: TailError },
+    #[error("cannot set up the spool in {dir}: {source}")]
+    Spool {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot open the alert output: {0}")]
+    Output(std::io::Error),
+    #[error("cloudwatch source `{name}`: {source}")]
+    CloudWatch { name: String, source: CwError },
+    #[error("drain did not finish within {0}s: lines still queued were not processed")]
+    DrainTimeout(u64),
+}
+
+/// Load and validate config and rules (the same checks as start-up); every problem.
+pub fn load(
+    config_path: Option<&PathBuf>,
+    rules_path: Option<&PathBuf>,
+) -> Result<(Arc<Config>, Arc<RuleSet>), Vec<Problem>> {
+    let cfg = match config_path {
+        None => Ok(Config::default()),
+        Some(p) => Config::load(p),
+    };
+    let rules = match rules_path {
+        None => Ok(RuleSet::embedded()),
+        Some(p) => RuleSet::load(p),
+    };
+    match (cfg, rules) {
+        (Ok(c), Ok(r)) => {
+            let problems = allow_list_problems(&r, &c);
+            if problems.is_empty() {
+                Ok((Arc::new(c), Arc::new(r)))
+            } else {
+                Err(problems)
+            }
+        }
+        (Err(mut a), Err(mut b)) => {
+            a.append(&mut b);
+            Err(a)
+        }
+        (Err(a), _) | (_, Err(a)) => Err(a),
+    }
+}
+
+/// Rules that name an allow-list the config does not define.
+pub fn allow_list_problems(rules: &RuleSet, cfg: &Config) -> Vec<Problem> {
+    rules
+        .rules
+        .iter()
+        .filter_map(|r| {
+            let name = r.allow_list.as_ref()?;
+            (!cfg.allow_lists.contains_key(name)).then(|| Problem {
+                file: r.file.clone(),
+                line: r.line,
+                col: 1,
+                message: format!(
+                    "rule `{}` names allow-list `{name}`, which the config does not define",
+                    r.id
+                ),
+            })
+        })
+        .collect()
+}
+
+fn private_spool_dir() -> PathBuf {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    std::env::temp_dir().join(format!(
+        "auditwatch-spool-{}-{nanos:08x}",
+        std::process::id()
+    ))
+}
+
+/// Run until SIGINT/SIGTERM. Returns after the drain.
+pub fn run(opts: Options) -> Result<(), DaemonError> {
+    let cfg = opts.cfg.clone();
+    if cfg.sources.is_empty() {
+        return Err(DaemonError::NoSources);
+    }
+    let metrics = Arc::new(Metrics::new());
+    let names: Vec<String> = cfg.sources.iter().map(|s| s.name.clone()).collect();
+    for n in &names {
+        metrics.init_source(n);
+    }
+    metrics.init_source("restored");
+    let (spool_dir, private_spool) = match &cfg.spool.dir {
+        Some(d) => (d.clone(), false),
+        None => (private_spool_dir(), true),
+    };
+    let Spool {
+        memory_bytes,
+        max_disk_bytes,
+        segment_bytes,
+        ..
+    } = cfg.spool.clone();
+    let queue = Arc::new(
+        Queue::new(
+            &QueueSettings {
+                memory_bytes,
+                spool_dir: spool_dir.clone(),
+                max_disk_bytes,
+                segment_bytes,
+            },
+            &names,
+            metrics.clone(),
+        )
+        .map_err(|e| DaemonError::Spool {
+            dir: spool_dir.clone(),
+            source: e,
+        })?,
+    );
+    let result = run_with_queue(&opts, metrics, queue, &names);
+    if private_spool {
+        let _ = std::fs::remove_dir_all(&spool_dir);
+    }
+    result
+}
+
+fn run_with_queue(
+    opts: &Options,
+    metrics: Arc<Metrics>,
+    queue: Arc<Queue>,
+    names: &[String],
+) -> Result<(), DaemonError> {
+    let cfg = opts.cfg.clone();
+    let output = AlertWriter::open(&cfg.output).map_err(DaemonError::Output)?;
+    let max_line = cfg.parse.max_line_bytes as usize;
+    let checkpoint_every = Duration::from_secs(cfg.server.checkpoint_interval_secs);
+
+    // File sources first: a bad checkpoint is reported before anything is bound.
+    let mut tails: Vec<(usize, Tail)> = Vec::new();
+    let mut sources_info: Vec<SourceInfo> = names
+        .iter()
+        .map(|n| SourceInfo {
+            name: n.clone(),
+            committer: None,
+        })
+        .collect();
+    for (i, s) in cfg.sources.iter().enumerate() {
+        if let SourceKind::File(f) = &s.kind {
+            let tail = Tail::new(
+                f.clone(),
+                &s.name,
+                i as SourceId,
+                queue.clone(),
+                metrics.clone(),
+                max_line,
+                checkpoint_every,
+            )
+            .map_err(|e| DaemonError::Tail {
+                name: s.name.clone(),
+                source: e,
+            })?;
+            sources_info[i].committer = Some(Committer::Tail(tail.shared()));
+            tails.push((i, tail));
+        }
+    }
+    let mut clouds: Vec<(usize, CloudWatch)> = Vec::new();
+    for (i, s) in cfg.sources.iter().enumerate() {
+        if let SourceKind::CloudWatch(c) = &s.kind {
+            let cw = CloudWatch::new(
+                c.clone(),
+                &s.name,
+                i as SourceId,
+                queue.clone(),
+                metrics.clone(),
+            )
+            .map_err(|e| DaemonError::CloudWatch {
+                name: s.name.clone(),
+                source: e,
+            })?;
+            sources_info[i].committer = Some(Committer::CloudWatch(cw.shared()));
+            clouds.push((i, cw));
+        }
+    }
+    let committers: Vec<Committer> = sources_info
+        .iter()
+        .filter_map(|s| s.committer.clone())
+        .collect();
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("auditwatch-io")
+        .enable_all()
+        .build()
+        .map_err(DaemonError::Runtime)?;
+
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let ready = Arc::new(AtomicBool::new(false));
+    let heartbeat = Arc::new(AtomicU64::new(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0),
+    ));
+
+    // Bind everything before starting anything.
+    let bound =
+        rt.block_on(async {
+            let http =
+                match cfg.server.listen {
+                    Some(a) => Some(tokio::net::TcpListener::bind(a).await.map_err(|e| {
+                        DaemonError::Bind {
+                            what: "the http endpoint".into(),
+                            address: a.to_string(),
+                            source: e,
+                        }
+                    })?),
+                    None => None,
+                };
+            let mut sockets = Vec::new();
+            for (i, s) in cfg.sources.iter().enumerate() {
+                if let SourceKind::Socket(sc) = &s.kind {
+                    let b = Bound::bind(sc).await.map_err(|e| DaemonError::Bind {
+                        what: format!("source `{}`", s.name),
+                        address: format!("{:?}", sc.listen),
+                        source: e,
+                    })?;
+                    sockets.push((i, sc.clone(), b));
+                }
+            }
+            Ok::<_, DaemonError>((http, sockets))
+        });
+    let (http, sockets) = bound?;
+
+    // The engine thread.
+    let (control_tx, control_rx) = mpsc::channel::<Control>();
+    let mut pipeline = Pipeline::new(cfg.clone(), opts.rules.clone());
+    pipeline.set_time_range(None, None);
+    let tick = (cfg.server.tick_secs > 0).then(|| Duration::from_secs(cfg.server.tick_secs));
+    let engine = EngineThread {
+        pipeline,
+        queue: queue.clone(),
+        control: control_rx,
+        output,
+        metrics: metrics.clone(),
+        sources: sources_info,
+        tick,
+        heartbeat: heartbeat.clone(),
+    };
+    let (done_tx, done_rx) = mpsc::channel();
+    std::thread::Builder::new()
+        .name("auditwatch-engine".into())
+        .spawn(move || {
+            let report = engine.run();
+            let _ = done_tx.send(report);
+        })
+        .map_err(DaemonError::Runtime)?;
+
+    // Sources.
+    let mut socket_tasks = Vec::new();
+    let _guard = rt.enter();
+    if let Some(l) = http {
+        let addr = l.local_addr().map(|a| a.to_string()).unwrap_or_default();
+        tracing::info!(address = %addr, "http endpoint listening");
+        let h = http::Health {
+            metrics: metrics.clone(),
+            ready: ready.clone(),
+            heartbeat: heartbeat.clone(),
+        };
+        rt.spawn(http::serve(l, h, shutdown_rx.clone()));
+    }
+    for (i, sc, b) in sockets {
+        let name = names[i].clone();
+        tracing::info!(source = %name, address = %b.describe(), "source listening");
+        let ctx = SourceCtx {
+            id: i as SourceId,
+            name: Arc::from(name.as_str()),
+            queue: queue.clone(),
+            metrics: metrics.clone(),
+            max_line,
+        };
+        socket_tasks.push(rt.spawn(b.run(sc, ctx, shutdown_rx.clone())));
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let hard_stop = Arc::new(AtomicBool::new(false));
+    let mut tail_threads = Vec::new();
+    for (i, t) in tails {
+        let (stop, hard) = (stop.clone(), hard_stop.clone());
+        tracing::info!(source = %names[i], "file source started");
+        let h = std::thread::Builder::new()
+            .name(format!("auditwatch-tail-{i}"))
+            .spawn(move || t.run(stop, hard))
+            .map_err(DaemonError::Runtime)?;
+        tail_threads.push(h);
+    }
+    for (i, cw) in clouds {
+        tracing::info!(source = %names[i], "cloudwatch source started");
+        let c = match &cfg.sources[i].kind {
+            SourceKind::CloudWatch(c) => c.clone(),
+            _ => unreachable!("collected from cloudwatch sources"),
+        };
+        let stop_rx = shutdown_rx.clone();
+        socket_tasks.push(rt.spawn(async move {
+            let api = Arc::new(SdkLogs::new(&c).await);
+            cw.run(api, stop_rx).await;
+        }));
+    }
+    ready.store(true, Ordering::Relaxed);
+    metrics.ready.set(1);
+    tracing::info!(
+        sources = names.len(),
+        rules = opts.rules.rules.len(),
+        "auditwatch running"
+    );
+
+    // Signals.
+    let signals = rt.block_on(async {
+        let mut hup = signal(SignalKind::hangup())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        let mut term = signal(SignalKind::terminate())?;
+        loop {
+            tokio::select! {
+                _ = hup.recv() => reload(opts, &metrics, &control_tx),
+                _ = int.recv() => { tracing::info!(signal = "SIGINT", "draining"); break; }
+                _ = term.recv() => { tracing::info!(signal = "SIGTERM", "draining"); break; }
+            }
+        }
+        Ok::<_, std::io::Error>(())
+    });
+    if let Err(e) = signals {
+        tracing::error!(error = %e, "cannot install signal handlers: shutting down");
+    }
+
+    // Drain.
+    ready.store(false, Ordering::Relaxed);
+    metrics.ready.set(0);
+    let drain_secs = cfg.server.drain_timeout_secs;
+    let deadline = Instant::now() + Duration::from_secs(drain_secs);
+    let _ = shutdown_tx.send(true);
+    stop.store(true, Ordering::Relaxed);
+    rt.block_on(async {
+        for t in socket_tasks {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let _ = tokio::time::timeout(left, t).await;
+        }
+    });
+    for h in tail_threads {
+        while !h.is_finished() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        if h.is_finished() {
+            let _ = h.join();
+        }
+    }
+    queue.close();
+    let left = deadline.saturating_duration_since(Instant::now());
+    let outcome = match done_rx.recv_timeout(left) {
+        Ok(report) => {
+            tracing::info!(
+                lines = report.lines,
+                alerts = report.alerts,
+                "engine drained"
+            );
+            for n in names {
+                let entries: u64 = ["request", "response", "other"]
+                    .iter()
+                    .map(|t| metrics.events.with_label_values(&[n.as_str(), t]).get())
+                    .sum();
+                tracing::info!(source = %n, entries, "source totals");
+            }
+            Ok(())
+        }
+        Err(_) => {
+            let (mem, disk) = queue.backlog();
+            tracing::error!(
+                memory_bytes = mem,
+                spool_bytes = disk,
+                "drain timed out: exiting with lines unprocessed"
+            );
+            hard_stop.store(true, Ordering::Relaxed);
+            queue.abandon();
+            Err(DaemonError::DrainTimeout(drain_secs))
+        }
+    };
+    // Checkpoints name only what the engine processed, so they are right either way.
+    for c in &committers {
+        c.write_checkpoint();
+    }
+    drop(_guard);
+    rt.shutdown_timeout(Duration::from_secs(1));
+    outcome
+}
+
+/// SIGHUP: load and validate config and rules; swap them in only when all is well.
+fn reload(opts: &Options, metrics: &Metrics, control: &mpsc::Sender<Control>) {
+    let _ = control.send(Control::ReopenOutput);
+    match load(opts.config_path.as_ref(), opts.rules_path.as_ref()) {
+        Ok((cfg, rules)) => {
+            let old = &opts.cfg;
+            if cfg.server != old.server
+                || cfg.sources != old.sources
+                || cfg.output != old.output
+                || cfg.spool != old.spool
+            {
+                tracing::warn!("server, sources, output and spool changes take effect at the next restart; the running ones are kept");
+            }
+            if cfg.parse.prefix != old.parse.prefix {
+                tracing::warn!("a parse.prefix change takes effect at the next restart");
+            }
+            let n = rules.rules.len();
+            if control.send(Control::Reload(cfg, rules)).is_ok() {
+                metrics.reloads.with_label_values(&["ok"]).inc();
+                tracing::info!(rules = n, "reload accepted");
+            }
+        }
+        Err(problems) => {
+            metrics.reloads.with_label_values(&["rejected"]).inc();
+            for p in &problems {
+                tracing::error!(problem = %p, "reload rejected");
+            }
+            tracing::error!(
+                problems = problems.len(),
+                "reload rejected: the running config and rules are kept"
+            );
+        }
+    }
+}

@@ -1,0 +1,687 @@
+//! The ingest queue between the sources and the engine thread: a bounded in-memory queue
+//! that spills to an on-disk spool when the engine is behind.
+//!
+//! Invariants: a socket source never waits here ([`Queue::push`] returns at once: memory
+//! while under `memory_bytes`, else the spool, else the batch is dropped and counted);
+//! once anything is on disk every later non-waiting push goes to disk too, and the engine
+//! takes memory first, then the spool oldest first, so each source's lines keep their
+//! order. File sources use [`Queue::push_wait`], which waits for room instead of spilling
+//! (the file itself is their buffer) and yields to a non-empty spool. Spool segments are
+//! append-only files of records `[magic u8][name_len u8][len u32 le][name][lines]`; a
+//! segment is deleted once read; segments left by an earlier run are replayed first.
+
+use std::collections::VecDeque;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use crate::metrics::Metrics;
+use crate::source::{Batch, SourceId};
+
+const MAGIC: u8 = 0xa7;
+const HEADER: usize = 6;
+
+/// Settings of the queue.
+#[derive(Clone, Debug)]
+pub struct QueueSettings {
+    pub memory_bytes: u64,
+    pub spool_dir: PathBuf,
+    pub max_disk_bytes: u64,
+    pub segment_bytes: u64,
+}
+
+pub struct Queue {
+    inner: Mutex<Inner>,
+    not_empty: Condvar,
+    not_full: Condvar,
+    /// Source names by id; the last one, `restored`, labels spooled lines of a source
+    /// that is no longer configured.
+    names: Vec<String>,
+    metrics: Arc<Metrics>,
+    memory_cap: u64,
+}
+
+struct Inner {
+    mem: VecDeque<Batch>,
+    mem_bytes: u64,
+    mem_by_source: Vec<u64>,
+    spool: Spool,
+    closed: bool,
+    /// Set when the consumer is gone: waiting pushers give up.
+    abandoned: bool,
+    last_spool_error_log: Option<Instant>,
+}
+
+/// What [`Queue::pop`] found.
+pub enum Pop {
+    Batch(Batch),
+    /// Nothing within the timeout.
+    Empty,
+    /// Closed and fully drained.
+    Done,
+}
+
+impl Queue {
+    /// A queue for `names` (the configured sources, in order). Spool segments left in the
+    /// directory by an earlier run are queued first.
+    pub fn new(
+        settings: &QueueSettings,
+        names: &[String],
+        metrics: Arc<Metrics>,
+    ) -> io::Result<Queue> {
+        let mut names: Vec<String> = names.to_vec();
+        names.push("restored".into());
+        let spool = Spool::open(
+            &settings.spool_dir,
+            settings.segment_bytes,
+            settings.max_disk_bytes,
+            &names,
+        )?;
+        if spool.records > 0 {
+            tracing::warn!(
+                records = spool.records,
+                bytes = spool.disk_bytes,
+                dir = %settings.spool_dir.display(),
+                "replaying spool segments left by an earlier run"
+            );
+        }
+        let n = names.len();
+        let q = Queue {
+            inner: Mutex::new(Inner {
+                mem: VecDeque::new(),
+                mem_bytes: 0,
+                mem_by_source: vec![0; n],
+                spool,
+                closed: false,
+                abandoned: false,
+                last_spool_error_log: None,
+            }),
+            not_empty: Condvar::new(),
+            not_full: Condvar::new(),
+            names,
+            metrics,
+            memory_cap: settings.memory_bytes,
+        };
+        {
+            let inner = q.lock();
+            q.publish(&inner);
+        }
+        Ok(q)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock leaves consistent data (no partial updates
+        // span an unwind point), so a poisoned lock is still usable.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn name(&self, id: SourceId) -> &str {
+        self.names
+            .get(id as usize)
+            .map(String::as_str)
+            .unwrap_or("restored")
+    }
+
+    fn publish(&self, inner: &Inner) {
+        for (i, name) in self.names.iter().enumerate() {
+            self.metrics
+                .backlog_bytes
+                .with_label_values(&[name, "memory"])
+                .set(inner.mem_by_source[i] as i64);
+            self.metrics
+                .backlog_bytes
+                .with_label_values(&[name, "spool"])
+                .set(inner.spool.by_source[i] as i64);
+        }
+        self.metrics.spool_bytes.set(inner.spool.disk_bytes as i64);
+    }
+
+    fn publish_source(&self, inner: &Inner, id: SourceId) {
+        let i = id as usize;
+        let name = self.name(id);
+        self.metrics
+            .backlog_bytes
+            .with_label_values(&[name, "memory"])
+            .set(inner.mem_by_source.get(i).copied().unwrap_or(0) as i64);
+        self.metrics
+            .backlog_bytes
+            .with_label_values(&[name, "spool"])
+            .set(inner.spool.by_source.get(i).copied().unwrap_or(0) as i64);
+        self.metrics.spool_bytes.set(inner.spool.disk_bytes as i64);
+    }
+
+    /// Queue a batch without ever waiting: memory, else the spool, else dropped and
+    /// counted. Returns false when it was dropped.
+    pub fn push(&self, batch: Batch) -> bool {
+        if batch.data.is_empty() {
+            return true;
+        }
+        let mut inner = self.lock();
+        let len = batch.data.len() as u64;
+        let id = batch.source;
+        let ok = if inner.spool.records == 0
+            && (inner.mem_bytes + len <= self.memory_cap || inner.mem.is_empty())
+        {
+            inner.mem_bytes += len;
+            if let Some(b) = inner.mem_by_source.get_mut(id as usize) {
+                *b += len;
+            }
+            inner.mem.push_back(batch);
+            true
+        } else {
+            let name = self.name(id).to_string();
+            match inner.spool.append(id, &name, &batch.data) {
+                Ok(()) => {
+                    self.metrics
+                        .spilled_bytes
+                        .with_label_values(&[&name])
+                        .inc_by(len);
+                    true
+                }
+                Err(reason) => {
+                    let lines = memchr::memchr_iter(b'\n', &batch.data).count() as u64;
+                    self.metrics
+                        .dropped_lines
+                        .with_label_values(&[&name, reason.label()])
+                        .inc_by(lines);
+                    let now = Instant::now();
+                    if inner
+                        .last_spool_error_log
+                        .is_none_or(|t| now.duration_since(t) > Duration::from_secs(10))
+                    {
+                        inner.last_spool_error_log = Some(now);
+                        tracing::error!(source = %name, lines, reason = %reason, "engine behind and spool unavailable: dropped lines");
+                    }
+                    false
+                }
+            }
+        };
+        self.publish_source(&inner, id);
+        drop(inner);
+        self.not_empty.notify_one();
+        ok
+    }
+
+    /// Queue a batch, waiting while memory is full or the spool is not empty. Returns
+    /// false (batch dropped, not counted: the caller has not committed it) when the
+    /// consumer is gone or `give_up` says so.
+    pub fn push_wait(&self, batch: Batch, give_up: &dyn Fn() -> bool) -> bool {
+        // An empty batch still carries a commit (skipped NULs, a skipped long line).
+        if batch.data.is_empty() && batch.commit.is_none() {
+            return true;
+        }
+        let len = batch.data.len() as u64;
+        let id = batch.source;
+        let mut inner = self.lock();
+        while !inner.abandoned
+            && (inner.spool.records > 0
+                || (inner.mem_bytes + len > self.memory_cap && !inner.mem.is_empty()))
+        {
+            if give_up() {
+                return false;
+            }
+            inner = self
+                .not_full
+                .wait_timeout(inner, Duration::from_millis(100))
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        if inner.abandoned {
+            return false;
+        }
+        inner.mem_bytes += len;
+        if let Some(b) = inner.mem_by_source.get_mut(id as usize) {
+            *b += len;
+        }
+        inner.mem.push_back(batch);
+        self.publish_source(&inner, id);
+        drop(inner);
+        self.not_empty.notify_one();
+        true
+    }
+
+    /// The next batch: memory first, then the spool; waits up to `timeout`.
+    pub fn pop(&self, timeout: Duration) -> Pop {
+        let deadline = Instant::now() + timeout;
+        let mut inner = self.lock();
+        loop {
+            if let Some(b) = inner.mem.pop_front() {
+                let len = b.data.len() as u64;
+                inner.mem_bytes -= len;
+                if let Some(x) = inner.mem_by_source.get_mut(b.source as usize) {
+                    *x = x.saturating_sub(len);
+                }
+                self.publish_source(&inner, b.source);
+                drop(inner);
+                self.not_full.notify_all();
+                return Pop::Batch(b);
+            }
+            if inner.spool.records > 0 {
+                let names = self.names.clone();
+                match inner.spool.read_next(&names) {
+                    Ok(Some(b)) => {
+                        self.publish_source(&inner, b.source);
+                        if inner.spool.records == 0 {
+                            drop(inner);
+                            self.not_full.notify_all();
+                        }
+                        return Pop::Batch(b);
+                    }
+                    Ok(None) => continue,
+                    Err(e) => {
+                        let lost = inner.spool.records;
+                        tracing::error!(error = %e, records = lost, "spool unreadable: its remaining records are dropped");
+                        self.metrics
+                            .dropped_lines
+                            .with_label_values(&["restored", "spool_corrupt"])
+                            .inc_by(lost);
+                        inner.spool.reset();
+                        self.publish(&inner);
+                        continue;
+                    }
+                }
+            }
+            if inner.closed {
+                return Pop::Done;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Pop::Empty;
+            }
+            inner = self
+                .not_empty
+                .wait_timeout(inner, deadline - now)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+    }
+
+    /// No more pushes are expected: [`Queue::pop`] returns `Done` once drained.
+    pub fn close(&self) {
+        self.lock().closed = true;
+        self.not_empty.notify_all();
+    }
+
+    /// The consumer is gone: waiting pushers return.
+    pub fn abandon(&self) {
+        self.lock().abandoned = true;
+        self.not_full.notify_all();
+    }
+
+    /// Bytes waiting in memory and on disk.
+    pub fn backlog(&self) -> (u64, u64) {
+        let inner = self.lock();
+        (inner.mem_bytes, inner.spool.disk_bytes)
+    }
+}
+
+/// Why a batch could not be spilled.
+#[derive(Debug, thiserror::Error)]
+pub enum SpillError {
+    #[error("spool full (max_disk_bytes)")]
+    Full,
+    #[error("spool write failed: {0}")]
+    Io(#[from] io::Error),
+}
+
+impl SpillError {
+    fn label(&self) -> &'static str {
+        match self {
+            SpillError::Full => "spool_full",
+            SpillError::Io(_) => "spool_error",
+        }
+    }
+}
+
+/// The on-disk part: append-only segments, read oldest first.
+struct Spool {
+    dir: PathBuf,
+    segment_bytes: u64,
+    max_bytes: u64,
+    /// Sequence numbers of segments on disk, oldest first.
+    segments: VecDeque<u64>,
+    writer: Option<(u64, File, u64)>,
+    reader: Option<(u64, BufReader<File>)>,
+    next_seq: u64,
+    records: u64,
+    disk_bytes: u64,
+    by_source: Vec<u64>,
+}
+
+fn segment_path(dir: &Path, seq: u64) -> PathBuf {
+    dir.join(format!("spool-{seq:016}.seg"))
+}
+
+impl Spool {
+    fn open(dir: &Path, segment_bytes: u64, max_bytes: u64, names: &[String]) -> io::Result<Spool> {
+        fs::create_dir_all(dir)?;
+        let mut seqs: Vec<u64> = fs::read_dir(dir)?
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                let n = e.file_name().to_string_lossy().into_owned();
+                n.strip_prefix("spool-")?
+                    .strip_suffix(".seg")?
+                    .parse::<u64>()
+                    .ok()
+            })
+            .collect();
+        seqs.sort_unstable();
+        let mut spool = Spool {
+            dir: dir.to_path_buf(),
+            segment_bytes,
+            max_bytes,
+            segments: VecDeque::new(),
+            writer: None,
+            reader: None,
+            next_seq: seqs.last().map_or(0, |s| s + 1),
+            records: 0,
+            disk_bytes: 0,
+            by_source: vec![0; names.len()],
+        };
+        // Count what earlier runs left; a torn last record (a crash mid-write) ends the
+        // segment.
+        for seq in seqs {
+            let path = segment_path(dir, seq);
+            let mut r = BufReader::new(File::open(&path)?);
+            let mut any = false;
+            while let Ok(Some((name, data))) = read_record(&mut r) {
+                any = true;
+                spool.records += 1;
+                spool.disk_bytes += (HEADER + name.len() + data.len()) as u64;
+                let id = source_id(names, &name);
+                spool.by_source[id as usize] += data.len() as u64;
+            }
+            if any {
+                spool.segments.push_back(seq);
+            } else {
+                let _ = fs::remove_file(&path);
+            }
+        }
+        Ok(spool)
+    }
+
+    fn append(&mut self, id: SourceId, name: &str, data: &[u8]) -> Result<(), SpillError> {
+        let rec = (HEADER + name.len() + data.len()) as u64;
+        if self.disk_bytes + rec > self.max_bytes {
+            return Err(SpillError::Full);
+        }
+        let rotate = match &self.writer {
+            None => true,
+            Some((_, _, size)) => *size >= self.segment_bytes,
+        };
+        if rotate {
+            let seq = self.next_seq;
+            self.next_seq += 1;
+            let f = OpenOptions::new()
+                .create_new(true)
+                .append(true)
+                .open(segment_path(&self.dir, seq))?;
+            self.segments.push_back(seq);
+            self.writer = Some((seq, f, 0));
+        }
+        let Some((_, f, size)) = self.writer.as_mut() else {
+            unreachable!("a writer was just opened")
+        };
+        let name = &name.as_bytes()[..name.len().min(255)];
+        let mut rec_buf = Vec::with_capacity(HEADER + name.len() + data.len());
+        rec_buf.push(MAGIC);
+        rec_buf.push(name.len() as u8);
+        rec_buf.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        rec_buf.extend_from_slice(name);
+        rec_buf.extend_from_slice(data);
+        f.write_all(&rec_buf)?;
+        *size += rec_buf.len() as u64;
+        self.records += 1;
+        self.disk_bytes += rec_buf.len() as u64;
+        if let Some(b) = self.by_source.get_mut(id as usize) {
+            *b += data.len() as u64;
+        }
+        Ok(())
+    }
+
+    /// The oldest record; `Ok(None)` when a segment ended (call again).
+    fn read_next(&mut self, names: &[String]) -> io::Result<Option<Batch>> {
+        if self.reader.is_none() {
+            let Some(&seq) = self.segments.front() else {
+                // Counted records but no segment: inconsistent; start over.
+                self.records = 0;
+                return Ok(None);
+            };
+            self.reader = Some((
+                seq,
+                BufReader::with_capacity(256 * 1024, File::open(segment_path(&self.dir, seq))?),
+            ));
+        }
+        let Some((seq, r)) = self.reader.as_mut() else {
+            unreachable!("a reader was just opened")
+        };
+        let seq = *seq;
+        let rec = match read_record(r) {
+            Ok(x) => x,
+            Err(e) => {
+                // A torn record (a crash mid-write in an earlier run) ends its segment;
+                // the records counted at start-up are the complete ones before it.
+                tracing::warn!(segment = seq, error = %e, "spool segment ends in a torn record");
+                None
+            }
+        };
+        match rec {
+            Some((name, data)) => {
+                let id = source_id(names, &name);
+                self.records -= 1;
+                self.disk_bytes = self
+                    .disk_bytes
+                    .saturating_sub((HEADER + name.len() + data.len()) as u64);
+                if let Some(b) = self.by_source.get_mut(id as usize) {
+                    *b = b.saturating_sub(data.len() as u64);
+                }
+                if self.records == 0 {
+                    // Everything read: remove every segment and start afresh.
+                    self.reset();
+                }
+                Ok(Some(Batch {
+                    source: id,
+                    data,
+                    commit: None,
+                }))
+            }
+            None => {
+                // End of this segment. The writer's segment is never at its end while
+                // records remain, so this one is finished.
+                self.reader = None;
+                self.segments.pop_front();
+                if self.writer.as_ref().is_some_and(|w| w.0 == seq) {
+                    self.writer = None;
+                }
+                let _ = fs::remove_file(segment_path(&self.dir, seq));
+                Ok(None)
+            }
+        }
+    }
+
+    fn reset(&mut self) {
+        self.reader = None;
+        self.writer = None;
+        for seq in self.segments.drain(..) {
+            let _ = fs::remove_file(segment_path(&self.dir, seq));
+        }
+        self.records = 0;
+        self.disk_bytes = 0;
+        self.by_source.iter_mut().for_each(|b| *b = 0);
+    }
+}
+
+fn source_id(names: &[String], name: &[u8]) -> SourceId {
+    names
+        .iter()
+        .position(|n| n.as_bytes() == name)
+        .unwrap_or(names.len() - 1) as SourceId
+}
+
+/// One record, `None` at a clean end of the segment; a torn or foreign record is an
+/// error.
+fn read_record(r: &mut impl Read) -> io::Result<Option<(Vec<u8>, Vec<u8>)>> {
+    let mut h = [0u8; HEADER];
+    let mut got = 0;
+    while got < HEADER {
+        let n = r.read(&mut h[got..])?;
+        if n == 0 {
+            if got == 0 {
+                return Ok(None);
+            }
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "torn spool record",
+            ));
+        }
+        got += n;
+    }
+    if h[0] != MAGIC {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "not a spool record",
+        ));
+    }
+    let name_len = h[1] as usize;
+    let len = u32::from_le_bytes([h[2], h[3], h[4], h[5]]) as usize;
+    let mut name = vec![0u8; name_len];
+    r.read_exact(&mut name)?;
+    let mut data = vec![0u8; len];
+    r.read_exact(&mut data)?;
+    Ok(Some((name, data)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(dir: &Path, mem: u64, disk: u64) -> QueueSettings {
+        QueueSettings {
+            memory_bytes: mem,
+            spool_dir: dir.to_path_buf(),
+            max_disk_bytes: disk,
+            segment_bytes: 256,
+        }
+    }
+
+    fn batch(source: SourceId, text: &str) -> Batch {
+        Batch {
+            source,
+            data: text.as_bytes().to_vec(),
+            commit: None,
+        }
+    }
+
+    fn drain(q: &Queue) -> Vec<String> {
+        let mut out = Vec::new();
+        while let Pop::Batch(b) = q.pop(Duration::from_millis(1)) {
+            out.push(format!(
+                "{}:{}",
+                b.source,
+                String::from_utf8(b.data).unwrap()
+            ));
+        }
+        out
+    }
+
+    #[test]
+    fn spills_to_disk_in_order_and_drains_back_to_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = Arc::new(Metrics::new());
+        let names = vec!["a".to_string(), "b".to_string()];
+        let q = Queue::new(&settings(dir.path(), 100, 1 << 20), &names, m.clone()).unwrap();
+        let mut want = Vec::new();
+        for i in 0..50 {
+            let s = (i % 2) as SourceId;
+            let text = format!("{{\"line\":{i:040}}}\n");
+            assert!(q.push(batch(s, &text)));
+            want.push(format!("{s}:{text}"));
+        }
+        assert!(m.spilled_bytes.with_label_values(&["a"]).get() > 0);
+        assert!(q.backlog().1 > 0, "the spool holds the overflow");
+        let segs = fs::read_dir(dir.path()).unwrap().count();
+        assert!(segs > 1, "several segments were written: {segs}");
+        assert_eq!(drain(&q), want);
+        assert_eq!(q.backlog(), (0, 0));
+        assert_eq!(
+            fs::read_dir(dir.path()).unwrap().count(),
+            0,
+            "read segments are removed"
+        );
+        // Back to memory once drained.
+        assert!(q.push(batch(0, "x\n")));
+        assert_eq!(q.backlog(), (2, 0));
+        q.close();
+        assert_eq!(drain(&q), vec!["0:x\n".to_string()]);
+        assert!(matches!(q.pop(Duration::from_millis(1)), Pop::Done));
+    }
+
+    #[test]
+    fn a_full_spool_drops_and_counts() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = Arc::new(Metrics::new());
+        let q = Queue::new(&settings(dir.path(), 10, 40), &["s".into()], m.clone()).unwrap();
+        assert!(q.push(batch(0, "0123456789\n")));
+        assert!(q.push(batch(0, "second\nthird\n")));
+        assert!(!q.push(batch(0, "01234567890123456789012345678901234567890\nz\n")));
+        assert_eq!(
+            m.dropped_lines
+                .with_label_values(&["s", "spool_full"])
+                .get(),
+            2
+        );
+        assert_eq!(drain(&q).len(), 2);
+    }
+
+    #[test]
+    fn segments_left_by_an_earlier_run_are_replayed_first() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let m = Arc::new(Metrics::new());
+            let q = Queue::new(&settings(dir.path(), 1, 1 << 20), &["s".into()], m).unwrap();
+            q.push(batch(0, "one\n"));
+            q.push(batch(0, "two\n"));
+            q.push(batch(0, "three\n"));
+            // Dropped without draining: one in memory (lost with the process), two on disk.
+        }
+        // A torn record at the end of the last segment is ignored.
+        let last = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .max()
+            .unwrap();
+        let mut f = OpenOptions::new().append(true).open(&last).unwrap();
+        f.write_all(&[MAGIC, 1, 200, 0]).unwrap();
+        let m = Arc::new(Metrics::new());
+        let names = vec!["other".to_string(), "s".to_string()];
+        let q = Queue::new(&settings(dir.path(), 1 << 20, 1 << 20), &names, m).unwrap();
+        q.push(batch(0, "new\n"));
+        assert_eq!(drain(&q), vec!["1:two\n", "1:three\n", "0:new\n"]);
+    }
+
+    #[test]
+    fn push_wait_waits_for_room_and_yields_to_the_spool() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = Arc::new(Metrics::new());
+        let q = Arc::new(Queue::new(&settings(dir.path(), 8, 1 << 20), &["s".into()], m).unwrap());
+        q.push(batch(0, "aaaaaaa\n"));
+        q.push(batch(0, "spilled\n"));
+        let q2 = q.clone();
+        let t = std::thread::spawn(move || q2.push_wait(batch(0, "waited\n"), &|| false));
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(!t.is_finished(), "memory full: push_wait waits");
+        let got = drain(&q);
+        assert!(t.join().unwrap());
+        let mut all = got;
+        all.extend(drain(&q));
+        assert_eq!(all, vec!["0:aaaaaaa\n", "0:spilled\n", "0:waited\n"]);
+        q.push(batch(0, "full....\n"));
+        q.abandon();
+        assert!(
+            !q.push_wait(batch(0, "more\n"), &|| false),
+            "no consumer: give up"
+        );
+    }
+}

@@ -1,0 +1,554 @@
+//! The socket source: the peer of Vault's `socket` audit device (tcp, unix or udp).
+//!
+//! Vault writes each entry synchronously under one mutex and fails or stalls client
+//! requests when the write blocks, so this source never pushes back: every connection has
+//! its own task that reads the moment data arrives, frames whole lines and hands them to
+//! the ingest queue without waiting (the queue spills to disk when the engine is behind).
+//! Invariants: bytes are never spliced across connections; an unterminated fragment left
+//! when a connection closes (Vault re-sends the whole entry on a new connection) is
+//! discarded and counted; connections are capped, and at the cap a peer idle longer than
+//! `evict_idle_after_secs` is closed to make room; labels carry the source name, never a
+//! peer address.
+
+use std::io;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::net::{TcpListener, UdpSocket, UnixListener};
+use tokio::sync::{watch, Notify};
+
+use super::{Batch, SourceId};
+use crate::config::daemon::{Listen, SocketSource};
+use crate::daemon::queue::Queue;
+use crate::metrics::Metrics;
+
+/// Splits a byte stream into whole lines with a length cap.
+///
+/// Complete lines (with their `\n`) are appended to the caller's buffer; the unterminated
+/// rest is kept. A line longer than the cap is skipped without being kept whole. With
+/// `strip_nul`, runs of NUL bytes at a line start (the hole `copytruncate` leaves) are
+/// skipped.
+#[derive(Debug)]
+pub struct Framer {
+    partial: Vec<u8>,
+    skipping: bool,
+    skipped: u64,
+    max_line: usize,
+    strip_nul: bool,
+}
+
+/// What one [`Framer::push`] produced besides lines.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FrameStats {
+    pub lines: u64,
+    /// Lines over the cap that were skipped (counted when their end is seen).
+    pub too_long: u64,
+    pub nul_bytes: u64,
+}
+
+impl Framer {
+    pub fn new(max_line: usize, strip_nul: bool) -> Framer {
+        Framer {
+            partial: Vec::new(),
+            skipping: false,
+            skipped: 0,
+            max_line: max_line.max(1024),
+            strip_nul,
+        }
+    }
+
+    /// Bytes held for an unterminated line (not yet consumed).
+    pub fn pending(&self) -> usize {
+        self.partial.len()
+    }
+
+    /// Drop the unterminated rest (connection closed, file truncated); its size, if any.
+    pub fn discard(&mut self) -> Option<usize> {
+        let n = self.partial.len() + self.skipped as usize;
+        let had = !self.partial.is_empty() || self.skipping;
+        self.partial.clear();
+        self.skipping = false;
+        self.skipped = 0;
+        had.then_some(n)
+    }
+
+    pub fn push(&mut self, mut data: &[u8], out: &mut Vec<u8>) -> FrameStats {
+        let mut st = FrameStats::default();
+        while !data.is_empty() {
+            if self.skipping {
+                match memchr::memchr(b'\n', data) {
+                    Some(p) => {
+                        self.skipping = false;
+                        self.skipped = 0;
+                        st.too_long += 1;
+                        data = &data[p + 1..];
+                    }
+                    None => {
+                        self.skipped += data.len() as u64;
+                        return st;
+                    }
+                }
+                continue;
+            }
+            if self.strip_nul && self.partial.is_empty() {
+                let n = data.iter().take_while(|&&b| b == 0).count();
+                st.nul_bytes += n as u64;
+                data = &data[n..];
+                if data.is_empty() {
+                    break;
+                }
+            }
+            match memchr::memchr(b'\n', data) {
+                Some(p) => {
+                    if self.partial.len() + p > self.max_line {
+                        self.partial.clear();
+                        st.too_long += 1;
+                    } else if self.partial.is_empty() {
+                        // Fast path: whole lines straight from the input, up to the last
+                        // newline, when none of them is too long.
+                        let last = memchr::memrchr(b'\n', data).unwrap_or(p);
+                        let chunk = &data[..=last];
+                        if self.strip_nul || too_long_inside(chunk, self.max_line) {
+                            out.extend_from_slice(&data[..=p]);
+                            st.lines += 1;
+                        } else {
+                            out.extend_from_slice(chunk);
+                            st.lines += memchr::memchr_iter(b'\n', chunk).count() as u64;
+                            data = &data[last + 1..];
+                            continue;
+                        }
+                    } else {
+                        out.extend_from_slice(&self.partial);
+                        out.extend_from_slice(&data[..=p]);
+                        self.partial.clear();
+                        st.lines += 1;
+                    }
+                    data = &data[p + 1..];
+                }
+                None => {
+                    if self.partial.len() + data.len() > self.max_line {
+                        self.skipped = (self.partial.len() + data.len()) as u64;
+                        self.partial.clear();
+                        self.skipping = true;
+                    } else {
+                        self.partial.extend_from_slice(data);
+                    }
+                    return st;
+                }
+            }
+        }
+        st
+    }
+}
+
+/// Does `chunk` (whole lines) hold a line longer than `max`?
+fn too_long_inside(chunk: &[u8], max: usize) -> bool {
+    if chunk.len() <= max + 1 {
+        return false;
+    }
+    let mut start = 0;
+    for p in memchr::memchr_iter(b'\n', chunk) {
+        if p - start > max {
+            return true;
+        }
+        start = p + 1;
+    }
+    false
+}
+
+/// How long a connection is still read after shutdown begins.
+const DRAIN_READ: Duration = Duration::from_millis(200);
+
+/// Where a socket source reports: its id and name, the queue, the metrics.
+#[derive(Clone)]
+pub struct SourceCtx {
+    pub id: SourceId,
+    pub name: Arc<str>,
+    pub queue: Arc<Queue>,
+    pub metrics: Arc<Metrics>,
+    pub max_line: usize,
+}
+
+impl SourceCtx {
+    fn emit(&self, data: Vec<u8>, st: FrameStats) {
+        if st.too_long > 0 {
+            self.metrics
+                .parse_errors
+                .with_label_values(&[&self.name, "line_too_long"])
+                .inc_by(st.too_long);
+            tracing::warn!(source = %self.name, lines = st.too_long, "skipped lines over parse.max_line_bytes");
+        }
+        if !data.is_empty() {
+            self.queue.push(Batch {
+                source: self.id,
+                data,
+                commit: None,
+            });
+        }
+    }
+
+    fn fragment(&self, bytes: usize, why: &str) {
+        self.metrics
+            .dropped_lines
+            .with_label_values(&[&self.name, "fragment"])
+            .inc();
+        tracing::warn!(source = %self.name, bytes, reason = why, "discarded an unterminated fragment");
+    }
+}
+
+/// A bound socket source, ready to run.
+pub enum Bound {
+    Tcp(TcpListener),
+    Unix(UnixListener, PathBuf),
+    Udp(UdpSocket),
+}
+
+impl Bound {
+    /// Bind the configured address. A stale unix socket file is replaced.
+    pub async fn bind(cfg: &SocketSource) -> io::Result<Bound> {
+        Ok(match &cfg.listen {
+            Listen::Tcp(a) => Bound::Tcp(TcpListener::bind(a).await?),
+            Listen::Udp(a) => Bound::Udp(UdpSocket::bind(a).await?),
+            Listen::Unix(p) => {
+                use std::os::unix::fs::FileTypeExt;
+                if let Ok(m) = std::fs::symlink_metadata(p) {
+                    if m.file_type().is_socket() {
+                        std::fs::remove_file(p)?;
+                    }
+                }
+                Bound::Unix(UnixListener::bind(p)?, p.clone())
+            }
+        })
+    }
+
+    /// The bound address, for logs (`127.0.0.1:9200`, `udp://…`, a socket path).
+    pub fn describe(&self) -> String {
+        match self {
+            Bound::Tcp(l) => l
+                .local_addr()
+                .map(|a| a.to_string())
+                .unwrap_or_else(|_| "?".into()),
+            Bound::Udp(s) => s
+                .local_addr()
+                .map(|a: SocketAddr| a.to_string())
+                .unwrap_or_else(|_| "?".into()),
+            Bound::Unix(_, p) => p.display().to_string(),
+        }
+    }
+
+    /// Serve until `shutdown` turns true; then stop accepting, read what connections
+    /// still have buffered, and return when every connection task has ended.
+    pub async fn run(self, cfg: SocketSource, ctx: SourceCtx, shutdown: watch::Receiver<bool>) {
+        match self {
+            Bound::Tcp(l) => {
+                accept_loop(
+                    || async { l.accept().await.map(|(s, _)| s) },
+                    cfg,
+                    ctx,
+                    shutdown,
+                )
+                .await
+            }
+            Bound::Unix(l, path) => {
+                accept_loop(
+                    || async { l.accept().await.map(|(s, _)| s) },
+                    cfg,
+                    ctx,
+                    shutdown,
+                )
+                .await;
+                let _ = std::fs::remove_file(path);
+            }
+            Bound::Udp(s) => udp_loop(s, ctx, shutdown).await,
+        }
+    }
+}
+
+/// One open connection, as the cap sees it.
+struct Slot {
+    id: u64,
+    last_active_ms: AtomicU64,
+    evict: Notify,
+}
+
+struct Conns {
+    start: Instant,
+    slots: Mutex<Vec<Arc<Slot>>>,
+    next_id: AtomicU64,
+}
+
+impl Conns {
+    fn now_ms(&self) -> u64 {
+        self.start.elapsed().as_millis() as u64
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Arc<Slot>>> {
+        self.slots.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+async fn accept_loop<F, Fut, S>(
+    accept: F,
+    cfg: SocketSource,
+    ctx: SourceCtx,
+    mut shutdown: watch::Receiver<bool>,
+) where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = io::Result<S>>,
+    S: AsyncRead + Unpin + Send + 'static,
+{
+    let conns = Arc::new(Conns {
+        start: Instant::now(),
+        slots: Mutex::new(Vec::new()),
+        next_id: AtomicU64::new(0),
+    });
+    let mut tasks = tokio::task::JoinSet::new();
+    let evict_after = cfg.evict_idle_after_secs * 1000;
+    let mut last_reject_log: Option<Instant> = None;
+    loop {
+        let stream = tokio::select! {
+            biased;
+            _ = shutdown.changed() => break,
+            r = accept() => r,
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
+        };
+        let stream = match stream {
+            Ok(s) => s,
+            Err(e) => {
+                // EMFILE and friends: back off briefly instead of spinning.
+                tracing::warn!(source = %ctx.name, error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let admitted = {
+            let mut slots = conns.lock();
+            if slots.len() >= cfg.max_connections {
+                let now = conns.now_ms();
+                let idlest = slots
+                    .iter()
+                    .min_by_key(|s| s.last_active_ms.load(Ordering::Relaxed))
+                    .cloned();
+                match idlest {
+                    Some(s)
+                        if now.saturating_sub(s.last_active_ms.load(Ordering::Relaxed))
+                            >= evict_after =>
+                    {
+                        s.evict.notify_one();
+                        slots.retain(|x| x.id != s.id);
+                        ctx.metrics
+                            .connection_events
+                            .with_label_values(&[&ctx.name, "evicted"])
+                            .inc();
+                        tracing::warn!(source = %ctx.name, cap = cfg.max_connections, "connection cap reached: closed the idlest connection");
+                        true
+                    }
+                    _ => false,
+                }
+            } else {
+                true
+            }
+        };
+        if !admitted {
+            ctx.metrics
+                .connection_events
+                .with_label_values(&[&ctx.name, "rejected"])
+                .inc();
+            let now = Instant::now();
+            if last_reject_log.is_none_or(|t| now.duration_since(t) > Duration::from_secs(10)) {
+                last_reject_log = Some(now);
+                tracing::error!(source = %ctx.name, cap = cfg.max_connections, "connection cap reached and no idle peer: refused a connection");
+            }
+            drop(stream);
+            continue;
+        }
+        let slot = Arc::new(Slot {
+            id: conns.next_id.fetch_add(1, Ordering::Relaxed),
+            last_active_ms: AtomicU64::new(conns.now_ms()),
+            evict: Notify::new(),
+        });
+        conns.lock().push(slot.clone());
+        ctx.metrics
+            .connection_events
+            .with_label_values(&[&ctx.name, "accepted"])
+            .inc();
+        ctx.metrics
+            .connections
+            .with_label_values(&[&ctx.name])
+            .inc();
+        tracing::debug!(source = %ctx.name, "connection accepted");
+        let ctx = ctx.clone();
+        let conns = conns.clone();
+        let shutdown = shutdown.clone();
+        tasks.spawn(async move {
+            serve_conn(stream, &ctx, &conns, &slot, shutdown).await;
+            conns.lock().retain(|x| x.id != slot.id);
+            ctx.metrics
+                .connections
+                .with_label_values(&[&ctx.name])
+                .dec();
+            ctx.metrics
+                .connection_events
+                .with_label_values(&[&ctx.name, "closed"])
+                .inc();
+        });
+    }
+    // Stop accepting; connections read what is already buffered and end.
+    while tasks.join_next().await.is_some() {}
+}
+
+async fn serve_conn<S: AsyncRead + Unpin>(
+    mut stream: S,
+    ctx: &SourceCtx,
+    conns: &Conns,
+    slot: &Slot,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut framer = Framer::new(ctx.max_line, false);
+    // Shutdown: take what the kernel already holds (bounded: a peer that keeps writing
+    // must not hold the drain open), then close.
+    let mut drain_until = shutdown.borrow().then(|| Instant::now() + DRAIN_READ);
+    loop {
+        let r = if let Some(until) = drain_until {
+            let left = until.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(left, stream.read(&mut buf)).await {
+                Ok(r) => r,
+                Err(_) => break,
+            }
+        } else {
+            tokio::select! {
+                r = stream.read(&mut buf) => r,
+                _ = slot.evict.notified() => break,
+                _ = shutdown.changed() => {
+                    drain_until = Some(Instant::now() + DRAIN_READ);
+                    continue;
+                }
+            }
+        };
+        match r {
+            Ok(0) => break,
+            Ok(n) => {
+                slot.last_active_ms.store(conns.now_ms(), Ordering::Relaxed);
+                ctx.metrics
+                    .bytes
+                    .with_label_values(&[&ctx.name])
+                    .inc_by(n as u64);
+                let mut out = Vec::with_capacity(n + framer.pending());
+                let st = framer.push(&buf[..n], &mut out);
+                ctx.emit(out, st);
+            }
+            Err(e) => {
+                tracing::debug!(source = %ctx.name, error = %e, "connection read failed");
+                break;
+            }
+        }
+    }
+    if let Some(n) = framer.discard() {
+        ctx.fragment(n, "connection closed mid-line");
+    }
+}
+
+async fn udp_loop(sock: UdpSocket, ctx: SourceCtx, mut shutdown: watch::Receiver<bool>) {
+    // One datagram is one or more whole entries; the IPv4 UDP payload limit fits.
+    let mut buf = vec![0u8; 65536];
+    loop {
+        let r = tokio::select! {
+            biased;
+            _ = shutdown.changed() => break,
+            r = sock.recv_from(&mut buf) => r,
+        };
+        match r {
+            Ok((n, _peer)) => datagram(&ctx, &buf[..n]),
+            Err(e) => {
+                tracing::debug!(source = %ctx.name, error = %e, "udp receive failed");
+            }
+        }
+    }
+    // Datagrams already queued in the kernel.
+    while let Ok((n, _)) = sock.try_recv_from(&mut buf) {
+        datagram(&ctx, &buf[..n]);
+    }
+}
+
+fn datagram(ctx: &SourceCtx, d: &[u8]) {
+    ctx.metrics
+        .bytes
+        .with_label_values(&[&ctx.name])
+        .inc_by(d.len() as u64);
+    if d.is_empty() {
+        return;
+    }
+    let mut framer = Framer::new(ctx.max_line, false);
+    let mut out = Vec::with_capacity(d.len() + 1);
+    let mut st = framer.push(d, &mut out);
+    if framer.pending() > 0 {
+        // A datagram is complete by definition: its last entry needs no newline.
+        let mut rest = Vec::new();
+        std::mem::swap(&mut rest, &mut framer.partial);
+        out.extend_from_slice(&rest);
+        out.push(b'\n');
+        st.lines += 1;
+    } else if framer.discard().is_some() {
+        st.too_long += 1;
+    }
+    ctx.emit(out, st);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(chunks: &[&[u8]], max: usize, nul: bool) -> (Vec<String>, FrameStats, Framer) {
+        let mut f = Framer::new(max, nul);
+        let mut out = Vec::new();
+        let mut total = FrameStats::default();
+        for c in chunks {
+            let st = f.push(c, &mut out);
+            total.lines += st.lines;
+            total.too_long += st.too_long;
+            total.nul_bytes += st.nul_bytes;
+        }
+        let lines = String::from_utf8(out)
+            .unwrap()
+            .split_inclusive('\n')
+            .map(str::to_string)
+            .collect();
+        (lines, total, f)
+    }
+
+    #[test]
+    fn frames_lines_split_across_reads() {
+        let (lines, st, mut f) = frame(&[b"ab", b"c\nde", b"f\n\ngh"], 1024, false);
+        assert_eq!(lines, vec!["abc\n", "def\n", "\n"]);
+        assert_eq!(st.lines, 3);
+        assert_eq!(f.discard(), Some(2), "the fragment `gh` is left");
+        assert_eq!(f.discard(), None);
+    }
+
+    #[test]
+    fn skips_lines_over_the_cap_without_keeping_them() {
+        let long = vec![b'x'; 3000];
+        let (lines, st, f) = frame(&[b"ok\n", &long, &long, b"\nafter\n"], 1024, false);
+        assert_eq!(lines, vec!["ok\n", "after\n"]);
+        assert_eq!(st.too_long, 1);
+        assert_eq!(f.pending(), 0);
+        let mut within = b"ok\n".to_vec();
+        within.extend(vec![b'y'; 2000]);
+        within.extend(b"\nafter\n");
+        let (lines, st, _) = frame(&[&within], 1024, false);
+        assert_eq!(lines, vec!["ok\n", "after\n"]);
+        assert_eq!(st.too_long, 1);
+    }
+
+    #[test]
+    fn strips_nul_runs_at_line_starts() {
+        let (lines, st, _) = frame(&[b"\0\0\0", b"\0{\"a\":1}\n\0\0{\"b\":2}\n"], 1024, true);
+        assert_eq!(lines, vec!["{\"a\":1}\n", "{\"b\":2}\n"]);
+        assert_eq!(st.nul_bytes, 6);
+    }
+}

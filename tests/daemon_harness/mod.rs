@@ -1,0 +1,385 @@
+//! Shared by the daemon, tail and OpenBao tests: start the real `auditwatch run` binary
+//! with a config, learn its bound addresses from its log, talk to it, signal it, and kill
+//! it on drop. Every wait is bounded; only loopback and ephemeral ports are used.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+/// The binary under test; `AUDITWATCH_BIN` overrides it (a build directory shared by
+/// several checkouts can have its copy replaced mid-run).
+pub fn bin() -> String {
+    std::env::var("AUDITWATCH_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_auditwatch").to_string())
+}
+
+/// A rule that fires once per response entry under `secret/`: one alert per request, so
+/// alerts count entries exactly (no loss, no duplicate).
+pub const EVERY_READ_RULE: &str = r#"id: test-every-secret-request
+title: Every request under secret/ (test rule)
+category: test_read
+severity: info
+description: Test rule.
+summary: '{operation} {path}'
+when:
+  all:
+    - {field: path, prefix: [secret/]}
+detector: {kind: match}
+examples:
+  - name: a read fires
+    expect: fire
+    entries:
+      - {time: '2026-03-02T10:00:00Z', type: response, auth: {display_name: x, policies: [default]},
+         request: {id: r-1, operation: read, path: secret/data/x}, response: {}}
+  - name: other paths stay quiet
+    expect: quiet
+    entries:
+      - {time: '2026-03-02T10:00:00Z', type: response, auth: {display_name: x, policies: [default]},
+         request: {id: r-2, operation: read, path: sys/health}, response: {}}
+"#;
+
+/// A realistic response entry (~1.3 KB) with request id `id` at `time` (RFC 3339).
+pub fn response_line(id: &str, time: &str) -> String {
+    let e = json!({
+        "time": time,
+        "type": "response",
+        "auth": {
+            "client_token": "hmac-sha256:5b1e1c1d2f0a7c9e3b4d6f8a0c2e4a6b8d0f2a4c6e8a0b2d4f6a8c0e2a4c6e8a",
+            "accessor": "hmac-sha256:0c2e4a6b8d0f2a4c6e8a0b2d4f6a8c0e2a4c6e8a5b1e1c1d2f0a7c9e3b4d6f8a",
+            "display_name": "kubernetes-bookstore-platform-acme-bookstore-platform-eso",
+            "policies": ["bookstore-platform-app-acme", "default"],
+            "token_policies": ["bookstore-platform-app-acme", "default"],
+            "metadata": {
+                "role": "bookstore-platform-acme",
+                "service_account_name": "bookstore-platform-eso",
+                "service_account_namespace": "bookstore-platform-acme",
+                "service_account_uid": "8d1c2f3e-4a5b-6c7d-8e9f-0a1b2c3d4e5f"
+            },
+            "entity_id": "1f2e3d4c-5b6a-7980-a1b2-c3d4e5f60718",
+            "token_type": "service",
+            "token_ttl": 3600,
+            "token_issue_time": "2026-03-02T09:00:00Z"
+        },
+        "request": {
+            "id": id,
+            "operation": "read",
+            "mount_type": "kv",
+            "mount_accessor": "kv_4a1b2c3d",
+            "client_token": "hmac-sha256:5b1e1c1d2f0a7c9e3b4d6f8a0c2e4a6b8d0f2a4c6e8a0b2d4f6a8c0e2a4c6e8a",
+            "client_token_accessor": "hmac-sha256:0c2e4a6b8d0f2a4c6e8a0b2d4f6a8c0e2a4c6e8a5b1e1c1d2f0a7c9e3b4d6f8a",
+            "namespace": {"id": "root"},
+            "path": "secret/data/bookstore-platform/acme/db",
+            "remote_address": "10.42.0.17",
+            "remote_port": 51334,
+            "headers": {"user-agent": ["external-secrets/v0.9"]}
+        },
+        "response": {
+            "mount_type": "kv",
+            "mount_accessor": "kv_4a1b2c3d",
+            "data": {
+                "data": {"password": "hmac-sha256:9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2f1a0b9c8d7e6f5a4b3c2d1e0f9a8b"},
+                "metadata": {"created_time": "hmac-sha256:1a2b3c", "version": 3}
+            }
+        }
+    });
+    e.to_string()
+}
+
+/// Unique request ids per test run.
+pub fn request_id(prefix: u32, i: u64) -> String {
+    format!("{prefix:08x}-0000-4000-8000-{i:012x}")
+}
+
+/// A running daemon.
+pub struct Daemon {
+    child: Option<Child>,
+    pub dir: PathBuf,
+    pub alerts_path: PathBuf,
+    log: Arc<Mutex<Vec<String>>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+    pub http: Option<String>,
+    pub sources: BTreeMap<String, String>,
+}
+
+/// How a daemon ended.
+pub struct Exit {
+    pub code: Option<i32>,
+    pub elapsed: Duration,
+    pub log: String,
+}
+
+impl Daemon {
+    /// Start `auditwatch run --config DIR/config.yaml [args]`; alerts go to DIR/alerts.jsonl
+    /// (the config's `output` is set here). Waits for "auditwatch running".
+    pub fn start(dir: &Path, config: &str, args: &[&str]) -> Daemon {
+        Daemon::start_env(dir, config, args, &[])
+    }
+
+    /// [`Daemon::start`] with extra environment variables.
+    pub fn start_env(dir: &Path, config: &str, args: &[&str], env: &[(&str, &str)]) -> Daemon {
+        let cfg_path = dir.join("config.yaml");
+        let alerts_path = dir.join("alerts.jsonl");
+        let mut text = format!(
+            "{config}\noutput: {{alerts: '{}'}}\n",
+            alerts_path.display()
+        );
+        if !config.contains("spool:") {
+            // Inside the test's directory, so even a killed daemon leaves nothing behind.
+            text.push_str(&format!(
+                "spool: {{dir: '{}'}}\n",
+                dir.join("spool").display()
+            ));
+        }
+        std::fs::write(&cfg_path, text).expect("write config");
+        let mut cmd = Command::new(bin());
+        cmd.arg("run")
+            .arg("--config")
+            .arg(&cfg_path)
+            .args(args)
+            .envs(env.iter().copied())
+            .env("AUDITWATCH_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn auditwatch run");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let stderr = child.stderr.take().expect("stderr");
+        let sink = log.clone();
+        let reader = std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let mut d = Daemon {
+            child: Some(child),
+            dir: dir.to_path_buf(),
+            alerts_path,
+            log,
+            reader: Some(reader),
+            http: None,
+            sources: BTreeMap::new(),
+        };
+        d.wait_log("auditwatch running", Duration::from_secs(30));
+        for line in d.log_lines() {
+            if line.contains("http endpoint listening") {
+                d.http = field(&line, "address");
+            }
+            if line.contains("source listening") {
+                if let (Some(s), Some(a)) = (field(&line, "source"), field(&line, "address")) {
+                    d.sources.insert(s, a);
+                }
+            }
+        }
+        d
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    pub fn log_lines(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
+    }
+
+    pub fn log_text(&self) -> String {
+        self.log_lines().join("\n")
+    }
+
+    /// Wait until a log line contains `needle`; panics with the log after `timeout`.
+    #[track_caller]
+    pub fn wait_log(&mut self, needle: &str, timeout: Duration) {
+        let start = Instant::now();
+        loop {
+            if self.log_lines().iter().any(|l| l.contains(needle)) {
+                return;
+            }
+            if let Some(c) = self.child.as_mut() {
+                if let Ok(Some(status)) = c.try_wait() {
+                    std::thread::sleep(Duration::from_millis(100));
+                    panic!(
+                        "auditwatch exited ({status}) before logging `{needle}`:\n{}",
+                        self.log_text()
+                    );
+                }
+            }
+            if start.elapsed() > timeout {
+                panic!(
+                    "no `{needle}` in the log within {timeout:?}:\n{}",
+                    self.log_text()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn source(&self, name: &str) -> String {
+        self.sources
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no source `{name}` in {:?}", self.sources))
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.pid().to_string())
+            .status()
+            .expect("kill")
+            .success();
+        assert!(ok, "kill -{sig} failed");
+    }
+
+    /// SIGTERM and wait (bounded) for the exit.
+    pub fn stop(mut self) -> Exit {
+        let start = Instant::now();
+        self.signal("TERM");
+        let mut child = self.child.take().expect("running");
+        let code = loop {
+            if let Some(s) = child.try_wait().expect("wait") {
+                break s.code();
+            }
+            if start.elapsed() > Duration::from_secs(60) {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "auditwatch did not exit within 60s of SIGTERM:\n{}",
+                    self.log_text()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let elapsed = start.elapsed();
+        // The whole log, up to the pipe's end.
+        if let Some(r) = self.reader.take() {
+            let t = Instant::now();
+            while !r.is_finished() && t.elapsed() < Duration::from_secs(10) {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+        Exit {
+            code,
+            elapsed,
+            log: self.log_text(),
+        }
+    }
+
+    /// One HTTP GET to the daemon's endpoint: (status, body).
+    pub fn get(&self, path: &str) -> (u16, String) {
+        http_get(self.http.as_deref().expect("http endpoint"), path)
+    }
+
+    /// The sum of every series of `name` whose labels contain all of `labels`
+    /// (`source="x"` pairs).
+    pub fn metric(&self, name: &str, labels: &[&str]) -> f64 {
+        let (code, body) = self.get("/metrics");
+        assert_eq!(code, 200);
+        metric_sum(&body, name, labels)
+    }
+
+    /// Poll until `f` holds (bounded).
+    #[track_caller]
+    pub fn wait_until(&self, what: &str, timeout: Duration, mut f: impl FnMut(&Daemon) -> bool) {
+        let start = Instant::now();
+        while !f(self) {
+            if start.elapsed() > timeout {
+                panic!("timed out waiting for {what}:\n{}", self.log_text());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Alerts written so far.
+    pub fn alerts(&self) -> Vec<Value> {
+        read_alerts(&self.alerts_path)
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+pub fn read_alerts(path: &Path) -> Vec<Value> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    // A line still being written is not an alert yet.
+    let whole = &text[..text.rfind('\n').map_or(0, |p| p + 1)];
+    whole
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("alert is not JSON ({e}): {l}")))
+        .collect()
+}
+
+/// `key=value` from a compact tracing line.
+pub fn field(line: &str, key: &str) -> Option<String> {
+    let pat = format!(" {key}=");
+    let at = line.find(&pat)? + pat.len();
+    let rest = &line[at..];
+    let v = rest.split_whitespace().next()?;
+    Some(v.trim_matches('"').to_string())
+}
+
+pub fn http_get(addr: &str, path: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).expect("connect to the http endpoint");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).expect("read the http response");
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let code = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
+    (code, body)
+}
+
+pub fn metric_sum(body: &str, name: &str, labels: &[&str]) -> f64 {
+    body.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| {
+            let series = l.split_whitespace().next().unwrap_or("");
+            let base = series.split('{').next().unwrap_or("");
+            base == name && labels.iter().all(|lab| series.contains(lab))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Write a rules directory holding `files` (name, text).
+pub fn rules_dir(dir: &Path, files: &[(&str, &str)]) -> PathBuf {
+    let d = dir.join("rules");
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    for (n, t) in files {
+        std::fs::write(d.join(n), t).unwrap();
+    }
+    d
+}
+
+/// Request ids of alerts, counted.
+pub fn ids(alerts: &[Value]) -> BTreeMap<String, usize> {
+    let mut m = BTreeMap::new();
+    for a in alerts {
+        if let Some(id) = a["request_id"].as_str() {
+            *m.entry(id.to_string()).or_insert(0) += 1;
+        }
+    }
+    m
+}

@@ -1,0 +1,140 @@
+//! Load tool for the socket source (ignored by default; run it on a release build):
+//!
+//! ```sh
+//! cargo test --release --test daemon_load -- --ignored --nocapture
+//! AW_LOAD_ENTRIES=400000 AW_LOAD_NODES=8 cargo test --release --test daemon_load -- --ignored --nocapture
+//! AW_LOAD_RATE=2000 cargo test --release --test daemon_load -- --ignored --nocapture   # paced: entries/s per node
+//! AW_LOAD_MEMORY=1073741824 ...   # spool.memory_bytes (default 64 MiB)
+//! ```
+//!
+//! Several "Vault nodes" each hold one TCP connection and write realistic ~1.3 KB
+//! response entries one `write` per entry, as the socket device does. Reported: the
+//! sustained ingest rate (bytes read off the sockets), the engine's rate (entries
+//! processed), what spilled to disk, and the longest time any single write was blocked
+//! (the figure that matters to Vault: its audit writes hold a mutex).
+
+mod daemon_harness;
+
+use std::io::Write;
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use daemon_harness::*;
+
+fn env_u64(k: &str, d: u64) -> u64 {
+    std::env::var(k)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(d)
+}
+
+#[test]
+#[ignore = "a load measurement: run with --release --ignored --nocapture"]
+fn socket_ingest_rate_and_longest_blocked_write() {
+    let entries = env_u64("AW_LOAD_ENTRIES", 200_000);
+    let nodes = env_u64("AW_LOAD_NODES", 4).max(1);
+    let per = entries / nodes;
+    let rate = env_u64("AW_LOAD_RATE", 0);
+    let memory = env_u64("AW_LOAD_MEMORY", 64 << 20);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = format!(
+        "server: {{listen: 127.0.0.1:0, tick_secs: 0, drain_timeout_secs: 600}}
+sources:
+  - {{name: vault-socket, kind: socket, protocol: tcp, listen: 127.0.0.1:0, max_connections: 256}}
+spool: {{dir: '{}', memory_bytes: {memory}}}
+",
+        dir.path().join("spool").display()
+    );
+    let rules = rules_dir(dir.path(), &[("every.yaml", EVERY_READ_RULE)]);
+    let d = Daemon::start(dir.path(), &cfg, &["--rules", rules.to_str().unwrap()]);
+    let addr = d.source("vault-socket");
+
+    // Lines prepared up front so the writers measure writing, not JSON building.
+    let template = response_line(
+        "REQUEST-ID-PLACEHOLDER-000000000000",
+        "2026-03-02T10:00:00Z",
+    );
+    let (head, tail) = template
+        .split_once("REQUEST-ID-PLACEHOLDER-000000000000")
+        .unwrap();
+    let node_lines: Vec<Vec<Vec<u8>>> = (0..nodes)
+        .map(|n| {
+            (0..per)
+                .map(|i| format!("{head}{}{tail}\n", request_id(n as u32, i)).into_bytes())
+                .collect()
+        })
+        .collect();
+    let total_bytes: u64 = node_lines.iter().flatten().map(|l| l.len() as u64).sum();
+    let total_entries = per * nodes;
+
+    let start = Instant::now();
+    let handles: Vec<_> = node_lines
+        .into_iter()
+        .map(|lines| {
+            let addr = addr.clone();
+            std::thread::spawn(move || {
+                let mut s = TcpStream::connect(addr).unwrap();
+                s.set_nodelay(true).unwrap();
+                let mut blocked = Vec::with_capacity(lines.len());
+                let begin = Instant::now();
+                for (i, l) in lines.iter().enumerate() {
+                    if rate > 0 {
+                        // Paced like a node serving `rate` audited requests a second.
+                        let due = begin + Duration::from_secs_f64(i as f64 / rate as f64);
+                        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                            std::thread::sleep(wait);
+                        }
+                    }
+                    let t = Instant::now();
+                    s.write_all(l).unwrap();
+                    blocked.push(t.elapsed());
+                }
+                blocked
+            })
+        })
+        .collect();
+    let mut blocked: Vec<Duration> = handles
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
+    blocked.sort_unstable();
+    let pct = |p: f64| blocked[((blocked.len() as f64 * p) as usize).min(blocked.len() - 1)];
+    let worst = *blocked.last().unwrap();
+    let over_10ms = blocked
+        .iter()
+        .filter(|d| **d > Duration::from_millis(10))
+        .count();
+    let written = start.elapsed();
+    d.wait_until("every byte read", Duration::from_secs(600), |d| {
+        d.metric("auditwatch_source_bytes_total", &[]) >= total_bytes as f64
+    });
+    let read = start.elapsed();
+    let spilled = d.metric("auditwatch_spilled_bytes_total", &[]);
+    d.wait_until("every entry processed", Duration::from_secs(1200), |d| {
+        d.metric("auditwatch_events_total", &[]) >= total_entries as f64
+    });
+    let processed = start.elapsed();
+    let exit = d.stop();
+    assert_eq!(exit.code, Some(0));
+    let mb = total_bytes as f64 / 1e6;
+    eprintln!(
+        "daemon_load: {nodes} connections, {total_entries} entries, {mb:.1} MB, pacing {} entries/s per connection, spool.memory_bytes {memory}\n  \
+         writers done in {:.2}s; ingest (all bytes read off the sockets) {:.2}s: {:.0} MB/s, {:.0} entries/s\n  \
+         engine done in {:.2}s: {:.0} entries/s; spilled to disk: {:.1} MB\n  \
+         blocked writes: p50 {:?}, p99 {:?}, p99.9 {:?}, longest {:?}, {over_10ms} over 10 ms",
+        rate,
+        written.as_secs_f64(),
+        read.as_secs_f64(),
+        mb / read.as_secs_f64(),
+        total_entries as f64 / read.as_secs_f64(),
+        processed.as_secs_f64(),
+        total_entries as f64 / processed.as_secs_f64(),
+        spilled / 1e6,
+        pct(0.5),
+        pct(0.99),
+        pct(0.999),
+        worst
+    );
+    let alerts = read_alerts(&dir.path().join("alerts.jsonl"));
+    assert_eq!(alerts.len() as u64, total_entries, "no entry lost");
+}
