@@ -51,7 +51,15 @@ fn platform(seed: u64, injections: Vec<Injection>) -> SimConfig {
 fn every_injected_finding_is_found_and_clean_traffic_is_quiet() {
     for seed in [1, 2] {
         let (lines, key) = generate(&platform(seed, Injection::ALL.to_vec())).expect("plans");
-        assert_eq!(key.items.len(), Injection::ALL.len());
+        for inj in Injection::ALL {
+            assert!(
+                key.items
+                    .iter()
+                    .any(|i| i.injection == inj.name() && !i.side_effect),
+                "seed {seed}: no answer item for {}",
+                inj.name()
+            );
+        }
         let (alerts, errors) = replay_lines(&lines);
         assert_eq!(errors, 0, "seed {seed}: parse errors");
         let show = |alerts: &[Alert]| -> String {
@@ -116,6 +124,94 @@ fn injections_that_do_not_fit_say_what_they_need() {
         generate(&office).is_err(),
         "09:00-12:00 has no after-hours slot"
     );
+    // A human admin's session needs business hours: Saturday has none.
+    let saturday = SimConfig {
+        start: SimConfig::default().start + 5 * 86_400 * SEC,
+        duration_secs: 6 * 3600,
+        injections: vec![Injection::PolicyDrift],
+        ..SimConfig::default()
+    };
+    let err = generate(&saturday).expect_err("no business hours on a Saturday");
+    assert!(err.to_string().contains("business hours"), "{err}");
+    // The silent-stream alarm judges busy streams only; two tenants without the scrape
+    // are not busy.
+    let quiet = SimConfig {
+        tenants: 2,
+        metrics_scrape_secs: None,
+        injections: vec![Injection::AuditStreamSilent],
+        ..SimConfig::default()
+    };
+    let err = generate(&quiet).expect_err("a sparse stream cannot go silent");
+    assert!(err.to_string().contains("busy stream"), "{err}");
+    let nothing = SimConfig {
+        store_validation_secs: None,
+        metrics_scrape_secs: None,
+        injections: vec![Injection::RawAuditDevice],
+        ..SimConfig::default()
+    };
+    assert!(
+        generate(&nothing).is_err(),
+        "a log_raw window needs traffic"
+    );
+}
+
+#[test]
+fn the_device_states_shape_the_stream() {
+    let cfg = SimConfig {
+        seed: 9,
+        tenants: 4,
+        duration_secs: 4 * 3600,
+        injections: vec![Injection::AuditStreamSilent, Injection::RawAuditDevice],
+        ..SimConfig::default()
+    };
+    let (lines, key) = generate(&cfg).expect("plans");
+    let window = |kind: &str| {
+        let i = key
+            .items
+            .iter()
+            .find(|i| i.evidence_kind == Some(kind))
+            .expect("an item per device state");
+        (i.window_start_ns, i.window_end_ns)
+    };
+    let times: Vec<i64> = lines
+        .iter()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).expect("json");
+            time(&v)
+        })
+        .collect();
+    // The silent gap: no entry for more than 15 minutes before the alarm's time.
+    let (_, alarm) = window("silent");
+    let before = times
+        .iter()
+        .filter(|&&t| t <= alarm - 900 * SEC)
+        .max()
+        .copied();
+    let after = times
+        .iter()
+        .filter(|&&t| t > alarm - 900 * SEC)
+        .min()
+        .copied();
+    let (before, after) = (
+        before.expect("traffic before"),
+        after.expect("traffic after"),
+    );
+    assert!(after - before > 20 * 60 * SEC, "a gap of 20+ minutes");
+    // The log_raw window: every token inside it is in clear, none outside.
+    let (r0, r1) = window("log_raw");
+    for (l, &t) in lines.iter().zip(&times) {
+        let clear = l.contains("\"client_token\":\"s.");
+        if clear {
+            assert!(
+                (r0..r1 + 60 * SEC).contains(&t),
+                "a clear token outside the window"
+            );
+        }
+        if (r0 + SEC..r1 - SEC).contains(&t) && l.contains("\"client_token\"") {
+            assert!(!l.contains("\"client_token\":\"hmac-sha256:"), "{l}");
+        }
+    }
+    assert!(lines.iter().any(|l| l.contains("\"client_token\":\"s.")));
 }
 
 #[test]
@@ -330,7 +426,7 @@ fn the_command_is_deterministic_and_writes_an_answer_key() {
                 "--duration",
                 "20m",
                 "--inject",
-                "cross-tenant-read,ci_origin_read",
+                "cross-tenant-read,ci_origin_read,generate-root",
                 "--answer-key",
             ])
             .arg(&key)
@@ -347,8 +443,16 @@ fn the_command_is_deterministic_and_writes_an_answer_key() {
     assert_eq!(a, b);
     let key: Value =
         serde_json::from_str(&std::fs::read_to_string(&key).expect("key")).expect("json");
-    assert_eq!(key["items"].as_array().map(Vec::len), Some(2));
-    assert_eq!(key["items"][0]["category"], "cross_tenant_read");
+    assert_eq!(key["items"].as_array().map(Vec::len), Some(3));
+    let cats: Vec<&str> = key["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|i| i["category"].as_str())
+        .collect();
+    for c in ["cross_tenant_read", "ci_origin_read", "generate_root"] {
+        assert!(cats.contains(&c), "{cats:?}");
+    }
 
     let stdout = bin()
         .args([
@@ -367,6 +471,7 @@ fn the_command_is_deterministic_and_writes_an_answer_key() {
 
     for bad in [
         &["simulate", "--duration", "soon"][..],
+        &["simulate", "--metrics-scrape", "often"],
         &["simulate", "--inject", "nope"],
         &["simulate", "--start", "yesterday"],
         &[

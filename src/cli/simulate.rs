@@ -31,12 +31,18 @@ pub struct SimulateArgs {
     duration: String,
     /// Findings to plant: a comma-separated list of cross_tenant_read,
     /// cross_tenant_probe, after_hours_admin, eso_too_frequent, eso_stale,
-    /// eso_lease_race, eso_storm, ci_origin_read, or `all`
+    /// eso_lease_race, eso_storm, ci_origin_read, root_token_use, audit_device_disable,
+    /// audit_device_enable, audit_stream_silent, raw_audit_device, policy_drift,
+    /// auth_or_mount_change, sys_raw_access, generate_root, enumeration,
+    /// login_failure_burst, mass_revocation, or `all`
     #[arg(long, value_name = "KIND[,KIND...]")]
     inject: Option<String>,
     /// Period of the SecretStore validation loop (default 5m), or `off`
     #[arg(long, value_name = "DURATION|off", default_value = "5m")]
     store_validation: String,
+    /// Period of Prometheus's sys/metrics scrape (default 30s), or `off`
+    #[arg(long, value_name = "DURATION|off", default_value = "30s")]
+    metrics_scrape: String,
     /// Where the audit lines go: a file, or tcp://HOST:PORT, unix://PATH, udp://HOST:PORT
     /// (one write per entry, as Vault's socket device). Default: stdout
     #[arg(long, short)]
@@ -76,15 +82,23 @@ pub fn run(args: SimulateArgs) -> u8 {
             return EXIT_USAGE;
         }
     };
-    let validation = match args.store_validation.as_str() {
-        "off" | "none" | "0" => None,
+    let period = |flag: &str, v: &str| match v {
+        "off" | "none" | "0" => Ok(None),
         s => match parse_duration(s).filter(|d| *d > 0) {
-            Some(d) => Some(d),
+            Some(d) => Ok(Some(d)),
             None => {
-                eprintln!("error: --store-validation: `{s}` is not a duration or `off`");
-                return EXIT_USAGE;
+                eprintln!("error: --{flag}: `{s}` is not a duration or `off`");
+                Err(EXIT_USAGE)
             }
         },
+    };
+    let validation = match period("store-validation", &args.store_validation) {
+        Ok(v) => v,
+        Err(code) => return code,
+    };
+    let scrape = match period("metrics-scrape", &args.metrics_scrape) {
+        Ok(v) => v,
+        Err(code) => return code,
     };
     let cfg = SimConfig {
         seed: args.seed,
@@ -93,6 +107,7 @@ pub fn run(args: SimulateArgs) -> u8 {
         duration_secs: duration,
         injections,
         store_validation_secs: validation,
+        metrics_scrape_secs: scrape,
     };
     let mut sim = match Simulation::new(&cfg) {
         Ok(s) => s,

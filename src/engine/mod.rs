@@ -513,7 +513,7 @@ impl Engine {
             if let Some(mut alert) =
                 self.finish_alert(i, rule, &ev, evidence, target_override, floor)
             {
-                if rule.detector.is_global() {
+                if rule.platform_scope || rule.detector.is_global() {
                     // A platform-wide finding (a storm): the entry that crossed the
                     // threshold is one of many and speaks for none of them.
                     alert.describe_platform();

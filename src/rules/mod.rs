@@ -178,6 +178,9 @@ pub struct Rule {
     pub detector: Detector,
     pub suppress: Option<Suppress>,
     pub allow_list: Option<String>,
+    /// A finding about the whole platform or a device (`scope: platform`): its alerts name
+    /// no tenant, actor or request.
+    pub platform_scope: bool,
     pub evidence: serde_json::Map<String, serde_json::Value>,
     pub examples: Vec<examples::Example>,
     pub file: Arc<str>,
@@ -438,6 +441,21 @@ fn decode_rule(ctx: &mut Ctx, node: &Node) -> Option<Rule> {
     let allow_list = m
         .take("allow_list")
         .and_then(|n| yaml::string(ctx, n, "allow_list"));
+    let platform_scope = match m.take("scope") {
+        None => false,
+        Some(n) => match yaml::string(ctx, n, "scope").as_deref() {
+            Some("entry") => false,
+            Some("platform") => true,
+            Some(other) => {
+                ctx.error(
+                    n,
+                    format!("scope must be `entry` or `platform`, found `{other}`"),
+                );
+                false
+            }
+            None => false,
+        },
+    };
     let evidence = match m.take("evidence") {
         Some(n) => match yaml::to_json(ctx, n) {
             serde_json::Value::Object(map) => map,
@@ -482,6 +500,7 @@ fn decode_rule(ctx: &mut Ctx, node: &Node) -> Option<Rule> {
         detector: detector?,
         suppress,
         allow_list,
+        platform_scope,
         evidence,
         examples,
         file: ctx.file.clone(),

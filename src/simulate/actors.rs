@@ -2,7 +2,7 @@
 //!
 //! Each [`Actor`] is one independent client (one ExternalSecret, one SecretStore's
 //! validation loop, the Composition, one human, one CI repository, the break-glass
-//! CronJob). It yields its traffic one episode (a sync, a session, a run) at a time, each
+//! CronJob, Prometheus scraping `sys/metrics`). It yields its traffic one episode (a sync, a session, a run) at a time, each
 //! episode starting after the previous one ended, so an actor's lines are in time order
 //! and the merger only has to interleave actors.
 //!
@@ -16,6 +16,10 @@
 //! - Humans with admin policies act only Mon-Fri 08:05-18:30 UTC.
 //! - CI identities log in and look themselves up; they never read secrets.
 //! - Logins are spread out: a few distinct identities per 30 s per ten tenants.
+//! - Nobody but the Composition writes tenant policies or roles; nobody touches
+//!   `sys/audit/*`, `sys/auth/*`, `sys/mounts/*`, `sys/raw`, `sys/generate-root`, revokes
+//!   leases or uses a root token; logins never fail; admins list a handful of paths per
+//!   session (the extra detections stay quiet).
 
 use std::rc::Rc;
 
@@ -631,7 +635,7 @@ pub fn human_login(
 }
 
 /// Admin chores: reads and lists of the platform's configuration.
-fn admin_chore(s: &mut Script<'_>, r: &mut Rng, tok: &Token, tenants: &[String], seed: u64) {
+pub fn admin_chore(s: &mut Script<'_>, r: &mut Rng, tok: &Token, tenants: &[String], seed: u64) {
     let t = r.pick(tenants).clone();
     let w = s.world();
     let call =
@@ -727,10 +731,23 @@ pub struct HumanActor {
     next_session: usize,
 }
 
+/// A human's laptop address (office or VPN), drawn first from the human's own stream.
+fn draw_human_address(rng: &mut Rng, index: usize) -> String {
+    format!("192.0.2.{}", 10 + index * 7 + rng.range(0, 5) as usize)
+}
+
+/// The address a human (index in `ADMINS`, the developer after them) always works from.
+pub fn human_address(seed: u64, human: &Human, index: usize) -> String {
+    draw_human_address(
+        &mut Rng::derive(seed, &format!("human/{}", human.name)),
+        index,
+    )
+}
+
 impl HumanActor {
     pub fn new(seed: u64, w: &World, human: Human, index: usize) -> HumanActor {
         let mut rng = Rng::derive(seed, &format!("human/{}", human.name));
-        let addr = format!("192.0.2.{}", 10 + index * 7 + rng.range(0, 5) as usize);
+        let addr = draw_human_address(&mut rng, index);
         let mut sessions = Vec::new();
         let mut day = midnight(w.start);
         while day < w.end {
@@ -968,6 +985,79 @@ impl Actor for BreakGlass {
             }
             s.revoke_self(r, &tok);
         }
+        Some(s.into_lines())
+    }
+}
+
+/// Prometheus scraping `sys/metrics` every `interval` with a long-lived token made by
+/// `token create -policy=prometheus-metrics` (no entity, display name `token`), over one
+/// kept-alive connection: the steady machine cadence every real cluster's audit log
+/// carries (`samples/samgabrail-vault-monitoring-sys-metrics-scrape.log`). No rule
+/// matches it; it keeps the stream busy enough for the silent-stream heartbeat.
+pub struct MetricsScraper {
+    rng: Rng,
+    tok: Token,
+    addr: String,
+    /// Cloned per scrape: the same source port every time (a kept-alive connection).
+    conn: Rng,
+    interval: i64,
+    next: i64,
+    end: i64,
+}
+
+impl MetricsScraper {
+    pub fn new(seed: u64, w: &World, interval: i64) -> MetricsScraper {
+        let mut rng = Rng::derive(seed, "prometheus");
+        let who = Rc::new(Identity::new(
+            "token",
+            &["default", "prometheus-metrics"],
+            &[],
+            String::new(),
+            // `token create` without -ttl: the mount's max TTL, 32 days.
+            2_764_800,
+            MountKind::Token,
+        ));
+        let issued = w.start - rng.range(2 * DAY, 20 * DAY);
+        let tok = Token::mint(&mut rng, who, issued);
+        let addr = pod_address(&mut rng);
+        let next = w.start + rng.range(0, interval.max(1));
+        MetricsScraper {
+            rng,
+            tok,
+            addr,
+            conn: Rng::derive(seed, "prometheus/conn"),
+            interval,
+            next,
+            end: w.end,
+        }
+    }
+}
+
+impl Actor for MetricsScraper {
+    fn next_episode(&mut self, w: &World) -> Option<Vec<Line>> {
+        if self.next >= self.end {
+            return None;
+        }
+        let at = self.next;
+        let r = &mut self.rng;
+        // Prometheus keeps its schedule to the millisecond.
+        self.next += self.interval + r.range(-3 * MS, 3 * MS);
+        let mut conn = self.conn.clone();
+        let mut s = Script::new(w, at, self.addr.clone(), &mut conn);
+        s.call(
+            r,
+            Call::new(Some(&self.tok), "read", "sys/metrics", MountKind::System)
+                .data(J::Obj(vec![("format", w.hmac("prometheus"))]))
+                .cost(Cost::Metrics)
+                .resp(J::Obj(vec![
+                    (
+                        "http_content_type",
+                        w.hmac("text/plain; version=0.0.4; charset=utf-8"),
+                    ),
+                    ("http_raw_body", w.hmac(&format!("# vault metrics at {at}"))),
+                    ("http_status_code", J::Int(200)),
+                ])),
+        );
         Some(s.into_lines())
     }
 }

@@ -4,20 +4,29 @@
 //! Planning happens before any line is produced: the plan decides which tenant each
 //! injection hits (a seeded shuffle, so injections spread over tenants), adjusts the
 //! clean actors an injection changes (the stale ExternalSecret stops, the racing one
-//! refreshes every 70 minutes, the 5-second loop is later fixed to hourly), pre-renders
-//! one-shot episodes, and records what a correct detector must report. Invariants: every injection either fits the window with room for
-//! its detection to become visible, or planning fails with a message saying what it
-//! needs; an answer item's window always contains the alert time a correct detector
-//! reports.
+//! refreshes every 70 minutes, the 5-second loop is later fixed to hourly), sets the
+//! audit device's states (a `log_raw` window, decided first so every line rendered in it
+//! is in clear; a silent gap, decided last so it swallows no other finding),
+//! pre-renders one-shot episodes ([`super::extras`] for the extra detections), and
+//! records what a correct detector must report.
+//!
+//! Invariants: every injection either fits the window with room for its detection to
+//! become visible, or planning fails with a message saying what it needs; an answer
+//! item's window always contains the alert time a correct detector reports; human
+//! admins act in business hours only (their sessions are findings of one kind, not also
+//! `after_hours_admin`); what a planted finding unavoidably causes besides (the database
+//! refreshes a silent gap hides look late: `lease_race`) is in the key as a
+//! `side_effect` item, required like the others.
 
 use serde::Serialize;
 
 use super::actors::{
     business_hours, ci_identity, ci_login, clock, eso_address, eso_identity, human_identity,
     human_login, k8s_identity, kv_path, namespace, pod_address, runner_address, Actor, BreakGlass,
-    CiRepo, Composition, EsoOptions, EsoSync, HumanActor, Scripted, StoreValidation, Target,
-    ADMINS, CI_REPOS, DEVELOPER, HOUR, MIN,
+    CiRepo, Composition, EsoOptions, EsoSync, HumanActor, MetricsScraper, Scripted,
+    StoreValidation, Target, ADMINS, CI_REPOS, DEVELOPER, HOUR, MIN,
 };
+use super::extras::{self, Planted};
 use super::json::J;
 use super::rng::Rng;
 use super::vault::{go_time, Call, Line, MountKind, Outcome, Script, World, MS, SEC};
@@ -39,6 +48,9 @@ pub struct AnswerItem {
     pub window_start: String,
     pub window_end: String,
     pub description: String,
+    /// Not planted for its own sake: the unavoidable consequence of another planted
+    /// finding (a correct detector reports it all the same).
+    pub side_effect: bool,
     #[serde(skip)]
     pub window_start_ns: i64,
     #[serde(skip)]
@@ -71,21 +83,23 @@ impl AnswerItem {
     }
 }
 
-struct Item {
-    injection: Injection,
-    category: &'static str,
-    min_severity: Severity,
-    tenant: Option<String>,
-    target_tenant: Option<String>,
-    request_id: Option<String>,
-    evidence_kind: Option<&'static str>,
-    path: Option<String>,
-    window: (i64, i64),
-    description: String,
+/// An answer item while planning.
+pub struct Item {
+    pub injection: Injection,
+    pub category: &'static str,
+    pub min_severity: Severity,
+    pub tenant: Option<String>,
+    pub target_tenant: Option<String>,
+    pub request_id: Option<String>,
+    pub evidence_kind: Option<&'static str>,
+    pub path: Option<String>,
+    pub window: (i64, i64),
+    pub description: String,
+    pub side_effect: bool,
 }
 
 impl Item {
-    fn new(
+    pub fn new(
         injection: Injection,
         category: &'static str,
         min: Severity,
@@ -102,6 +116,7 @@ impl Item {
             path: None,
             window,
             description: String::new(),
+            side_effect: false,
         }
     }
 
@@ -118,6 +133,7 @@ impl Item {
             window_start: go_time(self.window.0),
             window_end: go_time(self.window.1),
             description: self.description,
+            side_effect: self.side_effect,
             window_start_ns: self.window.0,
             window_end_ns: self.window.1,
         }
@@ -158,6 +174,87 @@ fn clean_options(interval: i64) -> EsoOptions {
     }
 }
 
+/// The always-on background of the platform, as periods in ns (`None`: left out).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Platform {
+    /// The SecretStore validation loop.
+    pub validation: Option<i64>,
+    /// Prometheus's `sys/metrics` scrape.
+    pub scrape: Option<i64>,
+}
+
+impl Platform {
+    /// Responses per 15 minutes the background alone writes, a floor: validation (3 calls
+    /// per tenant per period), the scrape, ESO's syncs (about 4 per tenant; measured 4.5).
+    fn entries_per_15min(&self, tenants: usize) -> i64 {
+        let q = 15 * MIN;
+        let n = tenants as i64;
+        self.validation.map_or(0, |v| n * 3 * q / v) + self.scrape.map_or(0, |s| q / s) + 4 * n
+    }
+}
+
+/// Time spans already used by planted findings; the silent gap must avoid them all,
+/// and the other injections prefer free time.
+#[derive(Default)]
+struct Slots {
+    taken: Vec<(i64, i64)>,
+}
+
+impl Slots {
+    fn reserve(&mut self, span: (i64, i64)) {
+        self.taken.push(span);
+    }
+
+    fn free(&self, a: i64, b: i64) -> bool {
+        self.taken.iter().all(|&(x, y)| b <= x || a >= y)
+    }
+
+    /// A start for an episode of at most `len` within the `[lo, hi)` fractions of the
+    /// window, ending 5 minutes before its end: random, preferring one that overlaps no
+    /// planted finding; with `office`, inside business hours from start to end (a human
+    /// admin's session). `None` when nothing fits.
+    fn pick(
+        &self,
+        r: &mut Rng,
+        w: &World,
+        lo: f64,
+        hi: f64,
+        len: i64,
+        office: bool,
+    ) -> Option<i64> {
+        let d = (w.end - w.start) as f64;
+        let a = w.start + (d * lo) as i64;
+        let b = (w.start + (d * hi) as i64).min(w.end - len - 5 * MIN);
+        if b <= a {
+            return None;
+        }
+        let fits = |t: i64| !office || (business_hours(t) && business_hours(t + len));
+        let mut fallback = None;
+        for _ in 0..256 {
+            let t = r.range(a, b);
+            if !fits(t) {
+                continue;
+            }
+            if self.free(t - MIN, t + len + MIN) {
+                return Some(t);
+            }
+            fallback.get_or_insert(t);
+        }
+        // Business hours may be a sliver of a long window: scan it.
+        let mut t = a + r.range(0, 5 * MIN);
+        while t < b {
+            if fits(t) && self.free(t - MIN, t + len + MIN) {
+                return Some(t);
+            }
+            if fits(t) {
+                fallback.get_or_insert(t);
+            }
+            t += 5 * MIN;
+        }
+        fallback
+    }
+}
+
 /// Everything the simulation runs, and the answer key.
 pub struct Plan {
     pub actors: Vec<Box<dyn Actor>>,
@@ -174,14 +271,14 @@ fn pick_time(r: &mut Rng, w: &World, lo: f64, hi: f64, room: i64) -> i64 {
 }
 
 /// Build every actor of a run (the clean platform, adjusted by the injections, plus the
-/// injected episodes) and the answer key. `validation` is the SecretStore validation
-/// period in ns (`None`: no validation loop).
+/// injected episodes) and the answer key. `platform` is the always-on background.
 pub fn plan(
     seed: u64,
     w: &World,
     injections: &[Injection],
-    validation: Option<i64>,
+    platform: Platform,
 ) -> Result<Plan, SimError> {
+    let validation = platform.validation;
     let tenants = w.tenants.clone();
     let n = tenants.len();
     // Injection targets: a seeded shuffle of the tenants, taken in turn.
@@ -203,6 +300,43 @@ pub fn plan(
 
     let mut actors: Vec<Box<dyn Actor>> = Vec::new();
     let mut items: Vec<Item> = Vec::new();
+    let mut slots = Slots::default();
+    // Each tenant's database refreshes (sync start times), for the silent gap.
+    let mut db_syncs: Vec<(String, Vec<i64>)> = Vec::new();
+    // Reads the silent gap must not swallow (sync start times).
+    let mut keep_visible: Vec<i64> = Vec::new();
+
+    // The log_raw window first: every line rendered from here on inside it, clean or
+    // injected, is written in clear.
+    if has(Injection::RawAuditDevice) {
+        let inj = Injection::RawAuditDevice;
+        let mut r = Rng::derive(seed, &format!("inject/{}", inj.name()));
+        if platform.validation.is_none() && platform.scrape.is_none() {
+            return Err(SimError::DoesNotFit {
+                injection: inj.name(),
+                needs: "traffic inside the log_raw window: the validation loop or the \
+                        metrics scrape",
+            });
+        }
+        let len = r.range(10 * MIN, 20 * MIN);
+        let Some(at) = slots.pick(&mut r, w, 0.1, 0.9, len, false) else {
+            return Err(SimError::DoesNotFit {
+                injection: inj.name(),
+                needs: "a window of about 30 minutes",
+            });
+        };
+        w.raw.set(Some((at, at + len)));
+        slots.reserve((at, at + len));
+        let mut it = Item::new(inj, "audit_device_change", Severity::High, (at, at + len));
+        it.evidence_kind = Some("log_raw");
+        it.description = format!(
+            "from {} to {} the audit device writes tokens and values in clear (log_raw, \
+             switched on by a config reload: no sys/audit request)",
+            go_time(at),
+            go_time(at + len)
+        );
+        items.push(it);
+    }
 
     for t in &tenants {
         let who = eso_identity(seed, t);
@@ -238,6 +372,9 @@ pub fn plan(
                                 then traffic to move the clock",
                     });
                 }
+                // The gap must not hide the reads the engine learns from; the alert
+                // itself is timed at the deadline whenever the clock passes it.
+                slots.reserve((w.start, last + MIN));
                 let mut it = Item::new(
                     Injection::EsoStale,
                     "eso_cadence",
@@ -285,6 +422,7 @@ pub fn plan(
                     needs: "a window of about 85 minutes: two 70-minute refreshes",
                 });
             }
+            slots.reserve((w.start, second + MIN));
             let mut it = Item::new(
                 Injection::EsoLeaseRace,
                 "eso_cadence",
@@ -299,6 +437,9 @@ pub fn plan(
                 namespace(t)
             );
             items.push(it);
+        } else {
+            let n = ((w.end - w.start) / (50 * MIN) + 2) as usize;
+            db_syncs.push((t.clone(), actor.schedule(n)));
         }
         actors.push(Box::new(actor));
         if let Some(every) = validation {
@@ -314,6 +455,9 @@ pub fn plan(
         actors.push(Box::new(CiRepo::new(seed, w, repo)));
     }
     actors.push(Box::new(BreakGlass::new(seed, w)));
+    if let Some(every) = platform.scrape {
+        actors.push(Box::new(MetricsScraper::new(seed, w, every)));
+    }
 
     for &inj in injections {
         let mut r = Rng::derive(seed, &format!("inject/{}", inj.name()));
@@ -367,6 +511,7 @@ pub fn plan(
                     }
                 );
                 items.push(it);
+                slots.reserve((at, s.t));
                 actors.push(Box::new(Scripted::new(vec![s.into_lines()])));
             }
             Injection::AfterHoursAdmin => {
@@ -390,6 +535,7 @@ pub fn plan(
                     }
                 }
                 let end = s.t;
+                slots.reserve((at, end));
                 let mut it = Item::new(inj, "after_hours_admin", Severity::High, (at, end));
                 it.description = format!(
                     "{} uses the admin policy at {} without a change record",
@@ -434,6 +580,7 @@ pub fn plan(
                 );
                 items.push(it);
                 let fixed = s.t + r.range(20 * SEC, 90 * SEC);
+                slots.reserve((at, fixed + MIN));
                 actors.push(Box::new(Scripted::new(vec![s.into_lines()])));
                 // Someone notices and sets `refreshInterval: 1h`: ESO syncs at once on
                 // the spec change, then hourly like every other ExternalSecret.
@@ -445,11 +592,18 @@ pub fn plan(
                     version: 1,
                 };
                 let label = format!("eso/{t}/feature-flags");
-                actors.push(Box::new(EsoSync::new(seed, &label, w, who, target, opts)));
+                let fixed_actor = EsoSync::new(seed, &label, w, who, target, opts);
+                // Its learned interval is the loop's (the median of 35 s intervals), so
+                // the stale check waits only its 2 h floor: one hourly read lost in a
+                // silent gap would make it stale. The gap keeps clear of these reads.
+                let n = ((w.end - w.start) / HOUR + 2) as usize;
+                keep_visible.extend(fixed_actor.schedule(n));
+                actors.push(Box::new(fixed_actor));
             }
             Injection::EsoStorm => {
                 let at = pick_time(&mut r, w, 0.2, 0.8, 2 * MIN);
                 let lines = storm(seed, w, &mut r, at, &tenants);
+                slots.reserve((at, at + MIN));
                 let mut it = Item::new(inj, "eso_cadence", Severity::High, (at, at + MIN));
                 it.evidence_kind = Some("storm");
                 it.description = format!(
@@ -504,14 +658,228 @@ pub fn plan(
                 it.path = Some(path.clone());
                 it.description = format!("CI job {} reads {path}", who.display_name);
                 items.push(it);
+                slots.reserve((at, s.t));
                 actors.push(Box::new(Scripted::new(vec![s.into_lines()])));
             }
+            Injection::RawAuditDevice | Injection::AuditStreamSilent => {}
+            Injection::RootTokenUse => {
+                let at = pick(&slots, &mut r, w, inj, extras::ROOT_LEN, false)?;
+                plant(
+                    extras::root_session(w, &mut r, at),
+                    &mut slots,
+                    &mut items,
+                    &mut actors,
+                );
+            }
+            Injection::GenerateRoot => {
+                let at = pick(&slots, &mut r, w, inj, extras::GENERATE_ROOT_LEN, false)?;
+                plant(
+                    extras::generate_root(w, &mut r, at),
+                    &mut slots,
+                    &mut items,
+                    &mut actors,
+                );
+            }
+            Injection::Enumeration => {
+                let at = pick(&slots, &mut r, w, inj, extras::ENUMERATION_LEN, false)?;
+                let p = extras::enumeration(seed, w, &mut r, at);
+                plant(p, &mut slots, &mut items, &mut actors);
+            }
+            Injection::LoginFailureBurst => {
+                let at = pick(&slots, &mut r, w, inj, extras::LOGIN_FAILURES_LEN, false)?;
+                let p = extras::login_failures(w, &mut r, at);
+                plant(p, &mut slots, &mut items, &mut actors);
+            }
+            Injection::AuditDeviceDisable
+            | Injection::AuditDeviceEnable
+            | Injection::PolicyDrift
+            | Injection::AuthOrMountChange
+            | Injection::SysRawAccess
+            | Injection::MassRevocation => {
+                let len = if inj == Injection::MassRevocation {
+                    extras::MASS_REVOCATION_LEN
+                } else {
+                    extras::ADMIN_LEN
+                };
+                let at = pick(&slots, &mut r, w, inj, len, true)?;
+                let planted = match inj {
+                    Injection::AuditDeviceDisable => extras::audit_disable(seed, w, &mut r, at),
+                    Injection::AuditDeviceEnable => extras::audit_enable(seed, w, &mut r, at),
+                    Injection::PolicyDrift => {
+                        let t = next_tenant();
+                        extras::policy_drift(seed, w, &mut r, at, &t)
+                    }
+                    Injection::AuthOrMountChange => extras::auth_enable(seed, w, &mut r, at),
+                    Injection::SysRawAccess => extras::sys_raw(seed, w, &mut r, at),
+                    _ => {
+                        let a = next_tenant();
+                        let b = next_tenant();
+                        extras::mass_revocation(seed, w, &mut r, at, &a, &b)
+                    }
+                };
+                // A login always succeeds in the simulation; `None` cannot happen.
+                if let Some(p) = planted {
+                    plant(p, &mut slots, &mut items, &mut actors);
+                }
+            }
         }
+    }
+
+    // The silent gap last: it must swallow no other finding.
+    if has(Injection::AuditStreamSilent) {
+        let race = race_tenant.as_deref();
+        let syncs: Vec<&(String, Vec<i64>)> = db_syncs
+            .iter()
+            .filter(|(t, _)| Some(t.as_str()) != race)
+            .collect();
+        silent_gap(seed, w, platform, &slots, &syncs, &keep_visible, &mut items)?;
     }
 
     let mut answer: Vec<AnswerItem> = items.into_iter().map(Item::done).collect();
     answer.sort_by(|a, b| (a.window_start_ns, a.injection).cmp(&(b.window_start_ns, b.injection)));
     Ok(Plan { actors, answer })
+}
+
+/// A start for an injection's episode (see [`Slots::pick`]), or what it needs.
+fn pick(
+    slots: &Slots,
+    r: &mut Rng,
+    w: &World,
+    inj: Injection,
+    len: i64,
+    office: bool,
+) -> Result<i64, SimError> {
+    let (lo, hi) = if office { (0.0, 1.0) } else { (0.1, 0.9) };
+    slots
+        .pick(r, w, lo, hi, len, office)
+        .ok_or(SimError::DoesNotFit {
+            injection: inj.name(),
+            needs: if office {
+                "a human admin's session of about 15 minutes in business hours (Mon-Fri \
+             08:00-19:00 UTC)"
+            } else {
+                "a window of about 30 minutes"
+            },
+        })
+}
+
+/// Add a pre-rendered episode to the run.
+fn plant(p: Planted, slots: &mut Slots, items: &mut Vec<Item>, actors: &mut Vec<Box<dyn Actor>>) {
+    slots.reserve(p.span);
+    items.extend(p.items);
+    actors.push(Box::new(Scripted::new(vec![p.lines])));
+}
+
+/// How long before and after each gap edge no database refresh may start: a sync (login,
+/// a retried read, a re-reconcile) lasts under 30 s, so one near an edge could be cut in
+/// two, and whether the engine then sees its read would be a coin toss.
+const EDGE: i64 = 40 * SEC;
+
+/// The audit stream of a busy platform goes silent: from `g0` to `g1` (21-27 minutes) the
+/// device writes nothing, then resumes. The heartbeat alarm reports it once the gap
+/// passes its 15 minutes (time: the last entry before the gap + 900 s). Database
+/// refreshes that fall into the gap are invisible; each tenant's next one looks ~100
+/// minutes after the previous: a `lease_race` the key lists as a side effect.
+fn silent_gap(
+    seed: u64,
+    w: &World,
+    platform: Platform,
+    slots: &Slots,
+    db_syncs: &[&(String, Vec<i64>)],
+    keep_visible: &[i64],
+    items: &mut Vec<Item>,
+) -> Result<(), SimError> {
+    let inj = Injection::AuditStreamSilent;
+    // The alarm judges a stream that carried 60 entries in the 15 minutes before the
+    // gap; ask for a quarter more, the background's floor, so it always does.
+    if platform.entries_per_15min(w.tenants.len()) < 75 {
+        return Err(SimError::DoesNotFit {
+            injection: inj.name(),
+            needs: "a busy stream (the alarm judges streams of 60+ entries in 15 minutes): \
+                    the validation loop and the metrics scrape on, with 4 tenants or more",
+        });
+    }
+    let mut r = Rng::derive(seed, &format!("inject/{}", inj.name()));
+    let len = r.range(21 * MIN, 27 * MIN);
+    let near = |t: i64| {
+        db_syncs
+            .iter()
+            .any(|(_, v)| v.iter().any(|&s| (t - EDGE..=t + SEC).contains(&s)))
+    };
+    let good = |g0: i64| {
+        slots.free(g0 - MIN, g0 + len + MIN)
+            && !near(g0)
+            && !near(g0 + len)
+            && !keep_visible
+                .iter()
+                .any(|&s| (g0 - EDGE..=g0 + len + SEC).contains(&s))
+    };
+    let (lo, hi) = (w.start + 20 * MIN, w.end - len - 5 * MIN);
+    let mut found = None;
+    if hi > lo {
+        for _ in 0..512 {
+            let g0 = r.range(lo, hi);
+            if good(g0) {
+                found = Some(g0);
+                break;
+            }
+        }
+        let mut g0 = lo;
+        while found.is_none() && g0 < hi {
+            if good(g0) {
+                found = Some(g0);
+            }
+            g0 += 10 * SEC;
+        }
+    }
+    let Some(g0) = found else {
+        return Err(SimError::DoesNotFit {
+            injection: inj.name(),
+            needs: "about 35 free minutes (20 of busy stream before a 25-minute gap) \
+                    clear of the other injections",
+        });
+    };
+    let g1 = g0 + len;
+    w.silent.set(Some((g0, g1)));
+    let alarm = g0 + 15 * MIN;
+    let mut it = Item::new(
+        inj,
+        "audit_device_change",
+        Severity::High,
+        (alarm - 5 * MIN, alarm),
+    );
+    it.evidence_kind = Some("silent");
+    it.description = format!(
+        "the audit device writes nothing from {} to {} ({} minutes; a stalled socket \
+         listener), then resumes",
+        go_time(g0),
+        go_time(g1),
+        len / MIN
+    );
+    items.push(it);
+    for (t, syncs) in db_syncs {
+        let hidden = syncs.iter().find(|&&s| s > g0 && s < g1);
+        let prev = syncs.iter().rev().find(|&&s| s < g0 - EDGE);
+        let next = syncs.iter().find(|&&s| s > g1 && s < w.end);
+        let (Some(&hidden), Some(&prev), Some(&next)) = (hidden, prev, next) else {
+            continue;
+        };
+        let role = super::actors::db_role(t);
+        let mut it = Item::new(inj, "eso_cadence", Severity::High, (next, next + MIN));
+        it.tenant = Some(t.clone());
+        it.path = Some(format!("database/creds/{role}"));
+        it.evidence_kind = Some("lease_race");
+        it.side_effect = true;
+        it.description = format!(
+            "side effect: {t}'s database refresh at ~{} fell into the silent gap, so the \
+             one at ~{} comes {} minutes after the last one seen",
+            go_time(hidden),
+            go_time(next),
+            (next - prev) / MIN
+        );
+        items.push(it);
+    }
+    Ok(())
 }
 
 /// The first slot with 25 minutes outside business hours, preferring 03:00.

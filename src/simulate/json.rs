@@ -5,6 +5,13 @@
 //! struct order `time, type, auth, request, response, error`). The writer escapes like
 //! Go's `encoding/json` does by default (`<`, `>`, `&`, U+2028 and U+2029 as `\uXXXX`), so
 //! the bytes look like what Vault and OpenBao write.
+//!
+//! Values the audit device HMACs are kept as plaintext ([`J::H`]) until the line is
+//! written: the device decides, not the caller. A normal device writes
+//! `hmac-sha256:...`; a device with `log_raw` (the `raw_audit_device` injection) writes
+//! the plaintext, exactly as Vault does.
+
+use super::rng::Salt;
 
 /// A JSON value whose objects keep insertion order.
 #[derive(Clone, Debug, PartialEq)]
@@ -17,6 +24,9 @@ pub enum J {
     Obj(Vec<(&'static str, J)>),
     /// An object with owned keys (Go maps: the caller sorts them, as Go does).
     Map(Vec<(String, J)>),
+    /// A string the audit device HMACs (tokens, accessors, values in `data`), held as
+    /// plaintext until written.
+    H(String),
 }
 
 impl J {
@@ -24,26 +34,31 @@ impl J {
         J::Str(v.into())
     }
 
-    /// Serialise to a new string.
-    pub fn to_line(&self) -> String {
+    /// Serialise to a new string. `salt`: the device's HMAC key; `None` writes
+    /// [`J::H`] values in clear, as a `log_raw` device does.
+    pub fn to_line(&self, salt: Option<&Salt>) -> String {
         let mut out = String::with_capacity(2048);
-        self.write(&mut out);
+        self.write(&mut out, salt);
         out
     }
 
-    pub fn write(&self, out: &mut String) {
+    pub fn write(&self, out: &mut String, salt: Option<&Salt>) {
         match self {
             J::Null => out.push_str("null"),
             J::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
             J::Int(n) => out.push_str(&n.to_string()),
             J::Str(s) => write_str(s, out),
+            J::H(s) => match salt {
+                Some(salt) => write_str(&salt.hmac(s), out),
+                None => write_str(s, out),
+            },
             J::Arr(xs) => {
                 out.push('[');
                 for (i, x) in xs.iter().enumerate() {
                     if i > 0 {
                         out.push(',');
                     }
-                    x.write(out);
+                    x.write(out, salt);
                 }
                 out.push(']');
             }
@@ -55,7 +70,7 @@ impl J {
                     }
                     write_str(k, out);
                     out.push(':');
-                    v.write(out);
+                    v.write(out, salt);
                 }
                 out.push('}');
             }
@@ -67,7 +82,7 @@ impl J {
                     }
                     write_str(k, out);
                     out.push(':');
-                    v.write(out);
+                    v.write(out, salt);
                 }
                 out.push('}');
             }
@@ -112,12 +127,23 @@ mod tests {
             ("a", J::Arr(vec![J::Int(-1), J::Bool(true), J::Null])),
             ("m", J::Map(vec![("<k>".into(), J::s("a&b"))])),
         ]);
-        let line = v.to_line();
+        let line = v.to_line(None);
         assert_eq!(
             line,
             r#"{"time":"t","error":"1 error occurred:\n\t* permission denied\n\n","a":[-1,true,null],"m":{"\u003ck\u003e":"a\u0026b"}}"#
         );
         let back: serde_json::Value = serde_json::from_str(&line).expect("valid json");
         assert_eq!(back["m"]["<k>"], "a&b");
+    }
+
+    #[test]
+    fn hmaced_values_depend_on_the_device() {
+        let v = J::Obj(vec![("client_token", J::H("s.abc".into()))]);
+        let salt = Salt::new(1);
+        assert_eq!(
+            v.to_line(Some(&salt)),
+            format!(r#"{{"client_token":"{}"}}"#, salt.hmac("s.abc"))
+        );
+        assert_eq!(v.to_line(None), r#"{"client_token":"s.abc"}"#);
     }
 }

@@ -8,8 +8,11 @@
 //! loop, dynamic database credentials every 50 minutes; the Crossplane Composition at any
 //! hour (a nightly rollout at 03:00); humans with the admin policy in business hours; a
 //! developer's single denied read; CI pipelines that only log in; the daily break-glass
-//! CronJob. [`Injection`]s add findings on top and record what a correct detector reports
-//! ([`AnswerItem`]).
+//! CronJob; Prometheus scraping `sys/metrics`. [`Injection`]s add findings on top (the
+//! four headline detections and every extra one: root token, audit device changes, a
+//! silent stream, a `log_raw` device, policy drift, auth/mount changes, `sys/raw`,
+//! generate-root, enumeration, failed-login bursts, mass revocation) and record what a
+//! correct detector reports ([`AnswerItem`]).
 //!
 //! Invariants:
 //! - Deterministic: the same [`SimConfig`] gives the same bytes. Every actor draws from
@@ -18,11 +21,13 @@
 //!   order and a heap merges actors (ties broken by actor index, so still deterministic).
 //! - Paired: every call is a `request` and a `response` entry with the same `request.id`.
 //! - Quiet when clean: with no injections, the default rules and config raise no alert
-//!   (measured quiet at 400 tenants; at 800 the steady rate of validation-loop logins
-//!   crosses the storm threshold of 100 identities in 30 s, which the rule says to tune
-//!   to the platform's size).
+//!   (measured quiet at 400 tenants, the break-glass run included: it is a
+//!   `bulk_readers` exception to the enumeration rules; at 800 the steady rate of
+//!   validation-loop logins crosses the storm threshold of 100 identities in 30 s, which
+//!   the rule says to tune to the platform's size).
 
 pub mod actors;
+mod extras;
 pub mod inject;
 pub mod json;
 pub mod rng;
@@ -57,10 +62,34 @@ pub enum Injection {
     EsoStorm,
     /// A CI token reads tenant KV.
     CiOriginRead,
+    /// A root-token session from an unusual address.
+    RootTokenUse,
+    /// An admin disables the SIEM's audit device (`delete sys/audit/siem`).
+    AuditDeviceDisable,
+    /// An admin enables a new socket audit device pointing off the platform.
+    AuditDeviceEnable,
+    /// The audit stream of a busy platform stops for 20+ minutes, then resumes.
+    AuditStreamSilent,
+    /// For a while the device writes tokens and values in clear (`log_raw`).
+    RawAuditDevice,
+    /// A human or a CI job rewrites a tenant's policy (not the Composition).
+    PolicyDrift,
+    /// An admin enables a second userpass auth method.
+    AuthOrMountChange,
+    /// An admin reads Vault's storage through `sys/raw`.
+    SysRawAccess,
+    /// A generate-root attempt is started, then advanced with a key share.
+    GenerateRoot,
+    /// A stolen token LISTs 40+ paths in a minute, then reads 120 distinct paths.
+    Enumeration,
+    /// Password spraying from one address; a distributed guess at one user.
+    LoginFailureBurst,
+    /// An admin revokes a lease prefix, then 30 leases one by one.
+    MassRevocation,
 }
 
 impl Injection {
-    pub const ALL: [Injection; 8] = [
+    pub const ALL: [Injection; 20] = [
         Injection::CrossTenantRead,
         Injection::CrossTenantProbe,
         Injection::AfterHoursAdmin,
@@ -69,6 +98,18 @@ impl Injection {
         Injection::EsoLeaseRace,
         Injection::EsoStorm,
         Injection::CiOriginRead,
+        Injection::RootTokenUse,
+        Injection::AuditDeviceDisable,
+        Injection::AuditDeviceEnable,
+        Injection::AuditStreamSilent,
+        Injection::RawAuditDevice,
+        Injection::PolicyDrift,
+        Injection::AuthOrMountChange,
+        Injection::SysRawAccess,
+        Injection::GenerateRoot,
+        Injection::Enumeration,
+        Injection::LoginFailureBurst,
+        Injection::MassRevocation,
     ];
 
     pub fn name(self) -> &'static str {
@@ -81,6 +122,18 @@ impl Injection {
             Injection::EsoLeaseRace => "eso_lease_race",
             Injection::EsoStorm => "eso_storm",
             Injection::CiOriginRead => "ci_origin_read",
+            Injection::RootTokenUse => "root_token_use",
+            Injection::AuditDeviceDisable => "audit_device_disable",
+            Injection::AuditDeviceEnable => "audit_device_enable",
+            Injection::AuditStreamSilent => "audit_stream_silent",
+            Injection::RawAuditDevice => "raw_audit_device",
+            Injection::PolicyDrift => "policy_drift",
+            Injection::AuthOrMountChange => "auth_or_mount_change",
+            Injection::SysRawAccess => "sys_raw_access",
+            Injection::GenerateRoot => "generate_root",
+            Injection::Enumeration => "enumeration",
+            Injection::LoginFailureBurst => "login_failure_burst",
+            Injection::MassRevocation => "mass_revocation",
         }
     }
 
@@ -143,6 +196,9 @@ pub struct SimConfig {
     /// The SecretStore validation loop's period; `None` leaves the loop out (it is the
     /// bulk of the volume; long golden scenarios drop it to stay small).
     pub store_validation_secs: Option<i64>,
+    /// Prometheus's `sys/metrics` scrape period; `None` leaves the scraper out (golden
+    /// scenarios, to stay small).
+    pub metrics_scrape_secs: Option<i64>,
 }
 
 /// 2026-03-02T00:00:00Z, a Monday.
@@ -157,6 +213,7 @@ impl Default for SimConfig {
             duration_secs: 24 * 3600,
             injections: Vec::new(),
             store_validation_secs: Some(300),
+            metrics_scrape_secs: Some(30),
         }
     }
 }
@@ -209,11 +266,14 @@ impl Simulation {
             .start
             .saturating_add(cfg.duration_secs.saturating_mul(SEC));
         let world = World::new(cfg.seed, cfg.start, end, tenants.clone());
-        let validation = cfg
-            .store_validation_secs
-            .filter(|s| *s > 0)
-            .map(|s| s * SEC);
-        let plan = inject::plan(cfg.seed, &world, &cfg.injections, validation)?;
+        let platform = inject::Platform {
+            validation: cfg
+                .store_validation_secs
+                .filter(|s| *s > 0)
+                .map(|s| s * SEC),
+            scrape: cfg.metrics_scrape_secs.filter(|s| *s > 0).map(|s| s * SEC),
+        };
+        let plan = inject::plan(cfg.seed, &world, &cfg.injections, platform)?;
         let answer = AnswerKey {
             seed: cfg.seed,
             tenants,
@@ -375,6 +435,7 @@ mod tests {
         let (b, _) = generate(&cfg).expect("plans");
         assert_eq!(a, b);
         assert_eq!(key.items.len(), 2);
+        assert!(a.iter().any(|l| l.contains("\"path\":\"sys/metrics\"")));
         let mut last = String::new();
         let mut open = std::collections::HashMap::new();
         for line in &a {

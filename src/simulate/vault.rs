@@ -5,12 +5,28 @@
 //! OpenBao 2.x shape and key order (`time, type, auth, request, response, error`), with
 //! tokens, accessors and every string in `data` HMAC'd as the audit device does.
 //!
+//! Shape details taken from real OpenBao 2.7.2 and Vault 1.17-1.21 logs
+//! (`shared/vault-audit/samples`, pinned by `tests/sim_shape.rs`):
+//! - the request entry carries `request.mount_accessor` only for `create`/`update`
+//!   (routing resolves the accessor in the existence check, which only writes run); the
+//!   response entry always does, unless the ACL denied the call;
+//! - an ACL denial carries Vault's multierror text on both entries, `policy_results`
+//!   `{"allowed": false}`, and no mount accessor anywhere (the request never reached
+//!   the router);
+//! - a failed login (`invalid username or password`) carries the bare message, and its
+//!   response entry has no `auth` at all;
+//! - unauthenticated `sys/` endpoints (`sys/generate-root/*`) have no `auth` and no
+//!   mount fields.
+//!
 //! Invariants: within a script, times only move forward (a client waits for each
 //! response before its next call), so a script's lines are already in time order; the
-//! response of a call comes after its request by a latency drawn per operation kind. A
-//! denied call carries `"permission denied"` on the request entry (the ACL check happens
-//! before routing) and Vault's multierror text on the response entry.
+//! response of a call comes after its request by a latency drawn per operation kind.
+//! The world's device windows apply per call: a call whose request or response falls in
+//! the silent window is not written at all (both entries, so pairs stay whole), and a
+//! call whose request falls in the `log_raw` window is written with every HMAC'd value
+//! in clear.
 
+use std::cell::Cell;
 use std::rc::Rc;
 
 use super::json::J;
@@ -50,13 +66,18 @@ pub enum MountKind {
     Identity,
 }
 
-/// Everything that is fixed for one simulated server: salt, mounts, the time window.
+/// Everything that is fixed for one simulated server: salt, mounts, the time window,
+/// and what happens to the audit device itself.
 pub struct World {
     pub salt: Salt,
     mounts: Vec<(MountKind, Mount)>,
     pub start: i64,
     pub end: i64,
     pub tenants: Vec<String>,
+    /// `[from, to)`: the device writes nothing (the audit stream went silent).
+    pub silent: Cell<Option<(i64, i64)>>,
+    /// `[from, to)`: the device writes tokens and values in clear (`log_raw`).
+    pub raw: Cell<Option<(i64, i64)>>,
 }
 
 impl World {
@@ -111,7 +132,23 @@ impl World {
             start,
             end,
             tenants,
+            silent: Cell::new(None),
+            raw: Cell::new(None),
         }
+    }
+
+    fn in_window(w: &Cell<Option<(i64, i64)>>, t: i64) -> bool {
+        w.get().is_some_and(|(a, b)| (a..b).contains(&t))
+    }
+
+    /// The device writes nothing at `t`.
+    pub fn silent_at(&self, t: i64) -> bool {
+        World::in_window(&self.silent, t)
+    }
+
+    /// The device writes values in clear at `t`.
+    pub fn raw_at(&self, t: i64) -> bool {
+        World::in_window(&self.raw, t)
     }
 
     pub fn mount(&self, kind: MountKind) -> &Mount {
@@ -124,8 +161,9 @@ impl World {
             .1
     }
 
+    /// A value the audit device HMACs (rendered when the line is written).
     pub fn hmac(&self, s: &str) -> J {
-        J::Str(self.salt.hmac(s))
+        J::H(s.to_string())
     }
 }
 
@@ -142,6 +180,24 @@ pub struct Identity {
     pub login_mount: MountKind,
     /// The policy that grants this identity's everyday requests (`policy_results`).
     pub granting: String,
+}
+
+/// Standard base64 with padding (Vault's `client_id` of tokens without an entity).
+fn base64(bytes: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for c in bytes.chunks(3) {
+        let b = |i: usize| *c.get(i).unwrap_or(&0) as u32;
+        let n = (b(0) << 16) | (b(1) << 8) | b(2);
+        for i in 0..4 {
+            if i <= c.len() {
+                out.push(A[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }
 
 impl Identity {
@@ -175,6 +231,26 @@ impl Identity {
             granting,
         }
     }
+
+    /// A token with no expiry (the root token): `token_ttl` 0.
+    pub fn is_root_like(&self) -> bool {
+        self.token_ttl == 0
+    }
+
+    /// `request.client_id`: the entity, or for a token without one (root, a token made
+    /// with `token create`) a hash of its policies, as Vault's `CreateClientID` does.
+    pub fn client_id(&self) -> String {
+        if !self.entity_id.is_empty() {
+            return self.entity_id.clone();
+        }
+        let mut bytes = Vec::with_capacity(32);
+        let mut h = super::rng::hash_str(&self.policies.join(","));
+        for _ in 0..4 {
+            h = super::rng::mix64(h);
+            bytes.extend_from_slice(&h.to_be_bytes());
+        }
+        base64(&bytes)
+    }
 }
 
 /// An issued token. Raw values never leave this module: entries carry their HMACs.
@@ -187,6 +263,12 @@ pub struct Token {
 }
 
 impl Token {
+    /// A token issued at `at` outside the simulated stream (before the window, or by a
+    /// call nobody sees): the root token, a long-lived scrape token, a stolen token.
+    pub fn mint(rng: &mut Rng, who: Rc<Identity>, at: i64) -> Token {
+        Token::issue(rng, who, at)
+    }
+
     fn issue(rng: &mut Rng, who: Rc<Identity>, at: i64) -> Token {
         Token {
             raw: format!("s.{}", rng.token(ALNUM, 24)),
@@ -204,6 +286,9 @@ pub enum Outcome {
     Denied,
     /// A post-routing failure; the text is the bare message (wrapped like Vault does).
     Failed(&'static str),
+    /// A backend's logical error response (`logical.ErrorResponse`): the bare message,
+    /// and for a login no `auth` on the response entry (a failed login).
+    Rejected(&'static str),
 }
 
 /// Latency classes (server side), in microseconds: (min, max).
@@ -221,6 +306,8 @@ pub enum Cost {
     Oidc,
     /// Database creds: CREATE ROLE on Postgres.
     DbCreds,
+    /// `sys/metrics`: gathering every metric (tens of milliseconds to a few hundred).
+    Metrics,
 }
 
 impl Cost {
@@ -232,6 +319,7 @@ impl Cost {
             Cost::Login => (2_500, 16_000),
             Cost::Oidc => (80_000, 310_000),
             Cost::DbCreds => (24_000, 170_000),
+            Cost::Metrics => (20_000, 140_000),
         }
     }
 }
@@ -249,6 +337,10 @@ pub struct Call<'a> {
     /// A login: the identity the new token is issued to.
     pub issue: Option<Rc<Identity>>,
     pub cost: Cost,
+    /// An unauthenticated `sys/` endpoint (`sys/generate-root/*`): no `auth`, no mount
+    /// fields, and raw HTTP headers on the response.
+    pub bare: bool,
+    pub resp_headers: Option<J>,
 }
 
 impl<'a> Call<'a> {
@@ -269,7 +361,16 @@ impl<'a> Call<'a> {
             lease_id: None,
             issue: None,
             cost: Cost::Fast,
+            bare: false,
+            resp_headers: None,
         }
+    }
+
+    /// An unauthenticated endpoint answered with raw HTTP headers (see [`Call::bare`]).
+    pub fn bare(mut self, headers: J) -> Self {
+        self.bare = true;
+        self.resp_headers = Some(headers);
+        self
     }
 
     pub fn data(mut self, d: J) -> Self {
@@ -384,7 +485,11 @@ impl<'w> Script<'w> {
             .filter(|_| c.outcome == Outcome::Ok)
             .map(|who| Token::issue(rng, who.clone(), t_resp));
 
-        let request = self.request_json(&id, &c, mount);
+        // Routing resolves the mount accessor in the existence check, which only writes
+        // run; a denied call never reaches the router.
+        let write = matches!(c.op, "create" | "update");
+        let request_in = self.request_json(&id, &c, mount, allowed && write);
+        let request_out = self.request_json(&id, &c, mount, allowed);
         let auth_req = match c.token {
             Some(tok) => token_auth(w, tok, Some((allowed, granting_for(&c, tok)))),
             None => J::Obj(vec![
@@ -393,35 +498,36 @@ impl<'w> Script<'w> {
             ]),
         };
 
-        let mut req_entry = vec![
-            ("time", J::s(go_time(t_req))),
-            ("type", J::s("request")),
-            ("auth", auth_req.clone()),
-            ("request", request.clone()),
-        ];
-        if !allowed {
-            req_entry.push(("error", J::s("permission denied")));
+        let mut req_entry = vec![("time", J::s(go_time(t_req))), ("type", J::s("request"))];
+        if !c.bare {
+            req_entry.push(("auth", auth_req.clone()));
         }
-        self.lines.push(Line {
-            t: t_req,
-            text: J::Obj(req_entry).to_line(),
-        });
+        req_entry.push(("request", request_in));
+        if !allowed {
+            req_entry.push(("error", J::s(DENIED_RESPONSE)));
+        }
 
         // The response entry's top-level auth: for a login, the new token (the caller
-        // had none); otherwise the caller's token, as in the request entry.
-        let auth_resp = match &issued {
-            Some(tok) => token_auth(w, tok, None),
-            None => auth_req,
+        // had none); for a failed login nothing; otherwise the caller's token, as in the
+        // request entry.
+        let auth_resp = match (&issued, &c.outcome) {
+            (Some(tok), _) => Some(token_auth(w, tok, None)),
+            (None, Outcome::Rejected(_)) if c.token.is_none() => None,
+            _ => Some(auth_req),
         };
         let mut response = Vec::new();
         if let Some(tok) = &issued {
             response.push(("auth", token_auth(w, tok, None)));
         }
-        response.push(("mount_point", J::s(mount.point)));
-        response.push(("mount_type", J::s(mount.kind)));
-        response.push(("mount_accessor", J::s(mount.accessor.clone())));
-        response.push(("mount_running_plugin_version", J::s(VERSION)));
-        response.push(("mount_class", J::s(mount.class)));
+        if !c.bare {
+            response.push(("mount_point", J::s(mount.point)));
+            response.push(("mount_type", J::s(mount.kind)));
+            if allowed {
+                response.push(("mount_accessor", J::s(mount.accessor.clone())));
+            }
+            response.push(("mount_running_plugin_version", J::s(VERSION)));
+            response.push(("mount_class", J::s(mount.class)));
+        }
         let error = match &c.outcome {
             Outcome::Ok => {
                 if let Some(lease) = &c.lease_id {
@@ -440,21 +546,37 @@ impl<'w> Script<'w> {
                 response.push(("data", J::Obj(vec![("error", w.hmac(msg))])));
                 Some(format!("1 error occurred:\n\t* {msg}\n\n"))
             }
+            Outcome::Rejected(msg) => {
+                response.push(("data", J::Obj(vec![("error", w.hmac(msg))])));
+                Some(msg.to_string())
+            }
         };
-        let mut resp_entry = vec![
-            ("time", J::s(go_time(t_resp))),
-            ("type", J::s("response")),
-            ("auth", auth_resp),
-            ("request", request),
-            ("response", J::Obj(response)),
-        ];
+        if let Some(h) = c.resp_headers {
+            response.push(("headers", h));
+        }
+        let mut resp_entry = vec![("time", J::s(go_time(t_resp))), ("type", J::s("response"))];
+        if let Some(a) = auth_resp.filter(|_| !c.bare) {
+            resp_entry.push(("auth", a));
+        }
+        resp_entry.push(("request", request_out));
+        resp_entry.push(("response", J::Obj(response)));
         if let Some(e) = error {
             resp_entry.push(("error", J::Str(e)));
         }
-        self.lines.push(Line {
-            t: t_resp,
-            text: J::Obj(resp_entry).to_line(),
-        });
+
+        // The device: silent (nothing written, both entries alike) or log_raw (values
+        // in clear), judged at the request's arrival.
+        if !w.silent_at(t_req) && !w.silent_at(t_resp) {
+            let salt = (!w.raw_at(t_req)).then_some(&w.salt);
+            self.lines.push(Line {
+                t: t_req,
+                text: J::Obj(req_entry).to_line(salt),
+            });
+            self.lines.push(Line {
+                t: t_resp,
+                text: J::Obj(resp_entry).to_line(salt),
+            });
+        }
         self.t = t_resp;
         self.gap(rng);
         Made {
@@ -464,17 +586,21 @@ impl<'w> Script<'w> {
         }
     }
 
-    fn request_json(&self, id: &str, c: &Call<'_>, mount: &Mount) -> J {
+    fn request_json(&self, id: &str, c: &Call<'_>, mount: &Mount, accessor: bool) -> J {
         let mut r: Vec<(&'static str, J)> = vec![("id", J::s(id))];
         if let Some(tok) = c.token {
-            r.push(("client_id", J::s(tok.who.entity_id.clone())));
+            r.push(("client_id", J::s(tok.who.client_id())));
         }
         r.push(("operation", J::s(c.op)));
-        r.push(("mount_point", J::s(mount.point)));
-        r.push(("mount_type", J::s(mount.kind)));
-        r.push(("mount_accessor", J::s(mount.accessor.clone())));
-        r.push(("mount_running_version", J::s(VERSION)));
-        r.push(("mount_class", J::s(mount.class)));
+        if !c.bare {
+            r.push(("mount_point", J::s(mount.point)));
+            r.push(("mount_type", J::s(mount.kind)));
+            if accessor {
+                r.push(("mount_accessor", J::s(mount.accessor.clone())));
+            }
+            r.push(("mount_running_version", J::s(VERSION)));
+            r.push(("mount_class", J::s(mount.class)));
+        }
         if let Some(tok) = c.token {
             r.push(("client_token", self.w.hmac(&tok.raw)));
             r.push(("client_token_accessor", self.w.hmac(&tok.raw_accessor)));
@@ -502,31 +628,58 @@ impl<'w> Script<'w> {
                 .collect(),
         );
         let login_path = format!("{}login", w.mount(who.login_mount).point);
-        let data = J::Obj(vec![
-            ("accessor", w.hmac(&tok.raw_accessor)),
-            ("creation_time", J::Int(tok.issued_at / SEC)),
-            ("creation_ttl", J::Int(who.token_ttl)),
-            ("display_name", w.hmac(&who.display_name)),
-            ("entity_id", w.hmac(&who.entity_id)),
-            (
-                "expire_time",
-                J::s(go_time_secs(tok.issued_at + who.token_ttl * SEC)),
-            ),
-            ("explicit_max_ttl", J::Int(0)),
-            ("id", w.hmac(&tok.raw)),
-            ("issue_time", J::s(go_time(tok.issued_at))),
-            ("meta", meta),
-            ("num_uses", J::Int(0)),
-            ("orphan", J::Bool(true)),
-            ("path", w.hmac(&login_path)),
-            (
-                "policies",
-                J::Arr(who.policies.iter().map(|p| w.hmac(p)).collect()),
-            ),
-            ("renewable", J::Bool(true)),
-            ("ttl", J::Int(ttl_left)),
-            ("type", w.hmac("service")),
-        ]);
+        let data = if who.is_root_like() {
+            // The root token: no expiry, no metadata, not renewable, created at the
+            // token store's root path.
+            J::Obj(vec![
+                ("accessor", w.hmac(&tok.raw_accessor)),
+                ("creation_time", J::Int(tok.issued_at / SEC)),
+                ("creation_ttl", J::Int(0)),
+                ("display_name", w.hmac(&who.display_name)),
+                ("entity_id", w.hmac(&who.entity_id)),
+                ("expire_time", J::Null),
+                ("explicit_max_ttl", J::Int(0)),
+                ("id", w.hmac(&tok.raw)),
+                ("meta", J::Null),
+                ("num_uses", J::Int(0)),
+                ("orphan", J::Bool(true)),
+                ("path", w.hmac("auth/token/root")),
+                (
+                    "policies",
+                    J::Arr(who.policies.iter().map(|p| w.hmac(p)).collect()),
+                ),
+                ("ttl", J::Int(0)),
+                ("type", w.hmac("service")),
+            ])
+        } else {
+            J::Obj(vec![
+                ("accessor", w.hmac(&tok.raw_accessor)),
+                ("creation_time", J::Int(tok.issued_at / SEC)),
+                ("creation_ttl", J::Int(who.token_ttl)),
+                ("display_name", w.hmac(&who.display_name)),
+                ("entity_id", w.hmac(&who.entity_id)),
+                // Computed a few microseconds before `issue_time` is stamped, as the
+                // token store does.
+                (
+                    "expire_time",
+                    J::s(go_time(tok.issued_at + who.token_ttl * SEC - 4_284)),
+                ),
+                ("explicit_max_ttl", J::Int(0)),
+                ("id", w.hmac(&tok.raw)),
+                ("issue_time", J::s(go_time(tok.issued_at))),
+                ("meta", meta),
+                ("num_uses", J::Int(0)),
+                ("orphan", J::Bool(true)),
+                ("path", w.hmac(&login_path)),
+                (
+                    "policies",
+                    J::Arr(who.policies.iter().map(|p| w.hmac(p)).collect()),
+                ),
+                ("renewable", J::Bool(true)),
+                ("ttl", J::Int(ttl_left)),
+                ("type", w.hmac("service")),
+            ])
+        };
         self.call(
             rng,
             Call::new(
@@ -643,18 +796,22 @@ impl<'w> Script<'w> {
     }
 }
 
-/// The granting policy printed in `policy_results` for a call.
-fn granting_for(c: &Call<'_>, tok: &Token) -> String {
+/// The granting policy printed in `policy_results` for a call; `None` for the UI's
+/// mount lookups, which every token may make and whose result names no policy (real
+/// OpenBao 2.7.2 and Vault 1.21 print `{"allowed": true}` alone).
+fn granting_for(c: &Call<'_>, tok: &Token) -> Option<String> {
     match (c.mount, c.path.as_str()) {
-        (MountKind::Token, p) if p.ends_with("-self") => "default".into(),
-        (MountKind::System, p) if p.starts_with("sys/internal/ui/") => "default".into(),
-        _ => tok.who.granting.clone(),
+        (MountKind::Token, p) if p.ends_with("-self") && !tok.who.is_root_like() => {
+            Some("default".into())
+        }
+        (MountKind::System, p) if p.starts_with("sys/internal/ui/") => None,
+        _ => Some(tok.who.granting.clone()),
     }
 }
 
 /// A token's `auth` block. `check` is `(allowed, granting policy)` for request-side
 /// blocks, which carry `policy_results`; issued-token blocks carry none.
-fn token_auth(w: &World, tok: &Token, check: Option<(bool, String)>) -> J {
+fn token_auth(w: &World, tok: &Token, check: Option<(bool, Option<String>)>) -> J {
     let who = &tok.who;
     let pols = J::Arr(who.policies.iter().map(|p| J::s(p.clone())).collect());
     let mut a: Vec<(&'static str, J)> = vec![
@@ -667,7 +824,7 @@ fn token_auth(w: &World, tok: &Token, check: Option<(bool, String)>) -> J {
     let requesting = check.is_some();
     if let Some((allowed, granting)) = check {
         let mut pr = vec![("allowed", J::Bool(allowed))];
-        if allowed {
+        if let Some(granting) = granting.filter(|_| allowed) {
             pr.push((
                 "granting_policies",
                 J::Arr(vec![J::Obj(vec![
@@ -690,9 +847,15 @@ fn token_auth(w: &World, tok: &Token, check: Option<(bool, String)>) -> J {
             ),
         ));
     }
-    a.push(("entity_id", J::s(who.entity_id.clone())));
+    // Tokens without an entity (root, `token create`) and without a TTL (root) omit
+    // the fields (`omitempty`).
+    if !who.entity_id.is_empty() {
+        a.push(("entity_id", J::s(who.entity_id.clone())));
+    }
     a.push(("token_type", J::s("service")));
-    a.push(("token_ttl", J::Int(who.token_ttl)));
+    if who.token_ttl != 0 {
+        a.push(("token_ttl", J::Int(who.token_ttl)));
+    }
     if requesting {
         a.push(("token_issue_time", J::s(go_time_secs(tok.issued_at))));
     }
@@ -773,9 +936,13 @@ mod tests {
         let resp: serde_json::Value = serde_json::from_str(&lines[3].text).expect("json");
         assert_eq!(req["request"]["id"], made.request_id.as_str());
         assert_eq!(resp["request"]["id"], made.request_id.as_str());
-        assert_eq!(req["error"], "permission denied");
+        assert_eq!(req["error"], DENIED_RESPONSE);
         assert_eq!(resp["error"], DENIED_RESPONSE);
         assert_eq!(req["auth"]["policy_results"]["allowed"], false);
+        // The request never reached the router: no mount accessor.
+        assert!(req["request"].get("mount_accessor").is_none());
+        assert!(resp["request"].get("mount_accessor").is_none());
+        assert!(resp["response"].get("mount_accessor").is_none());
         assert!(resp["auth"]["client_token"]
             .as_str()
             .is_some_and(|t| t.starts_with("hmac-sha256:") && t.len() == 76));
