@@ -59,30 +59,10 @@ pub fn load_rules(dir: Option<&PathBuf>) -> Result<Arc<RuleSet>, u8> {
     }
 }
 
-/// Rules that name an allow-list the config does not define.
-pub fn cross_check(rules: &RuleSet, cfg: &Config) -> Vec<Problem> {
-    rules
-        .rules
-        .iter()
-        .filter_map(|r| {
-            let name = r.allow_list.as_ref()?;
-            (!cfg.allow_lists.contains_key(name)).then(|| Problem {
-                file: r.file.clone(),
-                line: r.line,
-                col: 1,
-                message: format!(
-                    "rule `{}` names allow-list `{name}`, which the config does not define",
-                    r.id
-                ),
-            })
-        })
-        .collect()
-}
-
 pub fn config_check(file: &Path) -> u8 {
     match Config::load(file) {
         Ok(cfg) => {
-            let problems = cross_check(&RuleSet::embedded(), &cfg);
+            let problems = RuleSet::embedded().problems_with(&cfg);
             if problems.is_empty() {
                 println!("{}: ok", file.display());
                 0

@@ -13,9 +13,7 @@ use auditwatch::pipeline::Pipeline;
 use auditwatch::report::{self, Recorder};
 use auditwatch::source::replay::{self, Progress, ReplayOptions};
 
-use super::{
-    cross_check, load_config, load_rules, print_problems, EXIT_FAIL_ON, EXIT_RUNTIME, EXIT_USAGE,
-};
+use super::{load_config, load_rules, print_problems, EXIT_FAIL_ON, EXIT_RUNTIME, EXIT_USAGE};
 use crate::Format;
 
 #[derive(clap::Args)]
@@ -128,7 +126,7 @@ pub fn run(args: ReplayArgs) -> u8 {
         Ok(r) => r,
         Err(c) => return c,
     };
-    let problems = cross_check(&rules, &cfg);
+    let problems = rules.problems_with(&cfg);
     if !problems.is_empty() {
         print_problems("the rules", &problems);
         return EXIT_USAGE;

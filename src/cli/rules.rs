@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use auditwatch::rules::examples;
 
-use super::{cross_check, load_config, load_rules, print_problems, EXIT_RUNTIME, EXIT_USAGE};
+use super::{load_config, load_rules, print_problems, EXIT_RUNTIME, EXIT_USAGE};
 
 pub fn check(dir: Option<PathBuf>, config: Option<PathBuf>) -> u8 {
     let rules = match load_rules(dir.as_ref()) {
@@ -15,7 +15,7 @@ pub fn check(dir: Option<PathBuf>, config: Option<PathBuf>) -> u8 {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let problems = cross_check(&rules, &cfg);
+    let problems = rules.problems_with(&cfg);
     if !problems.is_empty() {
         print_problems("the rules", &problems);
         return EXIT_USAGE;

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use auditwatch::daemon::{self, Options};
 
-use super::{cross_check, load_config, load_rules, print_problems, EXIT_RUNTIME, EXIT_USAGE};
+use super::{load_config, load_rules, print_problems, EXIT_RUNTIME, EXIT_USAGE};
 
 #[derive(clap::Args)]
 pub struct RunArgs {
@@ -28,7 +28,7 @@ pub fn run(args: RunArgs) -> u8 {
         Ok(r) => r,
         Err(c) => return c,
     };
-    let problems = cross_check(&rules, &cfg);
+    let problems = rules.problems_with(&cfg);
     if !problems.is_empty() {
         print_problems("the rules", &problems);
         return EXIT_USAGE;

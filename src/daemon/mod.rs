@@ -89,7 +89,7 @@ pub fn load(
     };
     match (cfg, rules) {
         (Ok(c), Ok(r)) => {
-            let problems = allow_list_problems(&r, &c);
+            let problems = r.problems_with(&c);
             if problems.is_empty() {
                 Ok((Arc::new(c), Arc::new(r)))
             } else {
@@ -102,26 +102,6 @@ pub fn load(
         }
         (Err(a), _) | (_, Err(a)) => Err(a),
     }
-}
-
-/// Rules that name an allow-list the config does not define.
-pub fn allow_list_problems(rules: &RuleSet, cfg: &Config) -> Vec<Problem> {
-    rules
-        .rules
-        .iter()
-        .filter_map(|r| {
-            let name = r.allow_list.as_ref()?;
-            (!cfg.allow_lists.contains_key(name)).then(|| Problem {
-                file: r.file.clone(),
-                line: r.line,
-                col: 1,
-                message: format!(
-                    "rule `{}` names allow-list `{name}`, which the config does not define",
-                    r.id
-                ),
-            })
-        })
-        .collect()
 }
 
 fn private_spool_dir() -> PathBuf {

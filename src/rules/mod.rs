@@ -296,6 +296,25 @@ impl RuleSet {
         }
     }
 
+    /// Problems of these rules against a config: allow-lists they name that it lacks.
+    pub fn problems_with(&self, cfg: &crate::config::Config) -> Vec<Problem> {
+        self.rules
+            .iter()
+            .filter_map(|r| {
+                let name = r.allow_list.as_ref()?;
+                (!cfg.allow_lists.contains_key(name)).then(|| Problem {
+                    file: r.file.clone(),
+                    line: r.line,
+                    col: 1,
+                    message: format!(
+                        "rule `{}` names allow-list `{name}`, which the config does not define",
+                        r.id
+                    ),
+                })
+            })
+            .collect()
+    }
+
     /// Only the rules whose id is in `ids` (for rule tests).
     pub fn only(&self, id: &str) -> RuleSet {
         RuleSet {
