@@ -138,6 +138,7 @@ fn injections_that_do_not_fit_say_what_they_need() {
     let quiet = SimConfig {
         tenants: 2,
         metrics_scrape_secs: None,
+        utc_offset_secs: 0,
         injections: vec![Injection::AuditStreamSilent],
         ..SimConfig::default()
     };
@@ -146,6 +147,7 @@ fn injections_that_do_not_fit_say_what_they_need() {
     let nothing = SimConfig {
         store_validation_secs: None,
         metrics_scrape_secs: None,
+        utc_offset_secs: 0,
         injections: vec![Injection::RawAuditDevice],
         ..SimConfig::default()
     };

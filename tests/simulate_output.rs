@@ -101,3 +101,68 @@ fn an_unreachable_socket_exits_1_and_a_bad_rate_exits_2() {
     let out = simulate(&["--rate", "0"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// Replay simulated lines with an optional config; the alerts' rules.
+fn replay_rules(lines: &[u8], config: Option<&str>) -> Vec<String> {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("day.log");
+    std::fs::write(&log, lines).unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_auditwatch"));
+    cmd.args(["replay", "--quiet"]);
+    if let Some(c) = config {
+        let cfg = dir.path().join("config.yaml");
+        std::fs::write(&cfg, c).unwrap();
+        cmd.arg("--config").arg(cfg);
+    }
+    let out = cmd.arg(&log).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["rule"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn time_zone_moves_office_hours_and_matches_a_replay_in_that_zone() {
+    let out = Command::new(env!("CARGO_BIN_EXE_auditwatch"))
+        .args([
+            "simulate",
+            "--seed",
+            "4",
+            "--tenants",
+            "3",
+            "--duration",
+            "24h",
+            "--time-zone",
+            "Asia/Tokyo",
+        ])
+        .args(["--store-validation", "off", "--metrics-scrape", "off"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Judged in Tokyo, the admins keep office hours: a clean day raises nothing.
+    let tokyo = replay_rules(
+        &out.stdout,
+        Some("business_hours:\n  time_zone: Asia/Tokyo\n"),
+    );
+    assert!(tokyo.is_empty(), "{tokyo:?}");
+    // Judged in UTC, their 10:00 JST morning check is 01:00 UTC: after hours.
+    let utc = replay_rules(&out.stdout, None);
+    assert!(utc.iter().any(|r| r == "after-hours-admin"), "{utc:?}");
+    let bad = simulate(&["--time-zone", "Mars/Olympus"]);
+    assert_eq!(bad.status.code(), Some(2));
+}

@@ -47,6 +47,10 @@ pub struct SimulateArgs {
     /// (one write per entry, as Vault's socket device). Default: stdout
     #[arg(long, short)]
     output: Option<String>,
+    /// IANA time zone of the platform: people keep office hours there (default UTC); its
+    /// offset at --start holds for the whole window
+    #[arg(long, value_name = "ZONE")]
+    time_zone: Option<String>,
     /// Pace the output at this many entries per second of wall-clock time (live load)
     #[arg(long, value_name = "ENTRIES_PER_SEC")]
     rate: Option<f64>,
@@ -100,6 +104,21 @@ pub fn run(args: SimulateArgs) -> u8 {
         Ok(v) => v,
         Err(code) => return code,
     };
+    let utc_offset_secs = match args.time_zone.as_deref() {
+        None => 0,
+        Some(name) => {
+            match jiff::tz::TimeZone::get(name) {
+                Ok(tz) => match jiff::Timestamp::from_nanosecond(start as i128) {
+                    Ok(ts) => tz.to_offset(ts).seconds() as i64,
+                    Err(_) => 0,
+                },
+                Err(_) => {
+                    eprintln!("error: --time-zone: `{name}` is not an IANA time zone (e.g. Europe/Berlin)");
+                    return EXIT_USAGE;
+                }
+            }
+        }
+    };
     let cfg = SimConfig {
         seed: args.seed,
         tenants: args.tenants,
@@ -108,6 +127,7 @@ pub fn run(args: SimulateArgs) -> u8 {
         injections,
         store_validation_secs: validation,
         metrics_scrape_secs: scrape,
+        utc_offset_secs,
     };
     let mut sim = match Simulation::new(&cfg) {
         Ok(s) => s,

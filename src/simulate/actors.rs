@@ -122,10 +122,22 @@ pub fn midnight(t: i64) -> i64 {
     t.div_euclid(DAY) * DAY
 }
 
-/// Inside the default business hours (Mon-Fri 08:00-19:00 UTC).
-pub fn business_hours(t: i64) -> bool {
-    let (sod, wd) = clock(t);
-    wd < 5 && (8 * 3600..19 * 3600).contains(&sod)
+impl World {
+    /// Local seconds since midnight and weekday (0 = Monday) of an instant.
+    pub fn clock(&self, t: i64) -> (i64, u32) {
+        clock(t + self.utc_offset * SEC)
+    }
+
+    /// Local midnight of the day holding `t`, as a UTC instant.
+    pub fn midnight(&self, t: i64) -> i64 {
+        midnight(t + self.utc_offset * SEC) - self.utc_offset * SEC
+    }
+
+    /// Inside local business hours (Mon-Fri 08:00-19:00).
+    pub fn business_hours(&self, t: i64) -> bool {
+        let (sod, wd) = self.clock(t);
+        wd < 5 && (8 * 3600..19 * 3600).contains(&sod)
+    }
 }
 
 /// What one ExternalSecret syncs.
@@ -383,8 +395,8 @@ impl Actor for Composition {
         }
         let at = self.next;
         self.next += HOUR + self.rng.range(0, 20 * SEC);
-        let (sod, _) = clock(at);
-        let day = midnight(at);
+        let (sod, _) = w.clock(at);
+        let day = w.midnight(at);
         let rollout = sod >= 3 * 3600 && self.last_rollout_day != day;
         if rollout {
             self.last_rollout_day = day;
@@ -749,9 +761,9 @@ impl HumanActor {
         let mut rng = Rng::derive(seed, &format!("human/{}", human.name));
         let addr = draw_human_address(&mut rng, index);
         let mut sessions = Vec::new();
-        let mut day = midnight(w.start);
+        let mut day = w.midnight(w.start);
         while day < w.end {
-            let (_, wd) = clock(day);
+            let (_, wd) = w.clock(day);
             if wd < 5 {
                 if human.admin {
                     // On-call rotation by weekday: the morning check near 10:00.
@@ -870,8 +882,8 @@ pub fn ci_identity(seed: u64, repo: &str, workflow: &str) -> Rc<Identity> {
 }
 
 /// Mean time between runs at `t`: busy in business hours, sparse at night.
-fn ci_mean_gap(t: i64) -> i64 {
-    if business_hours(t) {
+fn ci_mean_gap(w: &World, t: i64) -> i64 {
+    if w.business_hours(t) {
         45 * MIN
     } else {
         5 * HOUR
@@ -881,7 +893,7 @@ fn ci_mean_gap(t: i64) -> i64 {
 impl CiRepo {
     pub fn new(seed: u64, w: &World, repo: &str) -> CiRepo {
         let mut rng = Rng::derive(seed, &format!("ci/{repo}"));
-        let next = w.start + rng.exp(ci_mean_gap(w.start));
+        let next = w.start + rng.exp(ci_mean_gap(w, w.start));
         CiRepo {
             rng,
             who: ci_identity(seed, repo, "deploy"),
@@ -918,7 +930,7 @@ impl Actor for CiRepo {
         }
         let at = self.next;
         let r = &mut self.rng;
-        self.next = at + 2 * MIN + r.exp(ci_mean_gap(at));
+        self.next = at + 2 * MIN + r.exp(ci_mean_gap(w, at));
         let addr = runner_address(r);
         let mut s = Script::new(w, at, addr, r);
         if let Some(tok) = ci_login(&mut s, r, &self.who) {
@@ -940,7 +952,7 @@ pub struct BreakGlass {
 
 impl BreakGlass {
     pub fn new(seed: u64, w: &World) -> BreakGlass {
-        let mut day = midnight(w.start);
+        let mut day = w.midnight(w.start);
         while day + 2 * HOUR + 15 * MIN < w.start {
             day += DAY;
         }

@@ -21,10 +21,10 @@
 use serde::Serialize;
 
 use super::actors::{
-    business_hours, ci_identity, ci_login, clock, eso_address, eso_identity, human_identity,
-    human_login, k8s_identity, kv_path, namespace, pod_address, runner_address, Actor, BreakGlass,
-    CiRepo, Composition, EsoOptions, EsoSync, HumanActor, MetricsScraper, Scripted,
-    StoreValidation, Target, ADMINS, CI_REPOS, DEVELOPER, HOUR, MIN,
+    ci_identity, ci_login, eso_address, eso_identity, human_identity, human_login, k8s_identity,
+    kv_path, namespace, pod_address, runner_address, Actor, BreakGlass, CiRepo, Composition,
+    EsoOptions, EsoSync, HumanActor, MetricsScraper, Scripted, StoreValidation, Target, ADMINS,
+    CI_REPOS, DEVELOPER, HOUR, MIN,
 };
 use super::extras::{self, Planted};
 use super::json::J;
@@ -228,7 +228,7 @@ impl Slots {
         if b <= a {
             return None;
         }
-        let fits = |t: i64| !office || (business_hours(t) && business_hours(t + len));
+        let fits = |t: i64| !office || (w.business_hours(t) && w.business_hours(t + len));
         let mut fallback = None;
         for _ in 0..256 {
             let t = r.range(a, b);
@@ -887,10 +887,10 @@ fn night_slot(w: &World) -> Option<i64> {
     let step = 15 * MIN;
     let first = w.start + 5 * MIN;
     let fits =
-        |t: i64| t + 25 * MIN <= w.end && !business_hours(t) && !business_hours(t + 25 * MIN);
+        |t: i64| t + 25 * MIN <= w.end && !w.business_hours(t) && !w.business_hours(t + 25 * MIN);
     let mut t = first;
     while t + 25 * MIN <= w.end {
-        let (sod, _) = clock(t);
+        let (sod, _) = w.clock(t);
         if (3 * 3600..4 * 3600).contains(&sod) && fits(t) {
             return Some(t);
         }

@@ -199,6 +199,9 @@ pub struct SimConfig {
     /// Prometheus's `sys/metrics` scrape period; `None` leaves the scraper out (golden
     /// scenarios, to stay small).
     pub metrics_scrape_secs: Option<i64>,
+    /// The platform's offset from UTC in seconds: humans keep office hours (Mon-Fri
+    /// 08:00-19:00) and night rollouts run at 03:00 local time.
+    pub utc_offset_secs: i64,
 }
 
 /// 2026-03-02T00:00:00Z, a Monday.
@@ -214,6 +217,7 @@ impl Default for SimConfig {
             injections: Vec::new(),
             store_validation_secs: Some(300),
             metrics_scrape_secs: Some(30),
+            utc_offset_secs: 0,
         }
     }
 }
@@ -265,7 +269,8 @@ impl Simulation {
         let end = cfg
             .start
             .saturating_add(cfg.duration_secs.saturating_mul(SEC));
-        let world = World::new(cfg.seed, cfg.start, end, tenants.clone());
+        let mut world = World::new(cfg.seed, cfg.start, end, tenants.clone());
+        world.utc_offset = cfg.utc_offset_secs;
         let platform = inject::Platform {
             validation: cfg
                 .store_validation_secs

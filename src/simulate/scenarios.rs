@@ -55,6 +55,7 @@ fn sc(
             injections: injections.to_vec(),
             store_validation_secs: validation.then_some(300),
             metrics_scrape_secs: None,
+            utc_offset_secs: 0,
         },
     }
 }

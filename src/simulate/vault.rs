@@ -78,6 +78,8 @@ pub struct World {
     pub silent: Cell<Option<(i64, i64)>>,
     /// `[from, to)`: the device writes tokens and values in clear (`log_raw`).
     pub raw: Cell<Option<(i64, i64)>>,
+    /// The platform's offset from UTC in seconds: people keep local office hours.
+    pub utc_offset: i64,
 }
 
 impl World {
@@ -134,6 +136,7 @@ impl World {
             tenants,
             silent: Cell::new(None),
             raw: Cell::new(None),
+            utc_offset: 0,
         }
     }
 
