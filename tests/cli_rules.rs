@@ -585,3 +585,27 @@ fn a_negative_number_is_reported_with_its_value() {
         run.context()
     );
 }
+
+#[test]
+fn a_broken_config_and_broken_rules_are_both_reported_in_one_run() {
+    let run = auditwatch(os_args![
+        "replay",
+        "--config",
+        "fixtures/bad_config/unknown_key.yaml",
+        "--rules",
+        "fixtures/bad_rules/unknown_severity.yaml",
+        "-"
+    ]);
+    run.assert_code(2);
+    assert!(
+        run.stderr.contains("fixtures/bad_config/unknown_key.yaml:"),
+        "{}",
+        run.context()
+    );
+    assert!(
+        run.stderr
+            .contains("fixtures/bad_rules/unknown_severity.yaml:"),
+        "{}",
+        run.context()
+    );
+}

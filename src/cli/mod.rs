@@ -59,6 +59,24 @@ pub fn load_rules(dir: Option<&PathBuf>) -> Result<Arc<RuleSet>, u8> {
     }
 }
 
+/// Load the config and the rules, and check them against each other. Every problem of
+/// both is printed before giving up, so a user fixes them in one round.
+pub fn load_checked(
+    config: Option<&Path>,
+    rules: Option<&PathBuf>,
+) -> Result<(Arc<Config>, Arc<RuleSet>), u8> {
+    let (cfg, rules) = match (load_config(config), load_rules(rules)) {
+        (Ok(c), Ok(r)) => (c, r),
+        _ => return Err(EXIT_USAGE),
+    };
+    let problems = rules.problems_with(&cfg);
+    if !problems.is_empty() {
+        print_problems("the rules", &problems);
+        return Err(EXIT_USAGE);
+    }
+    Ok((cfg, rules))
+}
+
 pub fn config_check(file: &Path) -> u8 {
     match Config::load(file) {
         Ok(cfg) => {

@@ -13,7 +13,7 @@ use auditwatch::pipeline::Pipeline;
 use auditwatch::report::{self, Recorder};
 use auditwatch::source::replay::{self, Progress, ReplayOptions};
 
-use super::{load_config, load_rules, print_problems, EXIT_FAIL_ON, EXIT_RUNTIME, EXIT_USAGE};
+use super::{load_checked, EXIT_FAIL_ON, EXIT_RUNTIME, EXIT_USAGE};
 use crate::Format;
 
 #[derive(clap::Args)]
@@ -118,19 +118,10 @@ pub fn run(args: ReplayArgs) -> u8 {
         (Ok(a), Ok(b)) => (a, b),
         (Err(c), _) | (_, Err(c)) => return c,
     };
-    let cfg = match load_config(args.config.as_deref()) {
-        Ok(c) => c,
-        Err(c) => return c,
+    let (cfg, rules) = match load_checked(args.config.as_deref(), args.rules.as_ref()) {
+        Ok(x) => x,
+        Err(code) => return code,
     };
-    let rules = match load_rules(args.rules.as_ref()) {
-        Ok(r) => r,
-        Err(c) => return c,
-    };
-    let problems = rules.problems_with(&cfg);
-    if !problems.is_empty() {
-        print_problems("the rules", &problems);
-        return EXIT_USAGE;
-    }
     let mut paths = args.paths.clone();
     if paths.is_empty() {
         if io::stdin().is_terminal() {

@@ -4,33 +4,20 @@ use std::path::PathBuf;
 
 use auditwatch::rules::examples;
 
-use super::{load_config, load_rules, print_problems, EXIT_RUNTIME, EXIT_USAGE};
+use super::{load_checked, load_rules, EXIT_RUNTIME};
 
 pub fn check(dir: Option<PathBuf>, config: Option<PathBuf>) -> u8 {
-    let rules = match load_rules(dir.as_ref()) {
-        Ok(r) => r,
+    let (_, rules) = match load_checked(config.as_deref(), dir.as_ref()) {
+        Ok(x) => x,
         Err(code) => return code,
     };
-    let cfg = match load_config(config.as_deref()) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
-    let problems = rules.problems_with(&cfg);
-    if !problems.is_empty() {
-        print_problems("the rules", &problems);
-        return EXIT_USAGE;
-    }
     println!("{} rule(s) ok ({})", rules.rules.len(), rules.origin);
     0
 }
 
 pub fn test(dir: Option<PathBuf>, config: Option<PathBuf>, verbose: bool) -> u8 {
-    let rules = match load_rules(dir.as_ref()) {
-        Ok(r) => r,
-        Err(code) => return code,
-    };
-    let cfg = match load_config(config.as_deref()) {
-        Ok(c) => c,
+    let (cfg, rules) = match load_checked(config.as_deref(), dir.as_ref()) {
+        Ok(x) => x,
         Err(code) => return code,
     };
     let results = examples::run_all(&rules, &cfg);

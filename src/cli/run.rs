@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use auditwatch::daemon::{self, Options};
 
-use super::{load_config, load_rules, print_problems, EXIT_RUNTIME, EXIT_USAGE};
+use super::{load_checked, EXIT_RUNTIME, EXIT_USAGE};
 
 #[derive(clap::Args)]
 pub struct RunArgs {
@@ -20,19 +20,10 @@ pub struct RunArgs {
 }
 
 pub fn run(args: RunArgs) -> u8 {
-    let cfg = match load_config(args.config.as_deref()) {
-        Ok(c) => c,
-        Err(c) => return c,
+    let (cfg, rules) = match load_checked(args.config.as_deref(), args.rules.as_ref()) {
+        Ok(x) => x,
+        Err(code) => return code,
     };
-    let rules = match load_rules(args.rules.as_ref()) {
-        Ok(r) => r,
-        Err(c) => return c,
-    };
-    let problems = rules.problems_with(&cfg);
-    if !problems.is_empty() {
-        print_problems("the rules", &problems);
-        return EXIT_USAGE;
-    }
     if cfg.sources.is_empty() {
         eprintln!("error: no sources: set `sources` in the config (see auditwatch config default)");
         return EXIT_USAGE;
