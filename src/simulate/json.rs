@@ -62,35 +62,31 @@ impl J {
                 }
                 out.push(']');
             }
-            J::Obj(kv) => {
-                out.push('{');
-                for (i, (k, v)) in kv.iter().enumerate() {
-                    if i > 0 {
-                        out.push(',');
-                    }
-                    write_str(k, out);
-                    out.push(':');
-                    v.write(out, salt);
-                }
-                out.push('}');
-            }
-            J::Map(kv) => {
-                out.push('{');
-                for (i, (k, v)) in kv.iter().enumerate() {
-                    if i > 0 {
-                        out.push(',');
-                    }
-                    write_str(k, out);
-                    out.push(':');
-                    v.write(out, salt);
-                }
-                out.push('}');
-            }
+            J::Obj(kv) => write_object(kv.iter().map(|(k, v)| (*k, v)), out, salt),
+            J::Map(kv) => write_object(kv.iter().map(|(k, v)| (k.as_str(), v)), out, salt),
         }
     }
 }
 
 /// A JSON string with Go's default escaping.
+/// An object's members in order; `Obj` and `Map` differ only in who owns the keys.
+fn write_object<'a>(
+    members: impl Iterator<Item = (&'a str, &'a J)>,
+    out: &mut String,
+    salt: Option<&Salt>,
+) {
+    out.push('{');
+    for (i, (k, v)) in members.enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        write_str(k, out);
+        out.push(':');
+        v.write(out, salt);
+    }
+    out.push('}');
+}
+
 pub fn write_str(s: &str, out: &mut String) {
     out.push('"');
     for c in s.chars() {
