@@ -646,85 +646,89 @@ pub fn human_login(
     }
 }
 
+/// LIST of the tenant policies, as the policy API answers it.
+pub fn list_tenant_policies<'t>(w: &World, tok: &'t Token, tenants: &[String]) -> Call<'t> {
+    let keys = tenants
+        .iter()
+        .map(|t| w.hmac(&format!("bookstore-platform-app-{t}")))
+        .collect();
+    Call::new(Some(tok), "list", "sys/policies/acl", MountKind::System)
+        .resp(J::Obj(vec![("keys", J::Arr(keys))]))
+}
+
+/// A read of tenant `t`'s policy whose text is `body`.
+pub fn read_tenant_policy<'t>(w: &World, tok: &'t Token, t: &str, body: &str) -> Call<'t> {
+    Call::new(
+        Some(tok),
+        "read",
+        format!("sys/policies/acl/bookstore-platform-app-{t}"),
+        MountKind::System,
+    )
+    .resp(J::Obj(vec![
+        ("name", w.hmac(&format!("bookstore-platform-app-{t}"))),
+        ("policy", w.hmac(body)),
+    ]))
+}
+
 /// Admin chores: reads and lists of the platform's configuration.
 pub fn admin_chore(s: &mut Script<'_>, r: &mut Rng, tok: &Token, tenants: &[String], seed: u64) {
     let t = r.pick(tenants).clone();
     let w = s.world();
-    let call =
-        match r.below(8) {
-            0 => Call::new(Some(tok), "read", "sys/mounts", MountKind::System).resp(J::Obj(vec![
-                ("database/", J::Obj(vec![("type", w.hmac("database"))])),
-                ("secret/", J::Obj(vec![("type", w.hmac("kv"))])),
-            ])),
-            1 => Call::new(Some(tok), "list", "sys/policies/acl", MountKind::System).resp(J::Obj(
-                vec![(
-                    "keys",
-                    J::Arr(
-                        tenants
-                            .iter()
-                            .map(|t| w.hmac(&format!("bookstore-platform-app-{t}")))
-                            .collect(),
-                    ),
-                )],
-            )),
-            2 => Call::new(
+    let call = match r.below(8) {
+        0 => Call::new(Some(tok), "read", "sys/mounts", MountKind::System).resp(J::Obj(vec![
+            ("database/", J::Obj(vec![("type", w.hmac("database"))])),
+            ("secret/", J::Obj(vec![("type", w.hmac("kv"))])),
+        ])),
+        1 => list_tenant_policies(w, tok, tenants),
+        2 => read_tenant_policy(w, tok, &t, &policy_body(&t)),
+        3 => Call::new(
+            Some(tok),
+            "list",
+            "auth/kubernetes/role",
+            MountKind::Kubernetes,
+        )
+        .resp(J::Obj(vec![(
+            "keys",
+            J::Arr(tenants.iter().map(|t| w.hmac(&db_role(t))).collect()),
+        )])),
+        4 => Call::new(
+            Some(tok),
+            "read",
+            format!("auth/kubernetes/role/{}", db_role(&t)),
+            MountKind::Kubernetes,
+        )
+        .resp(role_body(w, &t, true)),
+        5 => Call::new(
+            Some(tok),
+            "list",
+            format!("sys/leases/lookup/database/creds/{}/", db_role(&t)),
+            MountKind::System,
+        )
+        .resp(J::Obj(vec![(
+            "keys",
+            J::Arr(vec![w.hmac(&r.hex(24)), w.hmac(&r.hex(24))]),
+        )])),
+        6 => {
+            let id = entity_id(
+                seed,
+                &format!("kubernetes-{}-bookstore-platform-eso", namespace(&t)),
+            );
+            Call::new(
                 Some(tok),
                 "read",
-                format!("sys/policies/acl/bookstore-platform-app-{t}"),
-                MountKind::System,
+                format!("identity/entity/id/{id}"),
+                MountKind::Identity,
             )
             .resp(J::Obj(vec![
-                ("name", w.hmac(&format!("bookstore-platform-app-{t}"))),
-                ("policy", w.hmac(&policy_body(&t))),
-            ])),
-            3 => Call::new(
-                Some(tok),
-                "list",
-                "auth/kubernetes/role",
-                MountKind::Kubernetes,
-            )
-            .resp(J::Obj(vec![(
-                "keys",
-                J::Arr(tenants.iter().map(|t| w.hmac(&db_role(t))).collect()),
-            )])),
-            4 => Call::new(
-                Some(tok),
-                "read",
-                format!("auth/kubernetes/role/{}", db_role(&t)),
-                MountKind::Kubernetes,
-            )
-            .resp(role_body(w, &t, true)),
-            5 => Call::new(
-                Some(tok),
-                "list",
-                format!("sys/leases/lookup/database/creds/{}/", db_role(&t)),
-                MountKind::System,
-            )
-            .resp(J::Obj(vec![(
-                "keys",
-                J::Arr(vec![w.hmac(&r.hex(24)), w.hmac(&r.hex(24))]),
-            )])),
-            6 => {
-                let id = entity_id(
-                    seed,
-                    &format!("kubernetes-{}-bookstore-platform-eso", namespace(&t)),
-                );
-                Call::new(
-                    Some(tok),
-                    "read",
-                    format!("identity/entity/id/{id}"),
-                    MountKind::Identity,
-                )
-                .resp(J::Obj(vec![
-                    ("id", w.hmac(&id)),
-                    ("name", w.hmac(&format!("entity_{}", &id[..8]))),
-                ]))
-            }
-            _ => Call::new(Some(tok), "read", "sys/audit", MountKind::System).resp(J::Obj(vec![(
-                "file/",
-                J::Obj(vec![("type", w.hmac("file"))]),
-            )])),
-        };
+                ("id", w.hmac(&id)),
+                ("name", w.hmac(&format!("entity_{}", &id[..8]))),
+            ]))
+        }
+        _ => Call::new(Some(tok), "read", "sys/audit", MountKind::System).resp(J::Obj(vec![(
+            "file/",
+            J::Obj(vec![("type", w.hmac("file"))]),
+        )])),
+    };
     s.call(r, call);
 }
 

@@ -22,9 +22,9 @@ use serde::Serialize;
 
 use super::actors::{
     ci_identity, ci_login, eso_address, eso_identity, human_identity, human_login, k8s_identity,
-    kv_path, namespace, pod_address, runner_address, Actor, BreakGlass, CiRepo, Composition,
-    EsoOptions, EsoSync, HumanActor, MetricsScraper, Scripted, StoreValidation, Target, ADMINS,
-    CI_REPOS, DEVELOPER, HOUR, MIN,
+    kv_path, list_tenant_policies, namespace, pod_address, read_tenant_policy, runner_address,
+    Actor, BreakGlass, CiRepo, Composition, EsoOptions, EsoSync, HumanActor, MetricsScraper,
+    Scripted, StoreValidation, Target, ADMINS, CI_REPOS, DEVELOPER, HOUR, MIN,
 };
 use super::extras::{self, Planted};
 use super::json::J;
@@ -910,34 +910,14 @@ fn night_slot(w: &World) -> Option<i64> {
 fn night_chore(s: &mut Script<'_>, r: &mut Rng, tok: &super::vault::Token, tenants: &[String]) {
     let w = s.world();
     let t = r.pick(tenants).clone();
-    let call =
-        match r.below(3) {
-            0 => Call::new(Some(tok), "list", "sys/policies/acl", MountKind::System).resp(J::Obj(
-                vec![(
-                    "keys",
-                    J::Arr(
-                        tenants
-                            .iter()
-                            .map(|t| w.hmac(&format!("bookstore-platform-app-{t}")))
-                            .collect(),
-                    ),
-                )],
-            )),
-            1 => Call::new(
-                Some(tok),
-                "read",
-                format!("sys/policies/acl/bookstore-platform-app-{t}"),
-                MountKind::System,
-            )
-            .resp(J::Obj(vec![
-                ("name", w.hmac(&format!("bookstore-platform-app-{t}"))),
-                ("policy", w.hmac(&format!("policy of {t}"))),
-            ])),
-            _ => Call::new(Some(tok), "read", "sys/auth", MountKind::System).resp(J::Obj(vec![(
-                "kubernetes/",
-                J::Obj(vec![("type", w.hmac("kubernetes"))]),
-            )])),
-        };
+    let call = match r.below(3) {
+        0 => list_tenant_policies(w, tok, tenants),
+        1 => read_tenant_policy(w, tok, &t, &format!("policy of {t}")),
+        _ => Call::new(Some(tok), "read", "sys/auth", MountKind::System).resp(J::Obj(vec![(
+            "kubernetes/",
+            J::Obj(vec![("type", w.hmac("kubernetes"))]),
+        )])),
+    };
     s.call(r, call);
 }
 
