@@ -35,6 +35,17 @@ pub struct Planted {
     pub span: (i64, i64),
 }
 
+impl Planted {
+    /// What a script planted from `at` to where it ended.
+    fn from_script(at: i64, s: Script<'_>, items: Vec<Item>) -> Planted {
+        Planted {
+            span: (at, s.t),
+            lines: s.into_lines(),
+            items,
+        }
+    }
+}
+
 /// Upper bounds of each episode's length, for choosing a free slot before rendering.
 pub const ROOT_LEN: i64 = 9 * MIN;
 pub const ADMIN_LEN: i64 = 14 * MIN;
@@ -245,11 +256,7 @@ pub fn audit_disable(seed: u64, w: &World, r: &mut Rng, at: i64) -> Option<Plant
         who.display_name,
         go_time(made.at)
     );
-    Some(Planted {
-        span: (at, s.t),
-        lines: s.into_lines(),
-        items: vec![it],
-    })
+    Some(Planted::from_script(at, s, vec![it]))
 }
 
 /// An admin enables a socket audit device that streams every entry to a host off the
@@ -294,11 +301,7 @@ pub fn audit_enable(seed: u64, w: &World, r: &mut Rng, at: i64) -> Option<Plante
         who.display_name,
         go_time(made.at)
     );
-    Some(Planted {
-        span: (at, s.t),
-        lines: s.into_lines(),
-        items: vec![it],
-    })
+    Some(Planted::from_script(at, s, vec![it]))
 }
 
 /// A tenant policy widened by someone other than the Composition: an admin in the UI, or
@@ -351,11 +354,7 @@ pub fn policy_drift(seed: u64, w: &World, r: &mut Rng, at: i64, tenant: &str) ->
         who.display_name,
         go_time(made.at)
     );
-    Some(Planted {
-        span: (at, s.t),
-        lines: s.into_lines(),
-        items: vec![it],
-    })
+    Some(Planted::from_script(at, s, vec![it]))
 }
 
 /// An admin enables a second userpass auth method (a way in nobody reviewed).
@@ -438,11 +437,7 @@ pub fn auth_enable(seed: u64, w: &World, r: &mut Rng, at: i64) -> Option<Planted
         who.display_name,
         go_time(made.at)
     );
-    Some(Planted {
-        span: (at, s.t),
-        lines: s.into_lines(),
-        items: vec![it],
-    })
+    Some(Planted::from_script(at, s, vec![it]))
 }
 
 /// An admin reads Vault's storage beneath the barrier (the platform left
@@ -479,11 +474,7 @@ pub fn sys_raw(seed: u64, w: &World, r: &mut Rng, at: i64) -> Option<Planted> {
         who.display_name,
         go_time(first.at)
     );
-    Some(Planted {
-        span: (at, s.t),
-        lines: s.into_lines(),
-        items: vec![it],
-    })
+    Some(Planted::from_script(at, s, vec![it]))
 }
 
 /// The raw HTTP headers Vault records for `sys/generate-root` responses.
@@ -938,9 +929,5 @@ pub fn mass_revocation(
         who.display_name,
         go_time(burst_start)
     );
-    Some(Planted {
-        span: (at, s.t),
-        lines: s.into_lines(),
-        items: vec![a, b],
-    })
+    Some(Planted::from_script(at, s, vec![a, b]))
 }
