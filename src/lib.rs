@@ -16,4 +16,5 @@ pub mod pipeline;
 pub mod report;
 pub mod rules;
 pub mod simulate;
+pub mod sink;
 pub mod source;

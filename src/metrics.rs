@@ -46,6 +46,23 @@ pub struct Metrics {
     pub checkpoint_writes: IntCounterVec,
     /// CloudWatch API calls by source and outcome (`ok`, `throttled`, `error`).
     pub api_calls: IntCounterVec,
+    /// Alerts by tenant (capped: `other` beyond `output.tenant_label_cap`, `none` for
+    /// platform-wide findings), category, severity and `evidence.kind`.
+    pub tenant_alerts: IntCounterVec,
+    /// Alerts a sink delivered (`jsonl` written, `alertmanager` accepted, `email` accepted
+    /// by the SMTP server).
+    pub sink_delivered: IntCounterVec,
+    /// Alerts a sink gave up on, by reason (`queue_full`, `sink_down`, `write_error`,
+    /// `rejected`, `expired`, `outbox_error`).
+    pub sink_dropped: IntCounterVec,
+    /// Failed delivery attempts (each is retried unless counted as dropped).
+    pub sink_failures: IntCounterVec,
+    /// Alerts waiting in a sink (its queue, retries, the email outbox and digests).
+    pub sink_backlog: IntGaugeVec,
+    /// Alerts a sink did not pass on by design, by reason (`duplicate`, `suppressed`).
+    pub sink_suppressed: IntCounterVec,
+    /// Emails accepted by the SMTP server, by kind (`immediate`, `digest`).
+    pub emails_sent: IntCounterVec,
     /// Alerts that could not be written to the output.
     pub alert_write_errors: IntCounter,
     /// 1 while the daemon is ready (sources bound, engine running, not draining).
@@ -175,6 +192,41 @@ impl Metrics {
                 "Calls to a remote log API by source and outcome (ok, throttled, error).",
                 &["source", "outcome"],
             ),
+            tenant_alerts: counter(
+                "auditwatch_tenant_alerts_total",
+                "Alerts by tenant (bounded: `other` past the cap, `none` for platform-wide), category, severity and kind.",
+                &["tenant", "category", "severity", "kind"],
+            ),
+            sink_delivered: counter(
+                "auditwatch_sink_delivered_total",
+                "Alerts a sink delivered (written, accepted by Alertmanager, accepted by the SMTP server).",
+                &["sink"],
+            ),
+            sink_dropped: counter(
+                "auditwatch_sink_dropped_total",
+                "Alerts a sink gave up on, by reason.",
+                &["sink", "reason"],
+            ),
+            sink_failures: counter(
+                "auditwatch_sink_failures_total",
+                "Failed delivery attempts of a sink (retried unless also counted as dropped).",
+                &["sink"],
+            ),
+            sink_backlog: gauge(
+                "auditwatch_sink_backlog",
+                "Alerts waiting in a sink: its queue, retries, the email outbox and open digests.",
+                &["sink"],
+            ),
+            sink_suppressed: counter(
+                "auditwatch_sink_suppressed_total",
+                "Alerts a sink did not pass on by design (duplicates, suppression windows), by reason.",
+                &["sink", "reason"],
+            ),
+            emails_sent: counter(
+                "auditwatch_emails_sent_total",
+                "Emails accepted by the SMTP server, by kind (immediate, digest).",
+                &["kind"],
+            ),
             alert_write_errors: reg(
                 &registry,
                 IntCounter::new(
@@ -208,6 +260,14 @@ impl Metrics {
             self.backlog_bytes.with_label_values(&[source, w]);
         }
         self.spilled_bytes.with_label_values(&[source]);
+    }
+
+    /// Create the alert series of every category the rules can raise, at zero, so
+    /// `increase()` sees the first alert.
+    pub fn init_alerts<'a>(&self, rules: impl IntoIterator<Item = (&'a str, &'a str)>) {
+        for (category, severity) in rules {
+            self.alerts.with_label_values(&[category, severity]);
+        }
     }
 
     /// The Prometheus text exposition of every metric.

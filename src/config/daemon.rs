@@ -434,21 +434,6 @@ fn non_empty_path(ctx: &mut Ctx, n: &Node, what: &str) -> Option<PathBuf> {
     Some(PathBuf::from(s))
 }
 
-pub fn apply_output(ctx: &mut Ctx, node: &Node, o: &mut AlertOutput) {
-    let Some(mut m) = MapReader::new(ctx, node, "output") else {
-        return;
-    };
-    if let Some(n) = m.take("alerts") {
-        match yaml::string(ctx, n, "output.alerts").as_deref() {
-            Some("stdout") | Some("-") => *o = AlertOutput::Stdout,
-            Some("") => ctx.error(n, "output.alerts must be `stdout` or a file path"),
-            Some(p) => *o = AlertOutput::File(PathBuf::from(p)),
-            None => {}
-        }
-    }
-    m.finish(ctx, "output");
-}
-
 pub fn apply_spool(ctx: &mut Ctx, node: &Node, s: &mut Spool) {
     let Some(mut m) = MapReader::new(ctx, node, "spool") else {
         return;

@@ -38,8 +38,8 @@ pub struct Config {
     pub server: daemon::Server,
     /// `auditwatch run` only: where audit entries come from.
     pub sources: Vec<daemon::Source>,
-    /// `auditwatch run` only: where alerts go.
-    pub output: daemon::AlertOutput,
+    /// `auditwatch run` only: where alerts go (`output`, `alertmanager`, `email`).
+    pub sinks: crate::sink::Settings,
     /// `auditwatch run` only: the ingest queue and its disk spool.
     pub spool: daemon::Spool,
 }
@@ -163,7 +163,7 @@ impl Config {
             parse: ParseSettings::default(),
             server: daemon::Server::default(),
             sources: Vec::new(),
-            output: daemon::AlertOutput::Stdout,
+            sinks: crate::sink::Settings::default(),
             spool: daemon::Spool::default(),
         }
     }
@@ -248,7 +248,13 @@ impl Config {
             daemon::apply_sources(ctx, n, &mut self.sources);
         }
         if let Some(n) = m.take("output") {
-            daemon::apply_output(ctx, n, &mut self.output);
+            crate::sink::apply_output(ctx, n, &mut self.sinks);
+        }
+        if let Some(n) = m.take("alertmanager") {
+            crate::sink::alertmanager::apply(ctx, n, &mut self.sinks.alertmanager);
+        }
+        if let Some(n) = m.take("email") {
+            crate::sink::email::apply(ctx, n, &mut self.sinks.email);
         }
         if let Some(n) = m.take("spool") {
             daemon::apply_spool(ctx, n, &mut self.spool);

@@ -10,9 +10,6 @@
 //! response are not judged, because after a restart that response, which repeats the
 //! request, decides.
 
-use std::fs::{File, OpenOptions};
-use std::io::{self, BufWriter, Write};
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::Receiver;
 use std::sync::Arc;
@@ -21,7 +18,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use memchr::memmem;
 
 use crate::alert::Alert;
-use crate::config::daemon::AlertOutput;
 use crate::config::Config;
 use crate::engine::{EngineStats, TableSizes};
 use crate::metrics::{Metrics, TABLES};
@@ -29,6 +25,7 @@ use crate::parse::time::parse_rfc3339_nanos;
 use crate::parse::ParseError;
 use crate::pipeline::{Pipeline, Stats};
 use crate::rules::RuleSet;
+use crate::sink::Sinks;
 use crate::source::cloudwatch::CwShared;
 use crate::source::tail::TailShared;
 use crate::source::Batch;
@@ -41,7 +38,7 @@ const NANOS: i64 = 1_000_000_000;
 pub enum Control {
     /// Swap in a validated config and rule set (SIGHUP).
     Reload(Arc<Config>, Arc<RuleSet>),
-    /// Reopen the alert file (after logrotate moved it).
+    /// Reopen the sinks' files (after logrotate moved them).
     ReopenOutput,
 }
 
@@ -80,52 +77,21 @@ pub struct SourceInfo {
     pub committer: Option<Committer>,
 }
 
-/// Where alerts go.
-pub struct AlertWriter {
-    target: AlertOutput,
-    out: BufWriter<Box<dyn Write + Send>>,
-}
-
-impl AlertWriter {
-    pub fn open(target: &AlertOutput) -> io::Result<AlertWriter> {
-        Ok(AlertWriter {
-            out: BufWriter::with_capacity(64 * 1024, open_target(target)?),
-            target: target.clone(),
-        })
-    }
-
-    fn reopen(&mut self) -> io::Result<()> {
-        if let AlertOutput::File(_) = self.target {
-            self.out.flush()?;
-            self.out = BufWriter::with_capacity(64 * 1024, open_target(&self.target)?);
-        }
-        Ok(())
-    }
-}
-
-fn open_target(t: &AlertOutput) -> io::Result<Box<dyn Write + Send>> {
-    Ok(match t {
-        AlertOutput::Stdout => Box::new(io::stdout()),
-        AlertOutput::File(p) => Box::new(open_append(p)?),
-    })
-}
-
-fn open_append(p: &PathBuf) -> io::Result<File> {
-    OpenOptions::new().create(true).append(true).open(p)
-}
-
 /// What the engine thread reports when it ends.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct EngineReport {
     pub lines: u64,
     pub alerts: u64,
+    /// The sinks, handed back to be closed within the drain deadline.
+    pub sinks: Option<Sinks>,
 }
 
 pub struct EngineThread {
     pub pipeline: Pipeline,
     pub queue: Arc<Queue>,
     pub control: Receiver<Control>,
-    pub output: AlertWriter,
+    /// Where alerts go; each sink has its own queue and thread.
+    pub sinks: Sinks,
     pub metrics: Arc<Metrics>,
     pub sources: Vec<SourceInfo>,
     /// `None`: no wall clock (time comes only from entries).
@@ -209,11 +175,8 @@ impl EngineThread {
                 .advance_clock(m.saturating_add(lateness * NANOS), &mut alerts);
         }
         report.alerts += self.write(&mut alerts);
-        if let Err(e) = self.output.out.flush() {
-            self.metrics.alert_write_errors.inc();
-            tracing::error!(error = %e, "cannot flush alerts");
-        }
         self.gauges(&mut engine_seen);
+        report.sinks = Some(self.sinks);
         report
     }
 
@@ -224,11 +187,7 @@ impl EngineThread {
                 self.pipeline.engine_mut().reload(cfg, rules);
                 tracing::info!(rules = n, "reloaded rules and config");
             }
-            Control::ReopenOutput => {
-                if let Err(e) = self.output.reopen() {
-                    tracing::error!(error = %e, "cannot reopen the alert output; keeping the old one");
-                }
-            }
+            Control::ReopenOutput => self.sinks.reopen(),
         }
     }
 
@@ -299,22 +258,7 @@ impl EngineThread {
     fn write(&mut self, alerts: &mut Vec<Alert>) -> u64 {
         let n = alerts.len() as u64;
         for a in alerts.drain(..) {
-            self.metrics
-                .alerts
-                .with_label_values(&[&a.category, a.severity.as_str()])
-                .inc();
-            let mut line = a.to_json_line();
-            line.push('\n');
-            if let Err(e) = self.output.out.write_all(line.as_bytes()) {
-                self.metrics.alert_write_errors.inc();
-                tracing::error!(error = %e, rule = %a.rule, "cannot write an alert");
-            }
-        }
-        if n > 0 {
-            if let Err(e) = self.output.out.flush() {
-                self.metrics.alert_write_errors.inc();
-                tracing::error!(error = %e, "cannot flush alerts");
-            }
+            self.sinks.dispatch(a);
         }
         n
     }

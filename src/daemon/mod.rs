@@ -30,12 +30,13 @@ use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::pipeline::Pipeline;
 use crate::rules::RuleSet;
+use crate::sink::Sinks;
 use crate::source::cloudwatch::{CloudWatch, CwError, SdkLogs};
 use crate::source::socket::{Bound, SourceCtx};
 use crate::source::tail::{Tail, TailError};
 use crate::source::SourceId;
 
-use engine::{AlertWriter, Committer, Control, EngineThread, SourceInfo};
+use engine::{Committer, Control, EngineThread, SourceInfo};
 use queue::{Queue, QueueSettings};
 
 /// What `auditwatch run` hands the daemon: validated settings and where they came from
@@ -66,8 +67,8 @@ pub enum DaemonError {
         dir: PathBuf,
         source: std::io::Error,
     },
-    #[error("cannot open the alert output: {0}")]
-    Output(std::io::Error),
+    #[error(transparent)]
+    Sink(#[from] crate::sink::SinkError),
     #[error("cloudwatch source `{name}`: {source}")]
     CloudWatch { name: String, source: CwError },
     #[error("drain did not finish within {0}s: lines still queued were not processed")]
@@ -167,7 +168,13 @@ fn run_with_queue(
     names: &[String],
 ) -> Result<(), DaemonError> {
     let cfg = opts.cfg.clone();
-    let output = AlertWriter::open(&cfg.output).map_err(DaemonError::Output)?;
+    let sinks = Sinks::start(&cfg.sinks, metrics.clone())?;
+    metrics.init_alerts(
+        opts.rules
+            .rules
+            .iter()
+            .map(|r| (r.category.as_str(), r.severity.as_str())),
+    );
     let max_line = cfg.parse.max_line_bytes as usize;
     let checkpoint_every = Duration::from_secs(cfg.server.checkpoint_interval_secs);
 
@@ -276,7 +283,7 @@ fn run_with_queue(
         pipeline,
         queue: queue.clone(),
         control: control_rx,
-        output,
+        sinks,
         metrics: metrics.clone(),
         sources: sources_info,
         tick,
@@ -396,6 +403,10 @@ fn run_with_queue(
                 alerts = report.alerts,
                 "engine drained"
             );
+            if let Some(s) = report.sinks {
+                // The sinks finish what they hold within the drain deadline (at least 1 s).
+                s.close(deadline.max(Instant::now() + Duration::from_secs(1)));
+            }
             for n in names {
                 let entries: u64 = ["request", "response", "other"]
                     .iter()
@@ -434,10 +445,10 @@ fn reload(opts: &Options, metrics: &Metrics, control: &mpsc::Sender<Control>) {
             let old = &opts.cfg;
             if cfg.server != old.server
                 || cfg.sources != old.sources
-                || cfg.output != old.output
+                || cfg.sinks != old.sinks
                 || cfg.spool != old.spool
             {
-                tracing::warn!("server, sources, output and spool changes take effect at the next restart; the running ones are kept");
+                tracing::warn!("server, sources, output, alertmanager, email and spool changes take effect at the next restart; the running ones are kept");
             }
             if cfg.parse.prefix != old.parse.prefix {
                 tracing::warn!("a parse.prefix change takes effect at the next restart");

@@ -1,0 +1,116 @@
+//! What a person receiving an alert needs besides the record: why the category matters and
+//! what to do first. Used by the email bodies and the Alertmanager annotations; a category
+//! from a custom rule gets the general advice.
+
+/// Why it matters and what to do, for one category.
+pub struct Advice {
+    pub why: &'static str,
+    pub todo: &'static str,
+}
+
+pub fn for_category(category: &str) -> Advice {
+    let (why, todo) = match category {
+        "cross_tenant_read" => (
+            "One tenant's identity touched another tenant's secrets. If the read was allowed, a \
+             policy grants more than the tenancy model intends and the secret must be treated as \
+             exposed; if denied, someone is probing.",
+            "Check the actor's policies and the role binding behind them; if allowed, rotate the \
+             target tenant's secret at that path and remove the grant.",
+        ),
+        "after_hours_admin" => (
+            "An admin policy was used outside business hours by a person, which is when a stolen \
+             admin token is most likely to be used unnoticed.",
+            "Confirm with the named admin (or the on-call record) that the change was theirs; if \
+             not, revoke the token by its accessor and review what it changed.",
+        ),
+        "eso_cadence" => (
+            "External Secrets Operator left its normal rhythm: a refresh loop hammers Vault, a \
+             silent secret means workloads run on stale credentials, a late refresh means a lease \
+             can expire under a running workload.",
+            "Look at the ExternalSecret's refreshInterval, the operator's logs and the lease TTL \
+             of the path; restart or fix the operator before the lease runs out.",
+        ),
+        "ci_origin_read" => (
+            "A CI identity read a tenant secret. CI on this platform only logs in; secrets in a \
+             pipeline leak through logs and artifacts.",
+            "Find the pipeline run from the role and time, check what it printed or stored, and \
+             rotate the secret if it could have been exposed; tighten the CI role's policy.",
+        ),
+        "audit_device_change" => (
+            "Audit devices were changed or the audit stream went silent: the record that this tool \
+             and any investigation rely on may be gone.",
+            "Verify every audit device is enabled and writing; find who changed them and why.",
+        ),
+        "auth_or_mount_change" => (
+            "An auth method or secrets engine was enabled, disabled or tuned: a new way in, or a \
+             store removed.",
+            "Confirm the change was planned (platform repository, change ticket); if not, revert \
+             it and revoke the actor's token.",
+        ),
+        "enumeration" => (
+            "One identity listed or read far more paths than its usual work needs: discovery \
+             before exfiltration looks like this.",
+            "Check what the identity was allowed to read; revoke its token if the activity is not \
+             explained and rotate what it read.",
+        ),
+        "generate_root" => (
+            "A root token generation was started: with enough unseal or recovery key shares it \
+             yields unlimited access.",
+            "Confirm it is a sanctioned break-glass procedure; if not, cancel it (sys/generate-root/\
+             attempt DELETE) and secure the key holders.",
+        ),
+        "login_failure_burst" => (
+            "Many failed logins in a short time: password guessing or a broken client hammering \
+             an auth method.",
+            "Find the source address and the targeted accounts; block the source or lock the \
+             accounts if it is not a known broken client.",
+        ),
+        "mass_revocation" => (
+            "Many leases or tokens were revoked at once: workloads lose their credentials, which \
+             is an outage or a cover-up.",
+            "Check who revoked and whether a planned rotation explains it; watch the affected \
+             workloads.",
+        ),
+        "policy_drift" => (
+            "A policy was written outside the platform's automation: access changed without \
+             review.",
+            "Diff the policy against the platform repository and restore it; ask the actor why.",
+        ),
+        "root_token_use" => (
+            "A root token was used. Root bypasses every policy and should exist only during a \
+             break-glass procedure.",
+            "Find the procedure that minted it; revoke the root token when it is done.",
+        ),
+        "sys_raw_access" => (
+            "sys/raw reads or writes Vault's storage directly, past every policy and the barrier's \
+             normal paths.",
+            "Treat it as a compromise of the actor's token unless a documented recovery explains \
+             it; revoke the token and review what was read.",
+        ),
+        _ => (
+            "A detection rule matched this activity.",
+            "Read the rule's description (`auditwatch rules list`) and check the actor and path \
+             named in the alert.",
+        ),
+    };
+    Advice { why, todo }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_shipped_category_has_its_own_advice() {
+        let general = for_category("no-such-category").why;
+        let rules = crate::rules::RuleSet::embedded();
+        for r in &rules.rules {
+            assert_ne!(
+                for_category(&r.category).why,
+                general,
+                "category {} has no advice",
+                r.category
+            );
+        }
+    }
+}

@@ -1,0 +1,379 @@
+//! Where alerts go once the engine raised them (`auditwatch run`). Every sink receives the
+//! same record (`shared/docs/detections.md`): JSON lines for SIEM shippers ([`jsonl`]),
+//! Alertmanager's v2 API ([`alertmanager`]) and email ([`email`]).
+//!
+//! Sinks never block detection: the engine thread hands each alert to every sink's own
+//! bounded queue with `try_send`; a full queue drops the alert for that sink only, counted
+//! in `auditwatch_sink_dropped_total{reason="queue_full"}` and logged. Each sink runs on
+//! its own thread, retries on its own schedule and reports what it delivered, dropped and
+//! failed as metrics (`auditwatch_sink_*`). At shutdown the queues are closed and each
+//! sink gets the drain deadline to finish (email keeps what it could not send in its
+//! durable outbox).
+
+pub mod advice;
+pub mod alertmanager;
+pub mod email;
+pub mod jsonl;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::alert::Alert;
+use crate::config::yaml::{self, Ctx, MapReader, Node};
+use crate::metrics::Metrics;
+
+/// Settings shared by the sinks (`output:` besides `alerts`), plus each sink's own.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Settings {
+    /// Alerts each sink may hold in its queue before it drops (per sink).
+    pub queue_alerts: usize,
+    /// A link to what to do, per alert: `{category}` and `{rule}` are replaced.
+    pub runbook_url: String,
+    /// Distinct tenants named in metric labels; the others count as `other`.
+    pub tenant_label_cap: usize,
+    pub jsonl: jsonl::Settings,
+    pub alertmanager: alertmanager::Settings,
+    pub email: email::Settings,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            queue_alerts: 10_000,
+            runbook_url: String::new(),
+            tenant_label_cap: 50,
+            jsonl: jsonl::Settings::default(),
+            alertmanager: alertmanager::Settings::default(),
+            email: email::Settings::default(),
+        }
+    }
+}
+
+/// `output:` — the JSON lines target and what the sinks share.
+pub fn apply_output(ctx: &mut Ctx, node: &Node, s: &mut Settings) {
+    let Some(mut m) = MapReader::new(ctx, node, "output") else {
+        return;
+    };
+    jsonl::apply(ctx, &mut m, &mut s.jsonl);
+    if let Some(n) = m.take("queue_alerts") {
+        match yaml::positive(ctx, n, "output.queue_alerts") {
+            Some(v) if v <= 10_000_000 => s.queue_alerts = v as usize,
+            Some(_) => ctx.error(n, "output.queue_alerts must be at most 10000000"),
+            None => {}
+        }
+    }
+    if let Some(n) = m.take("runbook_url") {
+        if let Some(u) = yaml::string(ctx, n, "output.runbook_url") {
+            s.runbook_url = u;
+        }
+    }
+    if let Some(n) = m.take("tenant_label_cap") {
+        match yaml::uint(ctx, n, "output.tenant_label_cap") {
+            Some(v) if v <= 10_000 => s.tenant_label_cap = v as usize,
+            Some(_) => ctx.error(n, "output.tenant_label_cap must be at most 10000"),
+            None => {}
+        }
+    }
+    m.finish(ctx, "output");
+}
+
+/// What a sink thread receives.
+pub enum Msg {
+    Alert(Arc<Alert>),
+    /// SIGHUP: reopen files (the JSON lines output after logrotate moved it).
+    Reopen,
+}
+
+/// A sink's end of its queue: counts what it takes off the backlog gauge.
+pub struct Inbox {
+    rx: Receiver<Msg>,
+    queued: Arc<AtomicU64>,
+}
+
+impl Inbox {
+    /// The next message, waiting up to `wait`; `Err(Disconnected)` once the daemon
+    /// closed the queue and it is empty.
+    pub fn recv_timeout(&self, wait: Duration) -> Result<Msg, RecvTimeoutError> {
+        let m = self.rx.recv_timeout(wait)?;
+        self.taken(&m);
+        Ok(m)
+    }
+
+    /// The next message if one is waiting.
+    pub fn try_recv(&self) -> Result<Msg, mpsc::TryRecvError> {
+        let m = self.rx.try_recv()?;
+        self.taken(&m);
+        Ok(m)
+    }
+
+    fn taken(&self, m: &Msg) {
+        if let Msg::Alert(_) = m {
+            self.queued.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Alerts still waiting in the queue (for a sink's backlog gauge).
+    pub fn queued(&self) -> u64 {
+        self.queued.load(Ordering::Relaxed)
+    }
+}
+
+/// A new sink queue of `cap` alerts: the sending half for [`Sinks`], the [`Inbox`] for the
+/// sink's thread.
+pub fn queue(cap: usize) -> (Sender, Inbox) {
+    let (tx, rx) = mpsc::sync_channel(cap);
+    let queued = Arc::new(AtomicU64::new(0));
+    (
+        Sender {
+            tx,
+            queued: queued.clone(),
+        },
+        Inbox { rx, queued },
+    )
+}
+
+pub struct Sender {
+    tx: SyncSender<Msg>,
+    queued: Arc<AtomicU64>,
+}
+
+/// A running sink: its queue and thread.
+pub struct Running {
+    pub name: &'static str,
+    pub tx: Sender,
+    pub thread: JoinHandle<()>,
+}
+
+/// Every running sink; the engine thread's handle on them.
+pub struct Sinks {
+    running: Vec<Running>,
+    metrics: Arc<Metrics>,
+    tenants: LabelCap,
+    last_drop_log: Vec<Option<Instant>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    #[error("cannot open the alert output {path}: {source}")]
+    Output {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{sink}: {message}")]
+    Setup { sink: &'static str, message: String },
+}
+
+impl Sinks {
+    /// Start every configured sink (JSON lines always; Alertmanager and email when set).
+    pub fn start(s: &Settings, metrics: Arc<Metrics>) -> Result<Sinks, SinkError> {
+        let mut running = vec![jsonl::start(&s.jsonl, s.queue_alerts, metrics.clone())?];
+        if s.alertmanager.enabled() {
+            running.push(alertmanager::start(s, metrics.clone())?);
+        }
+        if s.email.enabled() {
+            running.push(email::start(s, metrics.clone())?);
+        }
+        for r in &running {
+            // Every sink's series exist from the start, at zero.
+            metrics.sink_backlog.with_label_values(&[r.name]).set(0);
+            metrics.sink_delivered.with_label_values(&[r.name]);
+            metrics.sink_failures.with_label_values(&[r.name]);
+            metrics
+                .sink_dropped
+                .with_label_values(&[r.name, "queue_full"]);
+        }
+        let n = running.len();
+        Ok(Sinks {
+            running,
+            tenants: LabelCap::new(s.tenant_label_cap),
+            metrics,
+            last_drop_log: vec![None; n],
+        })
+    }
+
+    /// Names of the running sinks.
+    pub fn names(&self) -> Vec<&'static str> {
+        self.running.iter().map(|r| r.name).collect()
+    }
+
+    /// Count the alert and hand it to every sink without waiting.
+    pub fn dispatch(&mut self, a: Alert) {
+        let tenant = self.tenants.label(a.tenant.as_deref());
+        let kind = a
+            .evidence
+            .get("kind")
+            .and_then(|k| k.as_str())
+            .unwrap_or("");
+        self.metrics
+            .alerts
+            .with_label_values(&[&a.category, a.severity.as_str()])
+            .inc();
+        self.metrics
+            .tenant_alerts
+            .with_label_values(&[tenant, &a.category, a.severity.as_str(), kind])
+            .inc();
+        let a = Arc::new(a);
+        for (i, r) in self.running.iter().enumerate() {
+            r.tx.queued.fetch_add(1, Ordering::Relaxed);
+            let why = match r.tx.tx.try_send(Msg::Alert(a.clone())) {
+                Ok(()) => continue,
+                Err(TrySendError::Full(_)) => "queue_full",
+                Err(TrySendError::Disconnected(_)) => "sink_down",
+            };
+            r.tx.queued.fetch_sub(1, Ordering::Relaxed);
+            self.metrics
+                .sink_dropped
+                .with_label_values(&[r.name, why])
+                .inc();
+            // One log line per sink per 10 s at most: a stuck sink must not flood the log.
+            let now = Instant::now();
+            if self.last_drop_log[i].is_none_or(|t| now - t >= Duration::from_secs(10)) {
+                self.last_drop_log[i] = Some(now);
+                tracing::error!(sink = r.name, reason = why, rule = %a.rule, request_id = a.request_id.as_deref().unwrap_or("-"),
+                    "alert dropped for this sink (its queue is full or it stopped); see auditwatch_sink_dropped_total");
+            }
+        }
+    }
+
+    /// SIGHUP: files are reopened.
+    pub fn reopen(&self) {
+        for r in &self.running {
+            let _ = r.tx.tx.try_send(Msg::Reopen);
+        }
+    }
+
+    /// Close every queue and wait for the sinks to finish, up to `deadline`.
+    pub fn close(self, deadline: Instant) {
+        let Sinks { running, .. } = self;
+        let mut threads = Vec::new();
+        for r in running {
+            drop(r.tx);
+            threads.push((r.name, r.thread));
+        }
+        for (name, t) in threads {
+            while !t.is_finished() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            if t.is_finished() {
+                let _ = t.join();
+            } else {
+                tracing::error!(
+                    sink = name,
+                    "sink did not finish before the drain deadline; what it still held is lost (email keeps its outbox)"
+                );
+            }
+        }
+    }
+}
+
+/// Metric label values for tenants from a bounded set: the first `cap` tenants seen keep
+/// their name, later ones count as `other`; alerts without a tenant as `none`.
+pub struct LabelCap {
+    cap: usize,
+    seen: std::collections::HashSet<String>,
+}
+
+impl LabelCap {
+    pub fn new(cap: usize) -> LabelCap {
+        LabelCap {
+            cap,
+            seen: Default::default(),
+        }
+    }
+
+    pub fn label<'a>(&'a mut self, tenant: Option<&'a str>) -> &'a str {
+        let Some(t) = tenant else { return "none" };
+        if self.seen.contains(t) {
+            return t;
+        }
+        if self.seen.len() < self.cap && t != "other" && t != "none" {
+            self.seen.insert(t.to_string());
+            return t;
+        }
+        "other"
+    }
+}
+
+/// A stable identity of an alert: the same alert gives the same key in every process and
+/// version (FNV-1a over the fields that make it this alert). Two detectors run as an HA
+/// pair raise the same alert with the same key, which lets Alertmanager and the email
+/// outbox de-duplicate.
+pub fn alert_key(a: &Alert) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |s: &str| {
+        for b in s.bytes().chain([0xff]) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    };
+    eat(&a.rule);
+    eat(&a.time);
+    eat(a.request_id.as_deref().unwrap_or(""));
+    eat(a.tenant.as_deref().unwrap_or(""));
+    eat(a.target_tenant.as_deref().unwrap_or(""));
+    eat(a.path.as_deref().unwrap_or(""));
+    eat(a.actor.entity_id.as_deref().unwrap_or(""));
+    eat(a.actor.display_name.as_deref().unwrap_or(""));
+    eat(a
+        .evidence
+        .get("kind")
+        .and_then(|k| k.as_str())
+        .unwrap_or(""));
+    format!("{h:016x}")
+}
+
+/// The runbook link of an alert (`output.runbook_url` with `{category}` and `{rule}`
+/// replaced), or `None` when none is configured.
+pub fn runbook_url(template: &str, a: &Alert) -> Option<String> {
+    (!template.is_empty()).then(|| {
+        template
+            .replace("{category}", &a.category)
+            .replace("{rule}", &a.rule)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tenant_labels_stay_within_the_cap() {
+        let mut c = LabelCap::new(2);
+        assert_eq!(c.label(Some("a")), "a");
+        assert_eq!(c.label(None), "none");
+        assert_eq!(c.label(Some("b")), "b");
+        assert_eq!(c.label(Some("c")), "other");
+        assert_eq!(c.label(Some("a")), "a");
+        assert_eq!(c.label(Some("other")), "other");
+    }
+
+    #[test]
+    fn the_alert_key_is_stable_and_tells_alerts_apart() {
+        let a = crate::alert::Alert {
+            time: "2026-03-02T14:07:00.123456Z".into(),
+            rule: "cross-tenant-kv-read".into(),
+            category: "cross_tenant_read".into(),
+            severity: crate::alert::Severity::Critical,
+            summary: "s".into(),
+            tenant: Some("acme-books".into()),
+            target_tenant: Some("lumen".into()),
+            request_id: Some("c915b587".into()),
+            path: Some("secret/data/x".into()),
+            operation: Some("read".into()),
+            outcome: Some("allowed".into()),
+            actor: Default::default(),
+            evidence: Default::default(),
+            time_nanos: 0,
+        };
+        // Pinned: a change here breaks de-duplication between mixed versions of an HA pair.
+        assert_eq!(alert_key(&a), "af07cc523d423bb6");
+        let mut b = a.clone();
+        b.summary = "another wording".into();
+        assert_eq!(alert_key(&a), alert_key(&b));
+        b.request_id = Some("other".into());
+        assert_ne!(alert_key(&a), alert_key(&b));
+    }
+}
