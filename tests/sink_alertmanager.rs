@@ -1,0 +1,636 @@
+//! The Alertmanager sink against Debian's real `prometheus-alertmanager` on loopback: every
+//! alert the daemon writes reaches Alertmanager with its labels, annotations and times; an
+//! HA pair of daemons yields one Alertmanager alert per alert; alerts raised while
+//! Alertmanager is down arrive once it is up, and the failures show on /metrics. Each test
+//! starts its own Alertmanager (no gossip, temp storage) and daemon on 127.0.0.1 and kills
+//! them on drop.
+
+mod daemon_harness;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use daemon_harness::*;
+use jiff::{SignedDuration, Timestamp};
+use serde_json::Value;
+
+const AM: &str = "prometheus-alertmanager";
+const RESOLVE_AFTER_SECS: i64 = 3600;
+
+fn on_path(bin: &str) -> bool {
+    std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join(bin).is_file()))
+        .unwrap_or(false)
+}
+
+fn skip(test: &str) -> bool {
+    if on_path(AM) {
+        return false;
+    }
+    eprintln!("SKIPPED {test}: {AM} is not on PATH (apt-get install prometheus-alertmanager)");
+    true
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A real Alertmanager on 127.0.0.1:`port`, gossip off, storage in `dir`.
+struct Alertmanager {
+    child: Child,
+    addr: String,
+    log: PathBuf,
+}
+
+impl Alertmanager {
+    fn start(dir: &Path, port: u16) -> Alertmanager {
+        let mut am = Alertmanager::spawn(dir, port, None);
+        let start = Instant::now();
+        loop {
+            am.check_running();
+            if try_get(&am.addr, "/-/ready").is_some_and(|(c, _)| c == 200) {
+                return am;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "alertmanager not ready within 30s:\n{}",
+                am.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Serving https only (`--web.config.file` with `tls_server_config`).
+    fn start_tls(dir: &Path, port: u16, web_config: &Path) -> Alertmanager {
+        let mut am = Alertmanager::spawn(dir, port, Some(web_config));
+        let start = Instant::now();
+        while !am.log_text().contains("TLS is enabled") || TcpStream::connect(&am.addr).is_err() {
+            am.check_running();
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "alertmanager not listening within 30s:\n{}",
+                am.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        am
+    }
+
+    #[track_caller]
+    fn check_running(&mut self) {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            panic!("alertmanager exited ({status}):\n{}", self.log_text());
+        }
+    }
+
+    /// Alertmanager's alerts over https, through `amtool` trusting `ca`.
+    fn query_tls(&self, ca: &Path) -> Vec<Value> {
+        let http = self.log.with_file_name("amtool-http.yml");
+        std::fs::write(&http, format!("tls_config:\n  ca_file: {}\n", ca.display())).unwrap();
+        let out = Command::new("amtool")
+            .arg(format!("--alertmanager.url=https://{}", self.addr))
+            .arg(format!("--http.config.file={}", http.display()))
+            .args(["-o", "json", "alert", "query"])
+            .output()
+            .expect("amtool");
+        assert!(out.status.success(), "amtool: {out:?}");
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out:?}"))
+    }
+
+    fn spawn(dir: &Path, port: u16, web_config: Option<&Path>) -> Alertmanager {
+        std::fs::create_dir_all(dir).unwrap();
+        let cfg = dir.join("alertmanager.yml");
+        std::fs::write(
+            &cfg,
+            "route:\n  receiver: blackhole\n  group_wait: 1h\nreceivers:\n  - name: blackhole\n",
+        )
+        .unwrap();
+        let log = dir.join("alertmanager.log");
+        let addr = format!("127.0.0.1:{port}");
+        let child = Command::new(AM)
+            .arg(format!("--config.file={}", cfg.display()))
+            .arg(format!("--storage.path={}", dir.join("data").display()))
+            .arg(format!("--web.listen-address={addr}"))
+            .arg("--cluster.listen-address=")
+            .args(web_config.map(|w| format!("--web.config.file={}", w.display())))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("spawn prometheus-alertmanager");
+        Alertmanager { child, addr, log }
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Alertmanager's active alerts (`GET /api/v2/alerts`).
+    fn alerts(&self) -> Vec<Value> {
+        let (code, body) = try_get(&self.addr, "/api/v2/alerts").expect("alertmanager answers");
+        assert_eq!(code, 200, "{body}");
+        serde_json::from_str::<Vec<Value>>(&body).unwrap_or_else(|e| panic!("{e}: {body}"))
+    }
+
+    /// Poll until Alertmanager holds `n` alerts (bounded).
+    #[track_caller]
+    fn wait_for(&self, n: usize, timeout: Duration, context: impl Fn() -> String) -> Vec<Value> {
+        let start = Instant::now();
+        loop {
+            let got = self.alerts();
+            if got.len() == n {
+                return got;
+            }
+            if start.elapsed() > timeout {
+                panic!(
+                    "alertmanager holds {} alerts, expected {n}, after {timeout:?}\n{}\n{}",
+                    got.len(),
+                    context(),
+                    serde_json::to_string_pretty(&got).unwrap()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Alertmanager {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One HTTP/1.0 GET (so Go answers without chunking); `None` when nothing listens.
+fn try_get(addr: &str, path: &str) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").ok()?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).ok()?;
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let code = text.split_whitespace().nth(1)?.parse().ok()?;
+    let body = text.split_once("\r\n\r\n").map_or("", |x| x.1).to_string();
+    Some((code, body))
+}
+
+fn daemon_config(am_port: u16) -> String {
+    format!(
+        "server: {{listen: 127.0.0.1:0, tick_secs: 0}}
+sources:
+  - {{name: vault-socket, kind: socket, protocol: tcp, listen: 127.0.0.1:0}}
+alertmanager:
+  url: 'http://127.0.0.1:{am_port}'
+  resolve_after_secs: {RESOLVE_AFTER_SECS}
+  timeout_secs: 2
+  labels: {{cluster: test}}
+"
+    )
+}
+
+fn scenario() -> Vec<u8> {
+    std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/scenarios/day-on-the-platform.jsonl"),
+    )
+    .expect("scenario fixture")
+}
+
+/// Send the scenario over the daemon's TCP source and wait until every line is read.
+fn feed(d: &Daemon, input: &[u8]) {
+    let mut s = TcpStream::connect(d.source("vault-socket")).unwrap();
+    s.write_all(input).unwrap();
+    drop(s);
+    let lines = input
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .count() as f64;
+    d.wait_until("every entry read", Duration::from_secs(30), |d| {
+        d.metric("auditwatch_events_total", &["source=\"vault-socket\""]) >= lines
+    });
+}
+
+fn sink_metric(d: &Daemon, name: &str) -> f64 {
+    d.metric(name, &["sink=\"alertmanager\""])
+}
+
+/// `cross_tenant_read` → `AuditwatchCrossTenantRead`.
+fn camel(category: &str) -> String {
+    let mut s = String::from("Auditwatch");
+    for w in category.split('_') {
+        let mut c = w.chars();
+        if let Some(f) = c.next() {
+            s.push(f.to_ascii_uppercase());
+            s.extend(c);
+        }
+    }
+    s
+}
+
+fn ts(v: &Value) -> Timestamp {
+    v.as_str()
+        .unwrap_or_else(|| panic!("not a time: {v}"))
+        .parse()
+        .unwrap_or_else(|e| panic!("{e}: {v}"))
+}
+
+/// The Alertmanager alert of a record: same rule, request id and start (Alertmanager keeps
+/// milliseconds).
+fn find<'a>(am: &'a [Value], rec: &Value) -> &'a Value {
+    let start = ts(&rec["time"]);
+    let hits: Vec<&Value> = am
+        .iter()
+        .filter(|a| {
+            a["labels"]["rule"] == rec["rule"]
+                && a["annotations"]["request_id"].as_str() == rec["request_id"].as_str()
+                && ts(&a["startsAt"]).duration_since(start).abs() < SignedDuration::from_millis(1)
+        })
+        .collect();
+    assert_eq!(hits.len(), 1, "one Alertmanager alert for {rec}: {hits:#?}");
+    hits[0]
+}
+
+/// Every record is in Alertmanager, once, with the labels, annotations and times it must
+/// carry; Alertmanager holds nothing else.
+fn assert_pushed(am: &[Value], records: &[Value], pushed_from: Timestamp, pushed_to: Timestamp) {
+    assert_eq!(am.len(), records.len(), "{am:#?}");
+    let resolve = SignedDuration::from_secs(RESOLVE_AFTER_SECS);
+    let mut keys = BTreeSet::new();
+    for rec in records {
+        let a = find(am, rec);
+        let l = &a["labels"];
+        let category = rec["category"].as_str().unwrap();
+        let mut want: BTreeMap<&str, Value> = [
+            ("alertname", Value::from(camel(category))),
+            ("category", rec["category"].clone()),
+            ("severity", rec["severity"].clone()),
+            ("rule", rec["rule"].clone()),
+            ("cluster", Value::from("test")),
+            ("alert_key", l["alert_key"].clone()),
+        ]
+        .into();
+        if !rec["tenant"].is_null() {
+            want.insert("tenant", rec["tenant"].clone());
+        }
+        if let Some(k) = rec["evidence"]["kind"].as_str() {
+            want.insert("kind", Value::from(k));
+        }
+        let got: BTreeMap<&str, Value> = l
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.clone()))
+            .collect();
+        assert_eq!(got, want, "labels of {rec}");
+        let key = l["alert_key"].as_str().unwrap();
+        assert!(
+            key.len() == 16 && key.bytes().all(|b| b.is_ascii_hexdigit()),
+            "{key}"
+        );
+        keys.insert(key.to_string());
+        let ann = &a["annotations"];
+        assert_eq!(ann["summary"], rec["summary"]);
+        assert!(
+            ann["description"]
+                .as_str()
+                .is_some_and(|d| d.contains("What to do: ")),
+            "{ann}"
+        );
+        for (field, value) in [
+            ("path", &rec["path"]),
+            ("target_tenant", &rec["target_tenant"]),
+            ("actor", &rec["actor"]["display_name"]),
+        ] {
+            if value.is_null() {
+                assert!(ann.get(field).is_none(), "{field} in {ann}");
+            } else {
+                assert_eq!(&ann[field], value, "{field}");
+            }
+        }
+        // HMAC'd accessors and tokens are not sent.
+        assert!(!a.to_string().contains("hmac-sha256"), "{a}");
+        // Point events pushed months after they happened still arrive firing: endsAt counts
+        // from when the sink took the alert.
+        let start = ts(&rec["time"]);
+        let ends = ts(&a["endsAt"]);
+        let lo = start.max(pushed_from) + resolve - SignedDuration::from_secs(1);
+        let hi = start.max(pushed_to) + resolve + SignedDuration::from_secs(1);
+        assert!(
+            lo <= ends && ends <= hi,
+            "endsAt {ends} not in [{lo}, {hi}]"
+        );
+        assert_eq!(a["status"]["state"], "active", "{a}");
+    }
+    assert_eq!(keys.len(), records.len(), "alert keys are distinct");
+}
+
+#[test]
+fn every_alert_reaches_alertmanager_with_labels_annotations_and_times() {
+    if skip("sink_alertmanager") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let am = Alertmanager::start(&tmp.path().join("am"), port);
+    let ddir = tmp.path().join("d");
+    std::fs::create_dir_all(&ddir).unwrap();
+    let from = Timestamp::now();
+    let d = Daemon::start(&ddir, &daemon_config(port), &[]);
+    feed(&d, &scenario());
+    // Live: what the daemon wrote so far is in Alertmanager while it runs.
+    d.wait_until(
+        "alerts written and delivered",
+        Duration::from_secs(30),
+        |d| {
+            let n = d.alerts().len() as f64;
+            n > 0.0 && sink_metric(d, "auditwatch_sink_delivered_total") == n
+        },
+    );
+    am.wait_for(d.alerts().len(), Duration::from_secs(10), || d.log_text());
+    assert_eq!(sink_metric(&d, "auditwatch_sink_dropped_total"), 0.0);
+    let exit = d.stop();
+    assert_eq!(exit.code, Some(0), "{}", exit.log);
+    let to = Timestamp::now();
+    // After the drain: everything, including what only the drain raised.
+    let records = read_alerts(&ddir.join("alerts.jsonl"));
+    assert!(
+        records.len() >= 4,
+        "the scenario raises alerts: {records:?}"
+    );
+    assert!(
+        records.iter().any(|r| r["tenant"].is_null()),
+        "a platform alert"
+    );
+    let got = am.wait_for(records.len(), Duration::from_secs(5), || exit.log.clone());
+    assert_pushed(&got, &records, from, to);
+}
+
+#[test]
+fn an_ha_pair_yields_one_alertmanager_alert_per_alert() {
+    if skip("sink_alertmanager") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let am = Alertmanager::start(&tmp.path().join("am"), port);
+    let from = Timestamp::now();
+    let daemons: Vec<(PathBuf, Daemon)> = ["a", "b"]
+        .into_iter()
+        .map(|n| {
+            let dir = tmp.path().join(n);
+            std::fs::create_dir_all(&dir).unwrap();
+            let d = Daemon::start(&dir, &daemon_config(port), &[]);
+            (dir, d)
+        })
+        .collect();
+    let input = scenario();
+    for (_, d) in &daemons {
+        feed(d, &input);
+    }
+    // Both pushed every alert they raised.
+    for (_, d) in &daemons {
+        d.wait_until("alerts delivered", Duration::from_secs(30), |d| {
+            let n = d.alerts().len() as f64;
+            n > 0.0 && sink_metric(d, "auditwatch_sink_delivered_total") == n
+        });
+    }
+    let mut records = Vec::new();
+    for (dir, d) in daemons {
+        let exit = d.stop();
+        assert_eq!(exit.code, Some(0), "{}", exit.log);
+        records.push(read_alerts(&dir.join("alerts.jsonl")));
+    }
+    let to = Timestamp::now();
+    assert_eq!(
+        records[0], records[1],
+        "both detectors raise the same alerts"
+    );
+    assert!(records[0].len() >= 4);
+    // Twice the pushes, one alert each in Alertmanager.
+    let got = am.wait_for(records[0].len(), Duration::from_secs(5), || am.log_text());
+    assert_pushed(&got, &records[0], from, to);
+}
+
+#[test]
+fn alerts_raised_while_alertmanager_is_down_arrive_once_it_is_up() {
+    if skip("sink_alertmanager") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let ddir = tmp.path().join("d");
+    std::fs::create_dir_all(&ddir).unwrap();
+    let from = Timestamp::now();
+    let d = Daemon::start(&ddir, &daemon_config(port), &[]);
+    feed(&d, &scenario());
+    // Nothing listens: the pushes fail and are retried, nothing is dropped.
+    d.wait_until("failed pushes", Duration::from_secs(30), |d| {
+        sink_metric(d, "auditwatch_sink_failures_total") > 0.0
+    });
+    // Every alert raised so far is written (and so queued for Alertmanager too).
+    d.wait_until("alerts written", Duration::from_secs(10), |d| {
+        let n = d.alerts().len() as f64;
+        n > 0.0 && d.metric("auditwatch_alerts_total", &[]) == n
+    });
+    let raised = d.alerts().len();
+    assert_eq!(sink_metric(&d, "auditwatch_sink_delivered_total"), 0.0);
+    assert!(sink_metric(&d, "auditwatch_sink_backlog") > 0.0);
+    let am = Alertmanager::start(&tmp.path().join("am"), port);
+    // While the daemon still runs: delivered by a retry, not by the shutdown flush.
+    d.wait_until("retried alerts delivered", Duration::from_secs(30), |d| {
+        sink_metric(d, "auditwatch_sink_delivered_total") == raised as f64
+    });
+    let got = am.wait_for(raised, Duration::from_secs(5), || d.log_text());
+    let (_, metrics) = d.get("/metrics");
+    let failures = metric_sum(
+        &metrics,
+        "auditwatch_sink_failures_total",
+        &["sink=\"alertmanager\""],
+    );
+    assert!(failures > 0.0, "{metrics}");
+    assert_eq!(
+        metric_sum(
+            &metrics,
+            "auditwatch_sink_dropped_total",
+            &["sink=\"alertmanager\""]
+        ),
+        0.0
+    );
+    assert_eq!(
+        metric_sum(
+            &metrics,
+            "auditwatch_sink_backlog",
+            &["sink=\"alertmanager\""]
+        ),
+        0.0
+    );
+    assert!(
+        d.log_text()
+            .contains("cannot push alerts to alertmanager; retrying"),
+        "the failure is logged"
+    );
+    let to = Timestamp::now();
+    assert_pushed(&got, &d.alerts(), from, to);
+    let exit = d.stop();
+    assert_eq!(exit.code, Some(0), "{}", exit.log);
+}
+
+/// A CA and a server certificate for 127.0.0.1 signed by it, made by the openssl CLI:
+/// (CA file, certificate, key).
+fn private_ca(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    std::fs::create_dir_all(dir).unwrap();
+    let p = |n: &str| dir.join(n);
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl");
+        assert!(out.status.success(), "openssl {args:?}: {out:?}");
+    };
+    std::fs::write(
+        p("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
+    run(&[
+        &["req", "-x509"][..],
+        &ec,
+        &[
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=auditwatch test CA",
+        ],
+    ]
+    .concat());
+    run(&[
+        &["req"][..],
+        &ec,
+        &[
+            "-keyout",
+            "srv.key",
+            "-out",
+            "srv.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ],
+    ]
+    .concat());
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "srv.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "srv.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+    ]);
+    (p("ca.pem"), p("srv.pem"), p("srv.key"))
+}
+
+#[test]
+fn https_verifies_alertmanager_against_ca_file() {
+    if skip("sink_alertmanager") {
+        return;
+    }
+    if Command::new("openssl").arg("version").output().is_err() {
+        eprintln!("SKIPPED sink_alertmanager: `openssl` is not on PATH");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = private_ca(&tmp.path().join("tls"));
+    let amdir = tmp.path().join("am");
+    std::fs::create_dir_all(&amdir).unwrap();
+    let web = amdir.join("web.yml");
+    std::fs::write(
+        &web,
+        format!(
+            "tls_server_config:\n  cert_file: {}\n  key_file: {}\n",
+            cert.display(),
+            key.display()
+        ),
+    )
+    .unwrap();
+    let port = free_port();
+    let am = Alertmanager::start_tls(&amdir, port, &web);
+    let url = format!("https://127.0.0.1:{port}");
+    let trusting = format!("{}  ca_file: '{}'\n", daemon_config(port), ca.display())
+        .replace(&format!("http://127.0.0.1:{port}"), &url);
+    let web_pki_only = daemon_config(port).replace(&format!("http://127.0.0.1:{port}"), &url);
+    let dirs = [tmp.path().join("a"), tmp.path().join("b")];
+    for d in &dirs {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    let a = Daemon::start(&dirs[0], &trusting, &[]);
+    let b = Daemon::start(&dirs[1], &web_pki_only, &[]);
+    let input = scenario();
+    feed(&a, &input);
+    feed(&b, &input);
+    a.wait_until(
+        "alerts delivered over https",
+        Duration::from_secs(30),
+        |d| {
+            let n = d.alerts().len() as f64;
+            n > 0.0 && sink_metric(d, "auditwatch_sink_delivered_total") == n
+        },
+    );
+    assert_eq!(sink_metric(&a, "auditwatch_sink_failures_total"), 0.0);
+    // Without the CA, the certificate is refused: nothing is sent, the failure is logged.
+    b.wait_until("the certificate refused", Duration::from_secs(30), |d| {
+        sink_metric(d, "auditwatch_sink_failures_total") > 0.0
+    });
+    assert_eq!(sink_metric(&b, "auditwatch_sink_delivered_total"), 0.0);
+    assert!(
+        b.log_text().contains("invalid peer certificate"),
+        "{}",
+        b.log_text()
+    );
+    let records = a.alerts();
+    let got = am.query_tls(&ca);
+    assert_eq!(got.len(), records.len(), "{got:#?}");
+    for r in &records {
+        assert!(
+            got.iter().any(|g| g["labels"]["rule"] == r["rule"]
+                && g["annotations"]["summary"] == r["summary"]
+                && g["labels"]["cluster"] == "test"),
+            "{r} not in {got:#?}"
+        );
+    }
+    let exit = a.stop();
+    assert_eq!(exit.code, Some(0), "{}", exit.log);
+    // At shutdown, what the untrusting daemon still holds is dropped, counted and logged.
+    let exit = b.stop();
+    assert_eq!(exit.code, Some(0), "{}", exit.log);
+    assert!(
+        exit.log.contains("alert dropped for alertmanager") && exit.log.contains("shutdown"),
+        "{}",
+        exit.log
+    );
+}
