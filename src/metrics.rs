@@ -53,13 +53,14 @@ pub struct Metrics {
     /// by the SMTP server).
     pub sink_delivered: IntCounterVec,
     /// Alerts a sink gave up on, by reason (`queue_full`, `sink_down`, `write_error`,
-    /// `rejected`, `expired`, `outbox_error`).
+    /// `rejected`, `expired`, `retry_full`, `shutdown`, `outbox_error`, `outbox_full`).
     pub sink_dropped: IntCounterVec,
     /// Failed delivery attempts (each is retried unless counted as dropped).
     pub sink_failures: IntCounterVec,
     /// Alerts waiting in a sink (its queue, retries, the email outbox and digests).
     pub sink_backlog: IntGaugeVec,
-    /// Alerts a sink did not pass on by design, by reason (`duplicate`, `suppressed`).
+    /// Alerts a sink did not pass on by design, by reason (`duplicate`, `suppressed`,
+    /// `no_recipients`).
     pub sink_suppressed: IntCounterVec,
     /// Emails accepted by the SMTP server, by kind (`immediate`, `digest`).
     pub emails_sent: IntCounterVec,
