@@ -169,12 +169,12 @@ fn run_with_queue(
 ) -> Result<(), DaemonError> {
     let cfg = opts.cfg.clone();
     let sinks = Sinks::start(&cfg.sinks, metrics.clone())?;
-    metrics.init_alerts(
-        opts.rules
-            .rules
+    // Every severity: a rule's severity_when and allow-lists raise or lower it.
+    metrics.init_alerts(opts.rules.rules.iter().flat_map(|r| {
+        crate::alert::Severity::ALL
             .iter()
-            .map(|r| (r.category.as_str(), r.severity.as_str())),
-    );
+            .map(move |s| (r.category.as_str(), s.as_str()))
+    }));
     let max_line = cfg.parse.max_line_bytes as usize;
     let checkpoint_every = Duration::from_secs(cfg.server.checkpoint_interval_secs);
 

@@ -1,0 +1,449 @@
+//! The Prometheus alerting rules in `dashboards/prometheus/`: `promtool check rules` and
+//! `promtool test rules` pass, every detection category of `rules/*.yaml` has its alert, and
+//! end to end a real Debian `prometheus` scrapes a real daemon on loopback, evaluates the
+//! rules, and the cross-tenant alert fires after a cross-tenant read is fed to the daemon.
+//! Needs `prometheus` and `promtool` on PATH (`apt-get install prometheus`); without them the
+//! tests say SKIPPED and pass.
+
+mod daemon_harness;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use daemon_harness::*;
+use serde_json::Value;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn rules_dir() -> PathBuf {
+    root().join("dashboards/prometheus")
+}
+
+/// Whether `tool` runs; when not, prints SKIPPED for `test`.
+fn have(tool: &str, test: &str) -> bool {
+    let ok = Command::new(tool)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        eprintln!(
+            "SKIPPED {test}: {tool} is not on PATH (apt-get install prometheus; CI installs it)"
+        );
+    }
+    ok
+}
+
+#[track_caller]
+fn run_ok(cmd: &mut Command) -> String {
+    let out = cmd.output().expect("the tool runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{cmd:?} failed:\n{text}");
+    text
+}
+
+/// Every `category:` value in the shipped detection rules.
+fn rule_categories() -> BTreeSet<String> {
+    let mut cats = BTreeSet::new();
+    for e in std::fs::read_dir(root().join("rules")).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "yaml" || x == "yml") {
+            for line in std::fs::read_to_string(&p).unwrap().lines() {
+                let t = line.trim_start().trim_start_matches("- ");
+                if let Some(c) = t.strip_prefix("category:") {
+                    cats.insert(c.trim().trim_matches(['\'', '"']).to_string());
+                }
+            }
+        }
+    }
+    cats
+}
+
+#[test]
+fn promtool_checks_and_unit_tests_pass_and_every_category_has_an_alert() {
+    if !have("promtool", "promtool_checks_and_unit_tests_pass") {
+        return;
+    }
+    let dir = rules_dir();
+    let rules = dir.join("auditwatch.rules.yml");
+    let text = run_ok(
+        Command::new("promtool")
+            .arg("check")
+            .arg("rules")
+            .arg(&rules),
+    );
+    assert!(text.contains("SUCCESS"), "{text}");
+    run_ok(
+        Command::new("promtool")
+            .args(["check", "config"])
+            .arg(dir.join("prometheus.example.yml")),
+    );
+    let mut tests = Vec::new();
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let p = e.unwrap().path();
+        let name = p.file_name().unwrap().to_string_lossy().into_owned();
+        if name.contains("test") && name.ends_with(".yml") {
+            tests.push(p);
+        }
+    }
+    assert!(!tests.is_empty(), "no promtool test file in {dir:?}");
+    let text = run_ok(
+        Command::new("promtool")
+            .current_dir(&dir)
+            .args(["test", "rules"])
+            .args(&tests),
+    );
+    assert!(text.contains("SUCCESS"), "{text}");
+    assert!(!text.contains("FAILED"), "{text}");
+
+    // One alert per detection category, and every alert has a promtool unit test.
+    let rules_text = std::fs::read_to_string(&rules).unwrap();
+    let cats = rule_categories();
+    assert!(cats.len() >= 13, "categories: {cats:?}");
+    for c in &cats {
+        let needle = format!("increase(auditwatch_alerts_total{{category=\"{c}\"}}[10m])");
+        assert_eq!(
+            rules_text.matches(&needle).count(),
+            1,
+            "category `{c}` needs exactly one alert rule selecting `{needle}`"
+        );
+    }
+    let tests_text: String = tests
+        .iter()
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect();
+    let alerts: Vec<&str> = rules_text
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("- alert:"))
+        .map(str::trim)
+        .collect();
+    assert!(alerts.len() >= cats.len() + 6, "{alerts:?}");
+    for a in &alerts {
+        assert!(
+            tests_text.contains(&format!(
+                "alertname: {a}\n        exp_alerts:\n          - "
+            )),
+            "alert {a} has no promtool test where it fires"
+        );
+    }
+}
+
+/// A running Prometheus server, killed on drop.
+struct Prometheus {
+    child: Child,
+    addr: String,
+    log: PathBuf,
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Prometheus {
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Start `prometheus` on a free loopback port with `config`; waits for `/-/ready`.
+    fn start(dir: &Path, config: &Path) -> Prometheus {
+        let mut last = String::new();
+        // A free port can be taken between probing and binding: try a few.
+        for attempt in 0..3 {
+            let port = TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let addr = format!("127.0.0.1:{port}");
+            let log = dir.join(format!("prometheus-{attempt}.log"));
+            let child = Command::new("prometheus")
+                .arg(format!("--config.file={}", config.display()))
+                .arg(format!(
+                    "--storage.tsdb.path={}",
+                    dir.join(format!("data-{attempt}")).display()
+                ))
+                .arg(format!("--web.listen-address={addr}"))
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(&log).unwrap())
+                .spawn()
+                .expect("spawn prometheus");
+            let mut p = Prometheus { child, addr, log };
+            let start = Instant::now();
+            while start.elapsed() < Duration::from_secs(30) {
+                if let Ok(Some(_)) = p.child.try_wait() {
+                    break;
+                }
+                if let Some((200, _)) = get(&p.addr, "/-/ready") {
+                    return p;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            last = p.log();
+            if !last.contains("address already in use") {
+                panic!("prometheus did not become ready:\n{last}");
+            }
+        }
+        panic!("prometheus could not bind a free port:\n{last}");
+    }
+
+    fn api(&self, path: &str) -> Value {
+        match get(&self.addr, path) {
+            Some((200, body)) => serde_json::from_str(&body)
+                .unwrap_or_else(|e| panic!("{path}: not JSON ({e}): {body}")),
+            other => panic!("{path}: {other:?}\n{}", self.log()),
+        }
+    }
+
+    /// The result vector of an instant query.
+    fn query(&self, q: &str) -> Vec<Value> {
+        let v = self.api(&format!("/api/v1/query?query={}", urlencode(q)));
+        v["data"]["result"].as_array().cloned().unwrap_or_default()
+    }
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// One HTTP/1.1 GET (chunked bodies decoded): `None` when the server is not there.
+fn get(addr: &str, path: &str) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).ok()?;
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    let code = head.split_whitespace().nth(1)?.parse().ok()?;
+    let chunked = head.lines().any(|l| {
+        l.to_ascii_lowercase()
+            .starts_with("transfer-encoding: chunked")
+    });
+    if !chunked {
+        return Some((code, body.to_string()));
+    }
+    let mut out = String::new();
+    let mut rest = body;
+    while let Some((size, after)) = rest.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).ok()?;
+        if n == 0 {
+            break;
+        }
+        out.push_str(after.get(..n)?);
+        rest = after.get(n + 2..)?;
+    }
+    Some((code, out))
+}
+
+#[test]
+fn prometheus_scrapes_the_daemon_and_the_cross_tenant_alert_fires() {
+    let test = "prometheus_scrapes_the_daemon_and_the_cross_tenant_alert_fires";
+    if !have("prometheus", test) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(
+        dir.path(),
+        "server: {listen: 127.0.0.1:0, tick_secs: 1}
+sources:
+  - {name: vault-socket, kind: socket, protocol: tcp, listen: 127.0.0.1:0}
+",
+        &[],
+    );
+    let target = daemon.http.clone().expect("the daemon's http address");
+    let config = dir.path().join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global: {{scrape_interval: 1s, evaluation_interval: 1s}}
+rule_files: ['{}']
+scrape_configs:
+  - job_name: auditwatch
+    static_configs:
+      - targets: ['{target}']
+",
+            rules_dir().join("auditwatch.rules.yml").display()
+        ),
+    )
+    .unwrap();
+    let prom = Prometheus::start(dir.path(), &config);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let wait = |what: &str, f: &mut dyn FnMut() -> bool| {
+        while !f() {
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}\nalerts: {}\nalert counters: {:?}\nprometheus log:\n{}\ndaemon log:\n{}",
+                prom.api("/api/v1/alerts"),
+                prom.query("auditwatch_alerts_total[1m]"),
+                prom.log(),
+                daemon.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    };
+    // The daemon is scraped (the alert counters exist at zero) and the rules are loaded,
+    // before anything is fed: the first alert is then an increase Prometheus can see.
+    wait("the first scrape", &mut || {
+        prom.query(r#"auditwatch_alerts_total{job="auditwatch",category="cross_tenant_read"}"#)
+            .iter()
+            .any(|s| s["value"][1] == "0")
+    });
+    wait("the rules to load", &mut || {
+        let groups = prom.api("/api/v1/rules")["data"]["groups"].clone();
+        groups.as_array().is_some_and(|g| g.len() == 2)
+    });
+    let firing = |prom: &Prometheus| -> Vec<Value> {
+        prom.api("/api/v1/alerts")["data"]["alerts"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|a| a["state"] == "firing")
+            .collect()
+    };
+    assert!(
+        firing(&prom)
+            .iter()
+            .all(|a| a["labels"]["alertname"] != "AuditwatchCrossTenantRead"),
+        "fired before any input"
+    );
+
+    let input = std::fs::read(root().join("fixtures/scenarios/cross-tenant-read.jsonl")).unwrap();
+    let mut s = TcpStream::connect(daemon.source("vault-socket")).unwrap();
+    s.write_all(&input).unwrap();
+    drop(s);
+
+    let mut alert = None;
+    wait("AuditwatchCrossTenantRead to fire", &mut || {
+        alert = firing(&prom)
+            .into_iter()
+            .find(|a| a["labels"]["alertname"] == "AuditwatchCrossTenantRead");
+        alert.is_some()
+    });
+    let alert = alert.unwrap();
+    let labels = &alert["labels"];
+    assert_eq!(labels["category"], "cross_tenant_read", "{alert}");
+    assert_eq!(labels["severity"], "critical", "{alert}");
+    assert_eq!(labels["job"], "auditwatch", "{alert}");
+    assert_eq!(labels["instance"], target.as_str(), "{alert}");
+    let value: f64 = alert["value"].as_str().unwrap_or("").parse().unwrap();
+    assert!(value >= 1.0, "{alert}");
+    assert!(
+        alert["annotations"]["summary"]
+            .as_str()
+            .is_some_and(|s| s.contains("cross_tenant_read alert(s) in the last 10 minutes")),
+        "{alert}"
+    );
+    // The daemon raised exactly the scenario's one alert, and no other category fires.
+    daemon.wait_until("the alert written", Duration::from_secs(10), |d| {
+        !d.alerts().is_empty()
+    });
+    assert_eq!(daemon.alerts().len(), 1, "{:?}", daemon.alerts());
+    let others: Vec<_> = firing(&prom)
+        .into_iter()
+        .filter(|a| {
+            a["labels"]["category"].is_string() && a["labels"]["category"] != "cross_tenant_read"
+        })
+        .collect();
+    assert!(others.is_empty(), "{others:?}");
+    // Every Grafana dashboard query runs against this Prometheus (variables as Grafana
+    // would fill them), and the SOC and tenant views show the alert.
+    let mut results = BTreeMap::new();
+    for f in ["soc-overview", "tenant", "eso-cadence", "detector-health"] {
+        let text =
+            std::fs::read_to_string(root().join(format!("dashboards/grafana/{f}.json"))).unwrap();
+        let d: Value = serde_json::from_str(&text).unwrap();
+        let mut panels: Vec<Value> = d["panels"].as_array().unwrap().clone();
+        panels.extend(
+            d["panels"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .flat_map(|p| p["panels"].as_array().cloned().unwrap_or_default()),
+        );
+        for p in &panels {
+            for t in p["targets"].as_array().into_iter().flatten() {
+                let mut e = t["expr"].as_str().unwrap().to_string();
+                for (var, value) in [
+                    ("$__rate_interval", "1m"),
+                    ("$__interval", "1m"),
+                    ("$__range", "10m"),
+                    ("$job", "auditwatch"),
+                    ("$instance", ".*"),
+                    ("$tenant", "acme"),
+                    ("$source", ".*"),
+                ] {
+                    e = e.replace(var, value);
+                }
+                let v = prom.api(&format!("/api/v1/query?query={}", urlencode(&e)));
+                assert_eq!(v["status"], "success", "{f}: {}: {e}: {v}", p["title"]);
+                results.insert(
+                    format!(
+                        "{f}/{}/{}",
+                        p["title"].as_str().unwrap(),
+                        t["refId"].as_str().unwrap()
+                    ),
+                    v["data"]["result"].clone(),
+                );
+            }
+        }
+    }
+    let value = |key: &str| -> Vec<(Value, f64)> {
+        results[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                (
+                    s["metric"].clone(),
+                    s["value"][1].as_str().unwrap().parse().unwrap(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(value("soc-overview/Alerts/A")[0].1, 1.0, "{results:?}");
+    assert_eq!(value("soc-overview/Critical/A")[0].1, 1.0);
+    assert_eq!(value("soc-overview/Warning/A")[0].1, 0.0);
+    assert_eq!(value("soc-overview/Tenants with alerts/A")[0].1, 1.0);
+    let top = value("soc-overview/Top tenants/A");
+    assert_eq!(top.len(), 1, "{top:?}");
+    assert_eq!(top[0].0["tenant"], "acme");
+    assert_eq!(value("tenant/Cross-tenant reads/A")[0].1, 1.0);
+    assert_eq!(value("detector-health/Ready/A")[0].1, 1.0);
+    assert!(value("detector-health/Lag/A")[0].1 > 0.0);
+    // The health rules see a healthy daemon: scraped, ready.
+    assert_eq!(
+        prom.query(r#"up{job="auditwatch"} == 1 and on (instance) auditwatch_ready == 1"#)
+            .len(),
+        1
+    );
+    drop(prom);
+    let exit = daemon.stop();
+    assert_eq!(exit.code, Some(0), "{}", exit.log);
+}
