@@ -47,3 +47,14 @@ fn readme_example_config_is_valid() {
     let (code, out) = auditwatch(&["config", "check", file.to_str().unwrap()]);
     assert_eq!(code, 0, "{out}");
 }
+
+#[test]
+fn readme_sink_wiring_config_is_valid() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("auditwatch.yaml");
+    let block = block_starting("```yaml\n# auditwatch.yaml");
+    assert!(block.contains("alertmanager:") && block.contains("email:"));
+    std::fs::write(&file, block).unwrap();
+    let (code, out) = auditwatch(&["config", "check", file.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}");
+}

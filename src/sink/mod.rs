@@ -350,6 +350,95 @@ mod tests {
         assert_eq!(c.label(Some("other")), "other");
     }
 
+    fn alert(n: u32) -> Alert {
+        Alert {
+            time: "2026-03-02T14:07:00Z".into(),
+            rule: "r".into(),
+            category: "cross_tenant_read".into(),
+            severity: crate::alert::Severity::High,
+            summary: "s".into(),
+            tenant: Some(format!("t{n}")),
+            target_tenant: None,
+            request_id: Some(n.to_string()),
+            path: None,
+            operation: None,
+            outcome: None,
+            actor: Default::default(),
+            evidence: Default::default(),
+            time_nanos: 0,
+        }
+    }
+
+    /// A sink that never reads its queue: the others still get every alert, the stuck one
+    /// loses what its queue cannot hold, counted, and dispatch never waits.
+    #[test]
+    fn a_stuck_sink_drops_and_counts_without_holding_up_the_others() {
+        let metrics = Arc::new(Metrics::new());
+        let (stuck_tx, stuck_inbox) = queue(2);
+        let (live_tx, live_inbox) = queue(100);
+        let idle = || std::thread::spawn(|| {});
+        let mut sinks = Sinks {
+            running: vec![
+                Running {
+                    name: "email",
+                    tx: stuck_tx,
+                    thread: idle(),
+                },
+                Running {
+                    name: "jsonl",
+                    tx: live_tx,
+                    thread: idle(),
+                },
+            ],
+            metrics: metrics.clone(),
+            tenants: LabelCap::new(3),
+            last_drop_log: vec![None; 2],
+        };
+        for n in 0..10 {
+            sinks.dispatch(alert(n));
+        }
+        let dropped = |sink: &str| {
+            metrics
+                .sink_dropped
+                .with_label_values(&[sink, "queue_full"])
+                .get()
+        };
+        assert_eq!(dropped("email"), 8);
+        assert_eq!(dropped("jsonl"), 0);
+        assert_eq!(stuck_inbox.queued(), 2);
+        let mut got = Vec::new();
+        while let Ok(Msg::Alert(a)) = live_inbox.try_recv() {
+            got.push(a.request_id.clone().unwrap());
+        }
+        assert_eq!(got, (0..10).map(|n| n.to_string()).collect::<Vec<_>>());
+        assert_eq!(live_inbox.queued(), 0);
+        // Tenants past the cap of 3 count as `other`.
+        let by_tenant = |t: &str| {
+            metrics
+                .tenant_alerts
+                .with_label_values(&[t, "cross_tenant_read", "high", ""])
+                .get()
+        };
+        assert_eq!(by_tenant("t0"), 1);
+        assert_eq!(by_tenant("other"), 7);
+        assert_eq!(
+            metrics
+                .alerts
+                .with_label_values(&["cross_tenant_read", "high"])
+                .get(),
+            10
+        );
+        drop(stuck_inbox);
+        sinks.dispatch(alert(10));
+        assert_eq!(
+            metrics
+                .sink_dropped
+                .with_label_values(&["email", "sink_down"])
+                .get(),
+            1
+        );
+    }
+
     #[test]
     fn the_alert_key_is_stable_and_tells_alerts_apart() {
         let a = crate::alert::Alert {
