@@ -4,6 +4,8 @@
 
 use std::io::{self, Read};
 
+use crate::parse::batch::{Chunk, LineSpan};
+
 /// One framing step.
 pub enum Frame<'b> {
     Line(&'b mut [u8]),
@@ -114,6 +116,91 @@ impl<R: Read> LineReader<R> {
     }
 }
 
+/// Line framing straight into a [`Chunk`] for parallel replay: the reader's bytes land in
+/// the chunk's buffer (one copy, from the kernel or the inflater) and lines are framed in
+/// place, with the same frames as [`LineReader`]: an over-long line becomes a
+/// [`LineSpan::TooLong`] with its length and is never kept whole; a last line without a
+/// newline is a line.
+pub struct ChunkReader<R> {
+    inner: R,
+    /// The start of a line that did not fit in the previous chunk.
+    carry: Vec<u8>,
+    /// Bytes skipped so far of an over-long line still being read.
+    skipping: Option<u64>,
+    max_line: usize,
+    eof: bool,
+}
+
+impl<R: Read> ChunkReader<R> {
+    pub fn new(inner: R, max_line: usize) -> ChunkReader<R> {
+        ChunkReader {
+            inner,
+            carry: Vec::new(),
+            skipping: None,
+            max_line: max_line.max(1024),
+            eof: false,
+        }
+    }
+
+    /// Fill `chunk` (cleared by the caller) with about `target` bytes of whole lines;
+    /// `Ok(true)` when the input ended with this chunk.
+    pub fn fill(&mut self, chunk: &mut Chunk, target: usize) -> io::Result<bool> {
+        let data = &mut chunk.data;
+        data.extend_from_slice(&self.carry);
+        self.carry.clear();
+        let mut scan = 0;
+        loop {
+            // Frame what is buffered: whole lines, and over-long ones as markers.
+            while let Some(pos) = memchr::memchr(b'\n', &data[scan..]) {
+                let nl = scan + pos;
+                match self.skipping.take() {
+                    Some(n) => chunk.lines.push(LineSpan::TooLong(n + pos as u64)),
+                    None if nl - scan > self.max_line => {
+                        chunk.lines.push(LineSpan::TooLong((nl - scan) as u64))
+                    }
+                    None => chunk.lines.push(LineSpan::Line {
+                        start: scan,
+                        end: nl,
+                    }),
+                }
+                scan = nl + 1;
+            }
+            // The unfinished line: skip it once it is over the cap.
+            let partial = data.len() - scan;
+            if let Some(n) = self.skipping.as_mut() {
+                *n += partial as u64;
+                data.truncate(scan);
+            } else if partial > self.max_line {
+                self.skipping = Some(partial as u64);
+                data.truncate(scan);
+            }
+            if self.eof {
+                match self.skipping.take() {
+                    Some(n) => chunk.lines.push(LineSpan::TooLong(n)),
+                    None if scan < data.len() => chunk.lines.push(LineSpan::Line {
+                        start: scan,
+                        end: data.len(),
+                    }),
+                    None => {}
+                }
+                return Ok(true);
+            }
+            if scan >= target {
+                self.carry.extend_from_slice(&data[scan..]);
+                data.truncate(scan);
+                return Ok(false);
+            }
+            // Read more, straight into the chunk's spare room (no zero-filling): up to the
+            // target, at least 64 KiB; fewer bytes only at the end of the input.
+            let want = (target.saturating_sub(data.len())).max(64 * 1024);
+            let n = (&mut self.inner).take(want as u64).read_to_end(data)?;
+            if n < want {
+                self.eof = true;
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -149,5 +236,78 @@ mod tests {
         let mut tail = b"ok\n".to_vec();
         tail.extend(std::iter::repeat_n(b'y', 3000));
         assert_eq!(frames(&tail, 1024), vec!["ok", "<too long 3000>"]);
+    }
+
+    /// A reader that hands out at most `step` bytes per read.
+    struct Trickle<'a> {
+        data: &'a [u8],
+        step: usize,
+    }
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = self.step.min(buf.len()).min(self.data.len());
+            buf[..n].copy_from_slice(&self.data[..n]);
+            self.data = &self.data[n..];
+            Ok(n)
+        }
+    }
+
+    fn chunked(input: &[u8], max: usize, step: usize, target: usize) -> Vec<String> {
+        let mut r = ChunkReader::new(Trickle { data: input, step }, max);
+        let mut out = Vec::new();
+        loop {
+            let mut c = Chunk::default();
+            let ended = r.fill(&mut c, target).unwrap();
+            for l in &c.lines {
+                out.push(match *l {
+                    LineSpan::Line { start, end } => {
+                        String::from_utf8_lossy(&c.data[start..end]).into_owned()
+                    }
+                    LineSpan::TooLong(n) => format!("<too long {n}>"),
+                });
+            }
+            if ended {
+                return out;
+            }
+        }
+    }
+
+    #[test]
+    fn chunk_framing_matches_the_line_reader() {
+        let mut cases: Vec<Vec<u8>> = vec![
+            b"".to_vec(),
+            b"\n".to_vec(),
+            b"ab\ncdefghijk\n\nlast".to_vec(),
+            b"a\r\nb\r\n".to_vec(),
+        ];
+        // Lines of every length around the cap, with and without a final newline.
+        let mut seed = 7u64;
+        for _ in 0..40 {
+            let mut v = Vec::new();
+            for _ in 0..(seed % 9) {
+                seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let len = [0, 1, 1023, 1024, 1025, 3000, 9000][(seed >> 33) as usize % 7];
+                v.extend(std::iter::repeat_n(b'x', len));
+                v.push(b'\n');
+            }
+            if seed.is_multiple_of(2) {
+                v.extend(b"tail");
+            }
+            cases.push(v);
+        }
+        for input in &cases {
+            let expected = frames(input, 1024);
+            for (step, target) in [(3, 1), (7, 100), (4096, 2048), (1 << 20, 256 * 1024)] {
+                assert_eq!(
+                    chunked(input, 1024, step, target),
+                    expected,
+                    "step {step}, target {target}, input of {} bytes",
+                    input.len()
+                );
+            }
+        }
     }
 }

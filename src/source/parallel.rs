@@ -1,11 +1,11 @@
 //! Parallel replay: the same alerts as the one-thread path, on every core.
 //!
-//! A reader thread frames each input into chunks of whole lines. Worker threads parse
-//! whole chunks into simd-json tapes at the same time (the costly part), then take turns,
-//! strictly in chunk order, feeding their parsed entries to the one pipeline and engine.
-//! Because the engine sees exactly the sequence the one-thread path would, alerts and
-//! counts are identical; a test pins that. Memory stays bounded: a fixed number of chunk
-//! buffers circulate between the reader and the workers.
+//! Each worker takes the next chunk of whole lines off the input (one at a time, under a
+//! lock that also fixes the chunk's place in the stream), parses it into simd-json tapes
+//! while the others parse theirs (the costly part), then waits for its turn to feed the
+//! one pipeline and engine, strictly in chunk order. Because the engine sees exactly the
+//! sequence the one-thread path would, alerts and counts are identical; a test pins that.
+//! Memory stays bounded: one chunk buffer and its tapes per worker.
 
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,35 +13,26 @@ use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use super::lines::{Frame, LineReader};
+use super::lines::ChunkReader;
 use super::replay::{open_input, total_size, Input, InputReport, Progress, ReplayOptions};
 use crate::alert::Alert;
-use crate::parse::batch::{BatchParser, Chunk, LineSpan};
+use crate::parse::batch::{BatchParser, Chunk};
 use crate::pipeline::Pipeline;
 
 /// Bytes of lines per chunk: large enough to amortise hand-offs (~500 lines), small enough
 /// that the chunks in flight and their tapes stay well under the memory bound.
-const CHUNK_BYTES: usize = 1024 * 1024;
+const CHUNK_BYTES: usize = 256 * 1024;
 
 /// Room reserved per chunk so typical lines never make the buffer double.
 const CHUNK_CAPACITY: usize = CHUNK_BYTES + 256 * 1024;
 
-/// What the reader tells the workers, in stream order.
-enum Item {
-    Chunk(Chunk),
-    /// An input could not be opened or failed while read (after its last chunk).
-    InputProblem {
-        input: usize,
-        problem: String,
-    },
-}
-
 struct Turn<'p> {
     pipeline: &'p mut Pipeline,
-    next: u64,
     logged: Vec<u64>,
     lines: Vec<u64>,
     failed: Option<io::Error>,
+    /// Workers asleep waiting for their turn.
+    sleepers: usize,
 }
 
 pub fn replay_parallel(
@@ -63,117 +54,56 @@ pub fn replay_parallel(
         })
         .collect();
 
-    // Chunk buffers circulate: reader -> workers -> back to the reader.
-    let (work_tx, work_rx) = mpsc::sync_channel::<(u64, Item)>(threads * 2);
-    let work_rx = Mutex::new(work_rx);
-    let (free_tx, free_rx) = mpsc::channel::<Chunk>();
-    for _ in 0..threads * 2 + 1 {
-        let mut c = Chunk::default();
-        c.data.reserve(CHUNK_CAPACITY);
-        let _ = free_tx.send(c);
-    }
     let (alert_tx, alert_rx) = mpsc::channel::<Vec<Alert>>();
     let stats_at_input_end: Mutex<Vec<Option<crate::pipeline::Stats>>> =
         Mutex::new(vec![None; inputs.len()]);
     let problems: Mutex<Vec<Option<String>>> = Mutex::new(vec![None; inputs.len()]);
-    let turn = Mutex::new(Turn {
+    let turn = TurnGate::new(Turn {
         pipeline,
-        next: 0,
         logged: vec![0; inputs.len()],
         lines: vec![0; inputs.len()],
         failed: None,
+        sleepers: 0,
     });
-    let turn_cv = Condvar::new();
+    let feed = Mutex::new(Feed {
+        inputs,
+        read_bytes: read_bytes.clone(),
+        max_line_bytes: opts.max_line_bytes,
+        idx: 0,
+        lines: None,
+        seq: 0,
+        problem: None,
+    });
     let start = Instant::now();
 
     let emit_result = std::thread::scope(|s| {
-        // Reader.
-        let read_bytes_r = read_bytes.clone();
-        s.spawn(move || {
-            let mut seq = 0u64;
-            for (idx, input) in inputs.iter().enumerate() {
-                let reader = match open_input(input, read_bytes_r.clone()) {
-                    Ok(r) => r,
-                    Err(e) => {
-                        let _ = work_tx.send((
-                            seq,
-                            Item::InputProblem {
-                                input: idx,
-                                problem: format!("cannot open: {e}"),
-                            },
-                        ));
-                        seq += 1;
-                        continue;
-                    }
-                };
-                let mut lines = LineReader::new(reader, opts.max_line_bytes);
-                let mut chunk = free_rx.recv().unwrap_or_default();
-                chunk.clear();
-                chunk.input = idx;
-                let mut problem = None;
-                loop {
-                    match lines.next_frame() {
-                        Ok(Some(Frame::Line(l))) => chunk.push_line(l),
-                        Ok(Some(Frame::TooLong(n))) => chunk.lines.push(LineSpan::TooLong(n)),
-                        Ok(None) => break,
-                        Err(e) => {
-                            problem = Some(format!("read failed: {e}"));
-                            break;
-                        }
-                    }
-                    if chunk.data.len() >= CHUNK_BYTES || chunk.lines.len() >= 65_536 {
-                        chunk.seq = seq;
-                        if work_tx.send((seq, Item::Chunk(chunk))).is_err() {
-                            return;
-                        }
-                        seq += 1;
-                        chunk = free_rx.recv().unwrap_or_default();
-                        chunk.clear();
-                        chunk.input = idx;
-                    }
-                }
-                chunk.seq = seq;
-                chunk.last_of_input = true;
-                if work_tx.send((seq, Item::Chunk(chunk))).is_err() {
-                    return;
-                }
-                seq += 1;
-                if let Some(problem) = problem {
-                    let _ = work_tx.send((
-                        seq,
-                        Item::InputProblem {
-                            input: idx,
-                            problem,
-                        },
-                    ));
-                    seq += 1;
-                }
-            }
-        });
-
-        // Workers.
+        // Workers: each takes the next chunk of lines off the input (in turn, under the
+        // feed lock), parses it while the others parse theirs, then waits for its turn
+        // to feed the engine in stream order. No reader thread, no hand-off queues: two
+        // workers keep two cores busy.
         for _ in 0..threads {
-            let (work_rx, free_tx, alert_tx) = (&work_rx, free_tx.clone(), alert_tx.clone());
-            let (turn, turn_cv, stats_at_input_end, problems) =
-                (&turn, &turn_cv, &stats_at_input_end, &problems);
+            let alert_tx = alert_tx.clone();
+            let (turn, feed, stats_at_input_end, problems) =
+                (&turn, &feed, &stats_at_input_end, &problems);
             let prefix = prefix.clone();
             s.spawn(move || {
                 let mut parser = BatchParser::new(&prefix);
+                let mut chunk = Chunk::default();
+                chunk.data.reserve(CHUNK_CAPACITY);
                 loop {
-                    let next = work_rx.lock().expect("work queue").recv();
-                    let Ok((seq, item)) = next else { return };
-                    match item {
-                        Item::InputProblem { input, problem } => {
-                            let mut t = wait_turn(turn, turn_cv, seq);
+                    let job = feed.lock().expect("feed").next_job(&mut chunk);
+                    match job {
+                        Job::Done => return,
+                        Job::Problem { seq, input, problem } => {
+                            let t = turn.wait(seq);
                             problems.lock().expect("problems")[input] = Some(problem);
-                            t.next += 1;
-                            turn_cv.notify_all();
+                            turn.advance(t, seq);
                         }
-                        Item::Chunk(mut chunk) => {
+                        Job::Chunk(seq) => {
                             let input = chunk.input;
                             let last = chunk.last_of_input;
                             parser.parse(&mut chunk, |parsed, raw| {
-                                let mut t = wait_turn(turn, turn_cv, seq);
+                                let mut t = turn.wait(seq);
                                 let mut alerts = Vec::new();
                                 let first_line = t.lines[input];
                                 let mut logged = t.logged[input];
@@ -191,17 +121,14 @@ pub fn replay_parallel(
                                 if !alerts.is_empty() && alert_tx.send(alerts).is_err() {
                                     t.failed.get_or_insert_with(|| io::Error::other("alert writer stopped"));
                                 }
-                                t.next += 1;
-                                turn_cv.notify_all();
+                                turn.advance(t, seq);
                             });
-                            let _ = free_tx.send(chunk);
                         }
                     }
                 }
             });
         }
         drop(alert_tx);
-        drop(free_tx);
 
         // This thread writes alerts (the writer need not be Send) and shows progress.
         let mut last_progress = Instant::now();
@@ -223,7 +150,11 @@ pub fn replay_parallel(
             }
             if last_progress.elapsed() >= Duration::from_millis(500) {
                 last_progress = Instant::now();
-                let entries = turn.lock().map(|t| t.pipeline.stats().entries).unwrap_or(0);
+                let entries = turn
+                    .state
+                    .lock()
+                    .map(|t| t.pipeline.stats().entries)
+                    .unwrap_or(0);
                 progress.update(
                     read_bytes.load(Ordering::Relaxed),
                     total,
@@ -235,7 +166,7 @@ pub fn replay_parallel(
         result
     });
 
-    let mut t = turn.into_inner().expect("turn");
+    let mut t = turn.state.into_inner().expect("turn");
     if let Some(e) = t.failed.take() {
         return Err(e);
     }
@@ -267,14 +198,146 @@ pub fn replay_parallel(
     Ok(reports)
 }
 
-fn wait_turn<'a, 'p>(
-    turn: &'a Mutex<Turn<'p>>,
-    cv: &Condvar,
+/// The input side, shared by the workers: which input is open and where the next chunk
+/// starts. Taking a chunk assigns its place in the stream.
+struct Feed<'i> {
+    inputs: &'i [Input],
+    read_bytes: Arc<AtomicU64>,
+    max_line_bytes: usize,
+    /// The input being read (or next to open).
+    idx: usize,
+    lines: Option<ChunkReader<Box<dyn io::Read + Send>>>,
     seq: u64,
-) -> std::sync::MutexGuard<'a, Turn<'p>> {
-    let mut t = turn.lock().expect("turn");
-    while t.next != seq {
-        t = cv.wait(t).expect("turn");
+    /// A read error of the input just ended, reported after its last chunk.
+    problem: Option<(usize, String)>,
+}
+
+enum Job {
+    Chunk(u64),
+    Problem {
+        seq: u64,
+        input: usize,
+        problem: String,
+    },
+    Done,
+}
+
+impl Feed<'_> {
+    /// Fill `chunk` with the next lines of the stream (the last chunk of each input is
+    /// sent even when empty, so the input's figures are taken at its end).
+    fn next_job(&mut self, chunk: &mut Chunk) -> Job {
+        if let Some((input, problem)) = self.problem.take() {
+            return Job::Problem {
+                seq: self.take_seq(),
+                input,
+                problem,
+            };
+        }
+        let idx = self.idx;
+        let Some(lines) = self.open_next() else {
+            return Job::Done;
+        };
+        let lines = match lines {
+            Ok(lines) => lines,
+            Err((input, problem)) => {
+                return Job::Problem {
+                    seq: self.take_seq(),
+                    input,
+                    problem,
+                }
+            }
+        };
+        chunk.clear();
+        chunk.input = idx;
+        let ended = match lines.fill(chunk, CHUNK_BYTES) {
+            Ok(false) => None,
+            Ok(true) => Some(None),
+            Err(e) => Some(Some(format!("read failed: {e}"))),
+        };
+        if let Some(problem) = ended {
+            chunk.last_of_input = true;
+            self.lines = None;
+            self.problem = problem.map(|p| (self.idx, p));
+            self.idx += 1;
+        }
+        chunk.seq = self.take_seq();
+        Job::Chunk(chunk.seq)
     }
-    t
+
+    /// The open input's lines, opening the next input when needed; `None` at the end.
+    #[allow(clippy::type_complexity)]
+    fn open_next(
+        &mut self,
+    ) -> Option<Result<&mut ChunkReader<Box<dyn io::Read + Send>>, (usize, String)>> {
+        if self.lines.is_none() {
+            let input = self.inputs.get(self.idx)?;
+            match open_input(input, self.read_bytes.clone()) {
+                Ok(r) => self.lines = Some(ChunkReader::new(r, self.max_line_bytes)),
+                Err(e) => {
+                    self.idx += 1;
+                    return Some(Err((self.idx - 1, format!("cannot open: {e}"))));
+                }
+            }
+        }
+        self.lines.as_mut().map(Ok)
+    }
+
+    fn take_seq(&mut self) -> u64 {
+        self.seq += 1;
+        self.seq - 1
+    }
+}
+
+/// The engine's turn, passed along the stream order. A worker whose chunk is next spins
+/// briefly before it sleeps: the turn usually comes within the engine time of one chunk,
+/// and a futex sleep and wake-up per chunk cost more than the spin.
+struct TurnGate<'p> {
+    next: AtomicU64,
+    state: Mutex<Turn<'p>>,
+    cv: Condvar,
+}
+
+impl<'p> TurnGate<'p> {
+    fn new(t: Turn<'p>) -> TurnGate<'p> {
+        TurnGate {
+            next: AtomicU64::new(0),
+            state: Mutex::new(t),
+            cv: Condvar::new(),
+        }
+    }
+
+    fn wait(&self, seq: u64) -> std::sync::MutexGuard<'_, Turn<'p>> {
+        let spin_until = Instant::now() + Duration::from_micros(500);
+        let mut n = 0u32;
+        while self.next.load(Ordering::Acquire) != seq {
+            n += 1;
+            if n.is_multiple_of(64) {
+                if Instant::now() >= spin_until {
+                    break;
+                }
+                std::thread::yield_now();
+            } else {
+                std::hint::spin_loop();
+            }
+        }
+        let mut t = self.state.lock().expect("turn");
+        while self.next.load(Ordering::Acquire) != seq {
+            t.sleepers += 1;
+            t = self.cv.wait(t).expect("turn");
+            t.sleepers -= 1;
+        }
+        t
+    }
+
+    /// Pass the turn on to `seq + 1`.
+    fn advance(&self, t: std::sync::MutexGuard<'_, Turn<'p>>, seq: u64) {
+        // Stored under the lock: a waiter checks `next` and goes to sleep under it too,
+        // so it either sees the new value or is counted in `sleepers` and woken.
+        self.next.store(seq + 1, Ordering::Release);
+        let wake = t.sleepers > 0;
+        drop(t);
+        if wake {
+            self.cv.notify_all();
+        }
+    }
 }
