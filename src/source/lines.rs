@@ -142,6 +142,25 @@ impl<R: Read> ChunkReader<R> {
         }
     }
 
+    /// Frame the whole lines of `data` from `scan`; returns where the unfinished line starts.
+    fn frame(&mut self, lines: &mut Vec<LineSpan>, data: &[u8], mut scan: usize) -> usize {
+        while let Some(pos) = memchr::memchr(b'\n', &data[scan..]) {
+            let nl = scan + pos;
+            match self.skipping.take() {
+                Some(n) => lines.push(LineSpan::TooLong(n + pos as u64)),
+                None if nl - scan > self.max_line => {
+                    lines.push(LineSpan::TooLong((nl - scan) as u64))
+                }
+                None => lines.push(LineSpan::Line {
+                    start: scan,
+                    end: nl,
+                }),
+            }
+            scan = nl + 1;
+        }
+        scan
+    }
+
     /// Fill `chunk` (cleared by the caller) with about `target` bytes of whole lines;
     /// `Ok(true)` when the input ended with this chunk.
     pub fn fill(&mut self, chunk: &mut Chunk, target: usize) -> io::Result<bool> {
@@ -151,20 +170,7 @@ impl<R: Read> ChunkReader<R> {
         let mut scan = 0;
         loop {
             // Frame what is buffered: whole lines, and over-long ones as markers.
-            while let Some(pos) = memchr::memchr(b'\n', &data[scan..]) {
-                let nl = scan + pos;
-                match self.skipping.take() {
-                    Some(n) => chunk.lines.push(LineSpan::TooLong(n + pos as u64)),
-                    None if nl - scan > self.max_line => {
-                        chunk.lines.push(LineSpan::TooLong((nl - scan) as u64))
-                    }
-                    None => chunk.lines.push(LineSpan::Line {
-                        start: scan,
-                        end: nl,
-                    }),
-                }
-                scan = nl + 1;
-            }
+            scan = self.frame(&mut chunk.lines, data, scan);
             // The unfinished line: skip it once it is over the cap.
             let partial = data.len() - scan;
             if let Some(n) = self.skipping.as_mut() {
@@ -193,9 +199,16 @@ impl<R: Read> ChunkReader<R> {
             // Read more, straight into the chunk's spare room (no zero-filling): up to the
             // target, at least 64 KiB; fewer bytes only at the end of the input.
             let want = (target.saturating_sub(data.len())).max(64 * 1024);
-            let n = (&mut self.inner).take(want as u64).read_to_end(data)?;
-            if n < want {
-                self.eof = true;
+            match (&mut self.inner).take(want as u64).read_to_end(data) {
+                Ok(n) if n < want => self.eof = true,
+                Ok(_) => {}
+                Err(e) => {
+                    // What was read before the error is kept: frame its whole lines; the
+                    // unfinished one is dropped, as the line reader does.
+                    scan = self.frame(&mut chunk.lines, data, scan);
+                    data.truncate(scan);
+                    return Err(e);
+                }
             }
         }
     }
@@ -309,5 +322,34 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn a_read_error_keeps_the_whole_lines_read_before_it() {
+        struct Broken(Vec<u8>);
+        impl Read for Broken {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                if self.0.is_empty() {
+                    return Err(io::Error::other("corrupt deflate stream"));
+                }
+                let n = buf.len().min(self.0.len());
+                buf[..n].copy_from_slice(&self.0[..n]);
+                self.0.drain(..n);
+                Ok(n)
+            }
+        }
+        let mut r = ChunkReader::new(Broken(b"one\ntwo\nthr".to_vec()), 1024);
+        let mut c = Chunk::default();
+        let e = r.fill(&mut c, 256 * 1024).unwrap_err();
+        assert_eq!(e.to_string(), "corrupt deflate stream");
+        let got: Vec<&[u8]> = c
+            .lines
+            .iter()
+            .map(|l| match *l {
+                LineSpan::Line { start, end } => &c.data[start..end],
+                LineSpan::TooLong(_) => b"?",
+            })
+            .collect();
+        assert_eq!(got, [&b"one"[..], b"two"]);
     }
 }
