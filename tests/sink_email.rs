@@ -21,6 +21,19 @@ sources:
   - {name: vault-socket, kind: socket, protocol: tcp, listen: 127.0.0.1:0}
 ";
 
+/// A plain SMTP server on a free port writing what it receives under `<dir>/received`;
+/// `None` (and SKIPPED said) without aiosmtpd.
+fn plain_server(test: &str) -> Option<(tempfile::TempDir, u16, PathBuf, Smtp)> {
+    if !have_aiosmtpd(test) {
+        return None;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let out = dir.path().join("received");
+    let smtp = Smtp::start(port, &out, &[], &[]);
+    Some((dir, port, out, smtp))
+}
+
 fn have_aiosmtpd(test: &str) -> bool {
     let ok = Command::new("python3")
         .args(["-c", "import aiosmtpd"])
@@ -209,13 +222,11 @@ fn id_counts(mails: &[Value], who: Option<&str>) -> BTreeMap<String, usize> {
 
 #[test]
 fn mails_arrive_with_recipients_subjects_both_bodies_and_no_secret() {
-    if !have_aiosmtpd("mails_arrive_with_recipients_subjects_both_bodies_and_no_secret") {
+    let Some((dir, port, out, _smtp)) =
+        plain_server("mails_arrive_with_recipients_subjects_both_bodies_and_no_secret")
+    else {
         return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let out = dir.path().join("received");
-    let _smtp = Smtp::start(port, &out, &[], &[]);
+    };
     let cfg = format!(
         "{SOURCES}{}",
         email_block(
@@ -417,13 +428,11 @@ fn an_smtp_outage_across_a_restart_loses_no_alert_and_mails_none_twice() {
 
 #[test]
 fn digests_group_per_recipient_per_window_while_a_critical_goes_at_once() {
-    if !have_aiosmtpd("digests_group_per_recipient_per_window_while_a_critical_goes_at_once") {
+    let Some((dir, port, out, _smtp)) =
+        plain_server("digests_group_per_recipient_per_window_while_a_critical_goes_at_once")
+    else {
         return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let out = dir.path().join("received");
-    let _smtp = Smtp::start(port, &out, &[], &[]);
+    };
     let rules = rules_dir(
         dir.path(),
         &[
@@ -667,13 +676,11 @@ fn starttls_with_a_private_ca_and_credentials_from_the_environment() {
 
 #[test]
 fn beyond_the_hourly_cap_mails_wait_in_the_outbox_and_nothing_is_dropped() {
-    if !have_aiosmtpd("beyond_the_hourly_cap_mails_wait_in_the_outbox_and_nothing_is_dropped") {
+    let Some((dir, port, out, _smtp)) =
+        plain_server("beyond_the_hourly_cap_mails_wait_in_the_outbox_and_nothing_is_dropped")
+    else {
         return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let out = dir.path().join("received");
-    let _smtp = Smtp::start(port, &out, &[], &[]);
+    };
     let rules = rules_dir(dir.path(), &[("every.yaml", EVERY_READ_RULE)]);
     let cfg = format!(
         "{SOURCES}{}",

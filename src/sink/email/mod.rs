@@ -677,6 +677,20 @@ impl Worker {
         }
     }
 
+    /// The hourly cap is reached: say so (rate-limited) and how long until a mail may go.
+    fn log_rate_cap(&mut self, now: i64) {
+        if let Some(skipped) = self.may_log("rate_cap") {
+            let free_in_secs = (self.cap.next_free(now) - now) / 1000;
+            tracing::warn!(
+                max_per_hour = self.e.max_per_hour,
+                free_in_secs,
+                waiting = self.outbox.len(),
+                skipped,
+                "email: hourly mail cap reached; alerts wait in the outbox"
+            );
+        }
+    }
+
     /// Send every mail due now, within the rate cap and the backoffs (until `deadline`).
     fn send_due(&mut self, deadline: Option<Instant>) {
         let now = now_ms();
@@ -684,16 +698,7 @@ impl Worker {
             return;
         }
         if !self.cap.allows(now) {
-            if let Some(skipped) = self.may_log("rate_cap") {
-                let free_in_secs = (self.cap.next_free(now) - now) / 1000;
-                tracing::warn!(
-                    max_per_hour = self.e.max_per_hour,
-                    free_in_secs,
-                    waiting = self.outbox.len(),
-                    skipped,
-                    "email: hourly mail cap reached; alerts wait in the outbox"
-                );
-            }
+            self.log_rate_cap(now);
             return;
         }
         let (mails, _) = plan::due(self.outbox.entries(), now, self.e.digest_ms as i64);
@@ -708,16 +713,7 @@ impl Worker {
                 continue;
             }
             if !self.cap.allows(now) {
-                if let Some(skipped) = self.may_log("rate_cap") {
-                    let free_in_secs = (self.cap.next_free(now) - now) / 1000;
-                    tracing::warn!(
-                        max_per_hour = self.e.max_per_hour,
-                        free_in_secs,
-                        waiting = self.outbox.len(),
-                        skipped,
-                        "email: hourly mail cap reached; alerts wait in the outbox"
-                    );
-                }
+                self.log_rate_cap(now);
                 return;
             }
             let msg = match self.build(&mail) {
