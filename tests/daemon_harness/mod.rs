@@ -125,10 +125,15 @@ impl Daemon {
     pub fn start_env(dir: &Path, config: &str, args: &[&str], env: &[(&str, &str)]) -> Daemon {
         let cfg_path = dir.join("config.yaml");
         let alerts_path = dir.join("alerts.jsonl");
-        let mut text = format!(
-            "{config}\noutput: {{alerts: '{}'}}\n",
-            alerts_path.display()
-        );
+        // A config that sets `output` itself must write to `<dir>/alerts.jsonl`.
+        let mut text = if config.contains("output:") {
+            format!("{config}\n")
+        } else {
+            format!(
+                "{config}\noutput: {{alerts: '{}'}}\n",
+                alerts_path.display()
+            )
+        };
         if !config.contains("spool:") {
             // Inside the test's directory, so even a killed daemon leaves nothing behind.
             text.push_str(&format!(
