@@ -93,6 +93,8 @@ pub fn start(
 }
 
 fn run(mut out: Output, inbox: Inbox, metrics: Arc<Metrics>) {
+    let delivered = metrics.sink_delivered.with_label_values(&[NAME]);
+    let backlog = metrics.sink_backlog.with_label_values(&[NAME]);
     let mut dirty = false;
     loop {
         // Flush when the queue runs dry, so a line is on disk within moments of its alert.
@@ -107,7 +109,7 @@ fn run(mut out: Output, inbox: Inbox, metrics: Arc<Metrics>) {
                 line.push('\n');
                 match out.write_line(line.as_bytes()) {
                     Ok(()) => {
-                        metrics.sink_delivered.with_label_values(&[NAME]).inc();
+                        delivered.inc();
                         dirty = true;
                     }
                     Err(e) => {
@@ -136,10 +138,7 @@ fn run(mut out: Output, inbox: Inbox, metrics: Arc<Metrics>) {
                 return;
             }
         }
-        metrics
-            .sink_backlog
-            .with_label_values(&[NAME])
-            .set(inbox.queued() as i64);
+        backlog.set(inbox.queued() as i64);
     }
 }
 

@@ -2,9 +2,12 @@
 //! same record (`shared/docs/detections.md`): JSON lines for SIEM shippers ([`jsonl`]),
 //! Alertmanager's v2 API ([`alertmanager`]) and email ([`email`]).
 //!
-//! Sinks never block detection: the engine thread hands each alert to every sink's own
-//! bounded queue with `try_send`; a full queue drops the alert for that sink only, counted
-//! in `auditwatch_sink_dropped_total{reason="queue_full"}` and logged. Each sink runs on
+//! Sinks never hold detection up for long: the engine thread hands each alert to every
+//! sink's own bounded queue; a full queue is waited on for at most `output.queue_wait_ms`
+//! (a burst is absorbed: the input waits in the ingest spool meanwhile), then the alert is
+//! dropped for that sink only, counted in `auditwatch_sink_dropped_total{reason=
+//! "queue_full"}` and logged, and the sink counts as stuck (no more waiting) until it
+//! drains. Each sink runs on
 //! its own thread, retries on its own schedule and reports what it delivered, dropped and
 //! failed as metrics (`auditwatch_sink_*`). At shutdown the queues are closed and each
 //! sink gets the drain deadline to finish (email keeps what it could not send in its
@@ -28,8 +31,11 @@ use crate::metrics::Metrics;
 /// Settings shared by the sinks (`output:` besides `alerts`), plus each sink's own.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Settings {
-    /// Alerts each sink may hold in its queue before it drops (per sink).
+    /// Alerts each sink may hold in its queue (per sink).
     pub queue_alerts: usize,
+    /// How long detection waits on a full sink queue before that alert is dropped for
+    /// that sink (0: never wait).
+    pub queue_wait_ms: u64,
     /// A link to what to do, per alert: `{category}` and `{rule}` are replaced.
     pub runbook_url: String,
     /// Distinct tenants named in metric labels; the others count as `other`.
@@ -43,6 +49,7 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             queue_alerts: 10_000,
+            queue_wait_ms: 1_000,
             runbook_url: String::new(),
             tenant_label_cap: 50,
             jsonl: jsonl::Settings::default(),
@@ -62,6 +69,13 @@ pub fn apply_output(ctx: &mut Ctx, node: &Node, s: &mut Settings) {
         match yaml::positive(ctx, n, "output.queue_alerts") {
             Some(v) if v <= 10_000_000 => s.queue_alerts = v as usize,
             Some(_) => ctx.error(n, "output.queue_alerts must be at most 10000000"),
+            None => {}
+        }
+    }
+    if let Some(n) = m.take("queue_wait_ms") {
+        match yaml::uint(ctx, n, "output.queue_wait_ms") {
+            Some(v) if v <= 60_000 => s.queue_wait_ms = v,
+            Some(_) => ctx.error(n, "output.queue_wait_ms must be at most 60000"),
             None => {}
         }
     }
@@ -153,6 +167,10 @@ pub struct Sinks {
     metrics: Arc<Metrics>,
     tenants: LabelCap,
     last_drop_log: Vec<Option<Instant>>,
+    /// How long a full queue is waited on before its alert is dropped.
+    queue_wait: Duration,
+    /// Sinks whose queue stayed full for `queue_wait`: dropped at once until they drain.
+    stuck: Vec<bool>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -191,6 +209,8 @@ impl Sinks {
             tenants: LabelCap::new(s.tenant_label_cap),
             metrics,
             last_drop_log: vec![None; n],
+            queue_wait: Duration::from_millis(s.queue_wait_ms),
+            stuck: vec![false; n],
         })
     }
 
@@ -218,11 +238,29 @@ impl Sinks {
         let a = Arc::new(a);
         for (i, r) in self.running.iter().enumerate() {
             r.tx.queued.fetch_add(1, Ordering::Relaxed);
-            let why = match r.tx.tx.try_send(Msg::Alert(a.clone())) {
-                Ok(()) => continue,
-                Err(TrySendError::Full(_)) => "queue_full",
-                Err(TrySendError::Disconnected(_)) => "sink_down",
+            let mut msg = Msg::Alert(a.clone());
+            // A full queue is waited on for up to `queue_wait` (input meanwhile waits in the
+            // ingest spool): a burst is absorbed without loss. A sink that stays full that
+            // long is marked stuck, and its alerts are dropped at once until it drains.
+            let deadline = Instant::now() + self.queue_wait;
+            let why = loop {
+                match r.tx.tx.try_send(msg) {
+                    Ok(()) => {
+                        self.stuck[i] = false;
+                        break None;
+                    }
+                    Err(TrySendError::Full(m)) => {
+                        if self.stuck[i] || Instant::now() >= deadline {
+                            self.stuck[i] = true;
+                            break Some("queue_full");
+                        }
+                        msg = m;
+                        std::thread::sleep(Duration::from_micros(200));
+                    }
+                    Err(TrySendError::Disconnected(_)) => break Some("sink_down"),
+                }
             };
+            let Some(why) = why else { continue };
             r.tx.queued.fetch_sub(1, Ordering::Relaxed);
             self.metrics
                 .sink_dropped
@@ -233,7 +271,7 @@ impl Sinks {
             if self.last_drop_log[i].is_none_or(|t| now - t >= Duration::from_secs(10)) {
                 self.last_drop_log[i] = Some(now);
                 tracing::error!(sink = r.name, reason = why, rule = %a.rule, request_id = a.request_id.as_deref().unwrap_or("-"),
-                    "alert dropped for this sink (its queue is full or it stopped); see auditwatch_sink_dropped_total");
+                    "alert dropped for this sink (its queue stayed full or it stopped); see auditwatch_sink_dropped_total");
             }
         }
     }
@@ -393,6 +431,8 @@ mod tests {
             metrics: metrics.clone(),
             tenants: LabelCap::new(3),
             last_drop_log: vec![None; 2],
+            queue_wait: Duration::from_millis(20),
+            stuck: vec![false; 2],
         };
         for n in 0..10 {
             sinks.dispatch(alert(n));
@@ -436,6 +476,45 @@ mod tests {
                 .with_label_values(&["email", "sink_down"])
                 .get(),
             1
+        );
+    }
+
+    /// A sink that is only slow: detection waits for room instead of dropping.
+    #[test]
+    fn a_slow_sink_gets_every_alert_of_a_burst() {
+        let metrics = Arc::new(Metrics::new());
+        let (tx, inbox) = queue(2);
+        let reader = std::thread::spawn(move || {
+            let mut n = 0;
+            while let Ok(Msg::Alert(_)) = inbox.recv_timeout(Duration::from_secs(5)) {
+                n += 1;
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            n
+        });
+        let mut sinks = Sinks {
+            running: vec![Running {
+                name: "jsonl",
+                tx,
+                thread: std::thread::spawn(|| {}),
+            }],
+            metrics: metrics.clone(),
+            tenants: LabelCap::new(3),
+            last_drop_log: vec![None],
+            queue_wait: Duration::from_secs(1),
+            stuck: vec![false],
+        };
+        for n in 0..50 {
+            sinks.dispatch(alert(n));
+        }
+        drop(sinks);
+        assert_eq!(reader.join().unwrap(), 50);
+        assert_eq!(
+            metrics
+                .sink_dropped
+                .with_label_values(&["jsonl", "queue_full"])
+                .get(),
+            0
         );
     }
 
