@@ -85,6 +85,7 @@ spool: {{dir: '{}', memory_bytes: {memory}}}
                 let mut s = TcpStream::connect(addr).unwrap();
                 s.set_nodelay(true).unwrap();
                 let mut blocked = Vec::with_capacity(lines.len());
+                let mut sent = Vec::with_capacity(lines.len());
                 let begin = Instant::now();
                 for (i, l) in lines.iter().enumerate() {
                     if rate > 0 {
@@ -97,15 +98,26 @@ spool: {{dir: '{}', memory_bytes: {memory}}}
                     let t = Instant::now();
                     s.write_all(l).unwrap();
                     blocked.push(t.elapsed());
+                    sent.push(t);
                 }
-                blocked
+                (blocked, sent)
             })
         })
         .collect();
-    let mut blocked: Vec<Duration> = handles
-        .into_iter()
-        .flat_map(|h| h.join().unwrap())
-        .collect();
+    // With one alert per entry, when each alert reached the JSON lines file.
+    let tail = (!shipped).then(|| {
+        let path = dir.path().join("alerts.jsonl");
+        std::thread::spawn(move || tail_alerts(&path, total_entries))
+    });
+    let mut blocked = Vec::new();
+    let mut sent_at: std::collections::HashMap<String, Instant> = Default::default();
+    for (n, h) in handles.into_iter().enumerate() {
+        let (b, sent) = h.join().unwrap();
+        blocked.extend(b);
+        for (i, t) in sent.into_iter().enumerate() {
+            sent_at.insert(request_id(n as u32, i as u64), t);
+        }
+    }
     blocked.sort_unstable();
     let pct = |p: f64| blocked[((blocked.len() as f64 * p) as usize).min(blocked.len() - 1)];
     let worst = *blocked.last().unwrap();
@@ -123,6 +135,24 @@ spool: {{dir: '{}', memory_bytes: {memory}}}
         d.metric("auditwatch_events_total", &[]) >= total_entries as f64
     });
     let processed = start.elapsed();
+    if let Some(tail) = tail {
+        let seen = tail.join().unwrap();
+        let mut lat: Vec<Duration> = seen
+            .iter()
+            .filter_map(|(id, at)| sent_at.get(id).map(|t| at.saturating_duration_since(*t)))
+            .collect();
+        lat.sort_unstable();
+        if !lat.is_empty() {
+            let q = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)];
+            eprintln!(
+                "  socket write to alert line in the JSON lines file ({} alerts): p50 {:?}, p99 {:?}, longest {:?}",
+                lat.len(),
+                q(0.5),
+                q(0.99),
+                lat[lat.len() - 1]
+            );
+        }
+    }
     let exit = d.stop();
     assert_eq!(exit.code, Some(0));
     let mb = total_bytes as f64 / 1e6;
@@ -148,4 +178,38 @@ spool: {{dir: '{}', memory_bytes: {memory}}}
         let alerts = read_alerts(&dir.path().join("alerts.jsonl"));
         assert_eq!(alerts.len() as u64, total_entries, "no entry lost");
     }
+}
+
+/// Follow the alert file until `n` alerts were seen (or a minute passed): each alert's
+/// request id and when its line appeared (polled every 0.5 ms).
+fn tail_alerts(path: &std::path::Path, n: u64) -> Vec<(String, Instant)> {
+    use std::io::Read;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut seen = Vec::new();
+    let mut buf = Vec::new();
+    let mut file = None;
+    let key = b"\"request_id\":\"";
+    while (seen.len() as u64) < n && Instant::now() < deadline {
+        if file.is_none() {
+            file = std::fs::File::open(path).ok();
+        }
+        let got = file
+            .as_mut()
+            .map_or(0, |f| f.read_to_end(&mut buf).unwrap_or(0));
+        if got == 0 {
+            std::thread::sleep(Duration::from_micros(500));
+            continue;
+        }
+        let now = Instant::now();
+        let end = buf.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
+        for line in buf[..end].split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+            if let Some(at) = line.windows(key.len()).position(|w| w == key) {
+                let rest = &line[at + key.len()..];
+                let close = rest.iter().position(|&b| b == b'"').unwrap_or(0);
+                seen.push((String::from_utf8_lossy(&rest[..close]).into_owned(), now));
+            }
+        }
+        buf.drain(..end);
+    }
+    seen
 }
