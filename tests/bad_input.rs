@@ -548,6 +548,43 @@ fn a_gzip_cut_short_keeps_the_lines_before_the_cut_and_exits_1() {
 }
 
 #[test]
+fn a_live_stdin_stream_gets_each_alert_before_the_stream_ends() {
+    // `tail -f audit.log | auditwatch replay -`: the alert must not wait for a full chunk,
+    // a full output buffer or the end of the input. Both the one- and two-thread paths.
+    for threads in ["1", "2"] {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_auditwatch"))
+            .args(["replay", "-q", "--threads", threads, "-"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("runs");
+        let mut stdin = child.stdin.take().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout).lines() {
+                let _ = tx.send(line.unwrap());
+            }
+        });
+        std::io::Write::write_all(
+            &mut stdin,
+            join_lines(&[cross_tenant_denied(&rid(1)).as_bytes()]).as_slice(),
+        )
+        .unwrap();
+        let first = rx.recv_timeout(std::time::Duration::from_secs(20));
+        // Only now does the stream end.
+        drop(stdin);
+        let status = child.wait().unwrap();
+        let first = first
+            .unwrap_or_else(|_| panic!("--threads {threads}: no alert while the stream was open"));
+        assert!(first.contains(&rid(1)), "{first}");
+        assert_eq!(status.code(), Some(0));
+    }
+}
+
+#[test]
 fn replay_without_a_path_reads_piped_stdin() {
     let input = join_lines(&[cross_tenant_denied(&rid(1)).as_bytes()]);
     let run = Auditwatch::new()

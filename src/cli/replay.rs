@@ -148,6 +148,7 @@ pub fn run(args: ReplayArgs) -> u8 {
         None => Box::new(io::stdout().lock()),
     };
     let mut out = BufWriter::with_capacity(64 * 1024, out);
+    let live = inputs.iter().any(|i| matches!(i, replay::Input::Stdin));
 
     let mut pipeline = Pipeline::new(cfg.clone(), rules.clone());
     pipeline.set_time_range(since, until);
@@ -188,7 +189,13 @@ pub fn run(args: ReplayArgs) -> u8 {
                 Format::Text => a.to_text_line(),
             };
             out.write_all(line.as_bytes())?;
-            out.write_all(b"\n")
+            out.write_all(b"\n")?;
+            // Stdin may be a live stream (`tail -f | auditwatch replay -`): each alert goes
+            // out at once rather than when the buffer fills.
+            if live {
+                out.flush()?;
+            }
+            Ok(())
         },
     );
     let elapsed = start.elapsed();

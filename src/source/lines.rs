@@ -129,6 +129,8 @@ pub struct ChunkReader<R> {
     skipping: Option<u64>,
     max_line: usize,
     eof: bool,
+    /// A pipe or terminal: hand lines on as soon as the producer stops keeping up.
+    streaming: bool,
 }
 
 impl<R: Read> ChunkReader<R> {
@@ -139,7 +141,16 @@ impl<R: Read> ChunkReader<R> {
             skipping: None,
             max_line: max_line.max(1024),
             eof: false,
+            streaming: false,
         }
+    }
+
+    /// For stdin: a live stream (`tail -f audit.log | auditwatch replay -`) must not wait for
+    /// a full chunk. A read that returns less than a pipe's 64 KiB means the producer is not
+    /// keeping the pipe full, and the lines read so far go on at once.
+    pub fn streaming(mut self) -> ChunkReader<R> {
+        self.streaming = true;
+        self
     }
 
     /// Frame the whole lines of `data` from `scan`; returns where the unfinished line starts.
@@ -168,6 +179,7 @@ impl<R: Read> ChunkReader<R> {
         data.extend_from_slice(&self.carry);
         self.carry.clear();
         let mut scan = 0;
+        let mut drained = false;
         loop {
             // Frame what is buffered: whole lines, and over-long ones as markers.
             scan = self.frame(&mut chunk.lines, data, scan);
@@ -191,16 +203,34 @@ impl<R: Read> ChunkReader<R> {
                 }
                 return Ok(true);
             }
-            if scan >= target {
+            if scan >= target || (drained && !chunk.lines.is_empty()) {
                 self.carry.extend_from_slice(&data[scan..]);
                 data.truncate(scan);
                 return Ok(false);
             }
-            // Read more, straight into the chunk's spare room (no zero-filling): up to the
-            // target, at least 64 KiB; fewer bytes only at the end of the input.
-            let want = (target.saturating_sub(data.len())).max(64 * 1024);
-            match (&mut self.inner).take(want as u64).read_to_end(data) {
-                Ok(n) if n < want => self.eof = true,
+            const PIPE: usize = 64 * 1024;
+            let read = if self.streaming {
+                // One read: whatever the pipe holds now.
+                let at = data.len();
+                data.resize(at + PIPE, 0);
+                let r = read_retrying(&mut self.inner, &mut data[at..]);
+                data.truncate(at + *r.as_ref().unwrap_or(&0));
+                r.map(|n| {
+                    drained = n < PIPE;
+                    (n, 1)
+                })
+            } else {
+                // Straight into the chunk's spare room (no zero-filling): up to the target,
+                // at least 64 KiB; fewer bytes only at the end of the input.
+                let want = (target.saturating_sub(data.len())).max(PIPE);
+                (&mut self.inner)
+                    .take(want as u64)
+                    .read_to_end(data)
+                    .map(|n| (n, want))
+            };
+            match read {
+                Ok((0, _)) => self.eof = true,
+                Ok((n, want)) if !self.streaming && n < want => self.eof = true,
                 Ok(_) => {}
                 Err(e) => {
                     // What was read before the error is kept: frame its whole lines; the
@@ -210,6 +240,15 @@ impl<R: Read> ChunkReader<R> {
                     return Err(e);
                 }
             }
+        }
+    }
+}
+
+fn read_retrying(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        match r.read(buf) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => return other,
         }
     }
 }
@@ -266,8 +305,11 @@ mod tests {
         }
     }
 
-    fn chunked(input: &[u8], max: usize, step: usize, target: usize) -> Vec<String> {
+    fn chunked(input: &[u8], max: usize, step: usize, target: usize, live: bool) -> Vec<String> {
         let mut r = ChunkReader::new(Trickle { data: input, step }, max);
+        if live {
+            r = r.streaming();
+        }
         let mut out = Vec::new();
         loop {
             let mut c = Chunk::default();
@@ -314,12 +356,15 @@ mod tests {
         for input in &cases {
             let expected = frames(input, 1024);
             for (step, target) in [(3, 1), (7, 100), (4096, 2048), (1 << 20, 256 * 1024)] {
-                assert_eq!(
-                    chunked(input, 1024, step, target),
-                    expected,
-                    "step {step}, target {target}, input of {} bytes",
-                    input.len()
-                );
+                // Streaming zero-fills 64 KiB per read: tiny reads would make the test slow.
+                for live in [false, step >= 4096] {
+                    assert_eq!(
+                        chunked(input, 1024, step, target, live),
+                        expected,
+                        "step {step}, target {target}, streaming {live}, input of {} bytes",
+                        input.len()
+                    );
+                }
             }
         }
     }
@@ -351,5 +396,29 @@ mod tests {
             })
             .collect();
         assert_eq!(got, [&b"one"[..], b"two"]);
+    }
+
+    /// A live pipe: lines go on without waiting for a full chunk or the end.
+    #[test]
+    fn a_streaming_reader_hands_on_what_a_quiet_pipe_holds() {
+        struct Live(Vec<&'static [u8]>);
+        impl Read for Live {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                let next = self
+                    .0
+                    .pop()
+                    .expect("read again although lines were waiting");
+                buf[..next.len()].copy_from_slice(next);
+                Ok(next.len())
+            }
+        }
+        let mut r = ChunkReader::new(Live(vec![b"two\n", b"one\npart"]), 1024).streaming();
+        let mut c = Chunk::default();
+        assert!(!r.fill(&mut c, 256 * 1024).unwrap());
+        assert_eq!(c.lines, [LineSpan::Line { start: 0, end: 3 }]);
+        let mut c = Chunk::default();
+        assert!(!r.fill(&mut c, 256 * 1024).unwrap());
+        assert_eq!(&c.data[..], b"parttwo\n");
+        assert_eq!(c.lines, [LineSpan::Line { start: 0, end: 7 }]);
     }
 }

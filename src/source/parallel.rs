@@ -272,7 +272,13 @@ impl Feed<'_> {
         if self.lines.is_none() {
             let input = self.inputs.get(self.idx)?;
             match open_input(input, self.read_bytes.clone()) {
-                Ok(r) => self.lines = Some(ChunkReader::new(r, self.max_line_bytes)),
+                Ok(r) => {
+                    let lines = ChunkReader::new(r, self.max_line_bytes);
+                    self.lines = Some(match input {
+                        Input::Stdin => lines.streaming(),
+                        Input::File(_) => lines,
+                    });
+                }
                 Err(e) => {
                     self.idx += 1;
                     return Some(Err((self.idx - 1, format!("cannot open: {e}"))));
