@@ -561,9 +561,7 @@ fn the_json_lines_output_rotates_by_size_and_loses_no_line() {
         out.display()
     );
     let d = Daemon::start(dir.path(), &cfg, &[]);
-    let mut s = TcpStream::connect(d.source("vault-socket")).unwrap();
-    s.write_all(&scenario()).unwrap();
-    drop(s);
+    d.send("vault-socket", &scenario());
     d.wait_until("alerts written", Duration::from_secs(30), |d| {
         d.metric("auditwatch_sink_delivered_total", &["sink=\"jsonl\""]) >= 4.0
     });

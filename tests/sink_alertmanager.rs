@@ -205,16 +205,7 @@ fn scenario() -> Vec<u8> {
 
 /// Send the scenario over the daemon's TCP source and wait until every line is read.
 fn feed(d: &Daemon, input: &[u8]) {
-    let mut s = TcpStream::connect(d.source("vault-socket")).unwrap();
-    s.write_all(input).unwrap();
-    drop(s);
-    let lines = input
-        .split(|&b| b == b'\n')
-        .filter(|l| !l.is_empty())
-        .count() as f64;
-    d.wait_until("every entry read", Duration::from_secs(30), |d| {
-        d.metric("auditwatch_events_total", &["source=\"vault-socket\""]) >= lines
-    });
+    d.send_and_wait_read("vault-socket", input);
 }
 
 fn sink_metric(d: &Daemon, name: &str) -> f64 {

@@ -7,8 +7,8 @@
 mod daemon_harness;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -147,8 +147,7 @@ fn text(m: &Value) -> &str {
 }
 
 fn feed(d: &Daemon, input: &[u8]) {
-    let mut s = TcpStream::connect(d.source("vault-socket")).unwrap();
-    s.write_all(input).unwrap();
+    d.send("vault-socket", input);
 }
 
 fn email_block(port: u16, scheme: &str, dir: &Path, extra: &str) -> String {

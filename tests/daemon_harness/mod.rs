@@ -282,6 +282,25 @@ impl Daemon {
 
     /// The sum of every series of `name` whose labels contain all of `labels`
     /// (`source="x"` pairs).
+    /// Write `input` to the TCP source `source` over one connection, then close it.
+    pub fn send(&self, source: &str, input: &[u8]) {
+        let mut s = TcpStream::connect(self.source(source)).unwrap();
+        s.write_all(input).unwrap();
+    }
+
+    /// [`Daemon::send`], then wait until the source has read every line of `input`.
+    pub fn send_and_wait_read(&self, source: &str, input: &[u8]) {
+        self.send(source, input);
+        let lines = input
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
+            .count() as f64;
+        let label = format!("source=\"{source}\"");
+        self.wait_until("every entry read", Duration::from_secs(30), |d| {
+            d.metric("auditwatch_events_total", &[&label]) >= lines
+        });
+    }
+
     pub fn metric(&self, name: &str, labels: &[&str]) -> f64 {
         let (code, body) = self.get("/metrics");
         assert_eq!(code, 200);
