@@ -5,6 +5,7 @@
 use crate::config::Config;
 use crate::parse::{Auth, Entry, EntryKind};
 use crate::rules::condition::{strip_port, Field, Fields, IdentityClass};
+use std::collections::HashMap;
 
 /// How the request ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -72,8 +73,51 @@ fn capture<'a>(res: &[regex::Regex], s: &'a str) -> Option<&'a str> {
         .filter(|t| !t.is_empty())
 }
 
+/// The tenancy captures of identity fields (service account namespaces, roles, policy
+/// names): a platform has a few hundred distinct values, seen on every entry, so each is
+/// matched against the regexes once. Paths, nearly all distinct, are not cached. Bounded:
+/// a full table starts over.
+#[derive(Default)]
+pub struct TenantCache {
+    maps: [SpanMap; 3],
+}
+
+/// A value and where its tenant capture sits in it, if it has one.
+type SpanMap = HashMap<Box<str>, Option<(u32, u32)>, foldhash::fast::RandomState>;
+
+const NAMESPACE: usize = 0;
+const ROLE: usize = 1;
+const POLICY: usize = 2;
+const CACHE_CAP: usize = 4096;
+
+impl TenantCache {
+    fn capture<'a>(&mut self, which: usize, res: &[regex::Regex], s: &'a str) -> Option<&'a str> {
+        let map = &mut self.maps[which];
+        let span = match map.get(s) {
+            Some(span) => *span,
+            None => {
+                let span = capture(res, s).map(|t| {
+                    let start = t.as_ptr() as usize - s.as_ptr() as usize;
+                    (start as u32, (start + t.len()) as u32)
+                });
+                if map.len() >= CACHE_CAP {
+                    map.clear();
+                }
+                map.insert(s.into(), span);
+                span
+            }
+        };
+        span.map(|(a, b)| &s[a as usize..b as usize])
+    }
+}
+
 impl<'e, 'a> Event<'e, 'a> {
-    pub fn new(entry: &'e Entry<'a>, time: i64, cfg: &Config) -> Event<'e, 'a> {
+    pub fn new(
+        entry: &'e Entry<'a>,
+        time: i64,
+        cfg: &Config,
+        cache: &mut TenantCache,
+    ) -> Event<'e, 'a> {
         let actor = *entry.actor();
         let md = actor.metadata;
         let ids = &cfg.identities;
@@ -102,11 +146,11 @@ impl<'e, 'a> Event<'e, 'a> {
 
         let t = &cfg.tenancy;
         let (tenant, tenant_source) =
-            if let Some(x) = sa_ns.and_then(|ns| capture(&t.namespace, ns)) {
+            if let Some(x) = sa_ns.and_then(|ns| cache.capture(NAMESPACE, &t.namespace, ns)) {
                 (Some(x), Some("service_account_namespace"))
-            } else if let Some(x) = role.and_then(|r| capture(&t.role, r)) {
+            } else if let Some(x) = role.and_then(|r| cache.capture(ROLE, &t.role, r)) {
                 (Some(x), Some("role"))
-            } else if let Some(x) = policies().find_map(|p| capture(&t.policy, p)) {
+            } else if let Some(x) = policies().find_map(|p| cache.capture(POLICY, &t.policy, p)) {
                 (Some(x), Some("policy"))
             } else {
                 (None, None)
@@ -292,5 +336,34 @@ impl Fields for Event<'_, '_> {
 
     fn classes(&self) -> u8 {
         self.classes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_tenant_cache_gives_what_the_regexes_give_and_stays_bounded() {
+        let res = [regex::Regex::new(r"^bookstore-platform-(?P<tenant>t\d+)$").unwrap()];
+        let mut c = TenantCache::default();
+        for round in 0..2 {
+            for i in 0..(CACHE_CAP + 10) {
+                let ns = format!("bookstore-platform-t{i}");
+                assert_eq!(
+                    c.capture(NAMESPACE, &res, &ns),
+                    capture(&res, &ns),
+                    "round {round}"
+                );
+                assert!(c.maps[NAMESPACE].len() <= CACHE_CAP);
+            }
+            assert_eq!(c.capture(NAMESPACE, &res, "crossplane-system"), None);
+        }
+        // The same string under another field is looked up on its own.
+        assert_eq!(c.capture(ROLE, &[], "bookstore-platform-t1"), None);
+        assert_eq!(
+            c.capture(NAMESPACE, &res, "bookstore-platform-t1"),
+            Some("t1")
+        );
     }
 }

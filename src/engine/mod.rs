@@ -103,6 +103,7 @@ pub struct Engine {
     max_time: Option<i64>,
     watermark: i64,
     captures: Vec<(String, String)>,
+    tenant_cache: event::TenantCache,
     stats: EngineStats,
 }
 
@@ -147,6 +148,7 @@ impl Engine {
             max_time: None,
             watermark: i64::MIN,
             captures: Vec::new(),
+            tenant_cache: Default::default(),
             stats: EngineStats::default(),
         }
     }
@@ -186,6 +188,8 @@ impl Engine {
         self.states = fresh.states;
         self.suppress = fresh.suppress;
         self.reparser = fresh.reparser;
+        // The tenancy regexes may have changed.
+        self.tenant_cache = Default::default();
     }
 
     pub fn stats(&self) -> EngineStats {
@@ -364,7 +368,7 @@ impl Engine {
         self.stats.evaluated += 1;
         let rules = self.rules.clone();
         let cfg = self.cfg.clone();
-        let ev = Event::new(entry, t, &cfg);
+        let ev = Event::new(entry, t, &cfg, &mut self.tenant_cache);
         for (i, rule) in rules.rules.iter().enumerate() {
             self.captures.clear();
             if let Some(w) = &rule.when {
