@@ -10,6 +10,7 @@ pub mod alert;
 pub mod config;
 pub mod daemon;
 pub mod engine;
+pub mod fsutil;
 pub mod metrics;
 pub mod parse;
 pub mod pipeline;

@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 use super::{Batch, Commit, FileKey, SourceId};
 use crate::config::daemon::CloudWatchSource;
 use crate::daemon::queue::Queue;
+use crate::fsutil::lock;
 use crate::metrics::Metrics;
 
 pub const CHECKPOINT_VERSION: u32 = 1;
@@ -223,24 +224,8 @@ impl CwShared {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
 fn write_atomic(path: &Path, cp: &CwCheckpoint) -> io::Result<()> {
-    use std::io::Write;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(
-        ".{}.tmp",
-        path.file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default()
-    ));
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(&serde_json::to_vec(cp).map_err(io::Error::other)?)?;
-    f.sync_all()?;
-    drop(f);
-    std::fs::rename(&tmp, path)
+    crate::fsutil::write_durably(path, &serde_json::to_vec(cp).map_err(io::Error::other)?)
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -20,7 +20,7 @@
 
 use std::collections::HashMap;
 use std::fs::{self, File};
-use std::io::{self, Write};
+use std::io;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -33,6 +33,7 @@ use super::socket::Framer;
 use super::{Batch, Commit, FileKey, SourceId};
 use crate::config::daemon::{FileSource, StartAt};
 use crate::daemon::queue::Queue;
+use crate::fsutil::lock;
 use crate::metrics::Metrics;
 
 /// The checkpoint format version this build writes and reads.
@@ -133,29 +134,10 @@ impl TailShared {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
 fn write_atomic(path: &Path, cp: &Checkpoint) -> io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(
-        ".{}.tmp",
-        path.file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default()
-    ));
-    let mut f = File::create(&tmp)?;
     let mut text = serde_json::to_vec_pretty(cp).map_err(io::Error::other)?;
     text.push(b'\n');
-    f.write_all(&text)?;
-    f.sync_all()?;
-    drop(f);
-    fs::rename(&tmp, path)?;
-    if let Ok(d) = File::open(dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
+    crate::fsutil::write_durably(path, &text)
 }
 
 /// Read a checkpoint; `Ok(None)` when there is none.

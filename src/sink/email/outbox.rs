@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -149,7 +149,7 @@ impl Outbox {
             self.seq % 1_000_000,
             e.key
         );
-        write_atomic(&self.dir, &name, &body)?;
+        crate::fsutil::write_durably(&self.dir.join(&name), &body)?;
         self.bytes += n;
         self.entries.insert(name.clone(), (e, n));
         Ok(name)
@@ -174,22 +174,12 @@ impl Outbox {
             return Ok(true);
         }
         let body = serde_json::to_vec(&e).expect("entries serialise");
-        write_atomic(&self.dir, name, &body)?;
+        crate::fsutil::write_durably(&self.dir.join(name), &body)?;
         let m = body.len() as u64;
         self.bytes = self.bytes - n + m;
         self.entries.insert(name.to_string(), (e, m));
         Ok(false)
     }
-}
-
-fn write_atomic(dir: &Path, name: &str, body: &[u8]) -> io::Result<()> {
-    let tmp = dir.join(format!(".{name}.tmp"));
-    let mut f = File::create(&tmp)?;
-    f.write_all(body)?;
-    f.sync_all()?;
-    drop(f);
-    fs::rename(&tmp, dir.join(name))?;
-    File::open(dir)?.sync_all()
 }
 
 #[cfg(test)]

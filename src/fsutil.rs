@@ -1,0 +1,55 @@
+//! Small filesystem pieces shared by the stateful parts (file-tail and CloudWatch
+//! checkpoints, the email outbox).
+
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+
+/// Replace `path` with `bytes` so that a crash leaves the old or the new content, never a
+/// mix: a temporary file beside it, written and fsynced, renamed over it, and the
+/// directory fsynced so the rename itself survives.
+pub fn write_durably(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let mut f = File::create(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    drop(f);
+    fs::rename(&tmp, path)?;
+    File::open(dir)?.sync_all()
+}
+
+/// Lock a mutex whose holder may have panicked: the state it guards (positions, seen ids)
+/// stays usable, and losing it would lose more than the panic did.
+pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replaces_the_file_whole_and_leaves_no_temporary() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("checkpoint.json");
+        write_durably(&p, b"old").unwrap();
+        write_durably(&p, b"new").unwrap();
+        assert_eq!(fs::read(&p).unwrap(), b"new");
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["checkpoint.json"]);
+        // A directory that cannot take the file is an error, not a silent loss.
+        assert!(write_durably(&dir.path().join("missing/x.json"), b"x").is_err());
+    }
+}
