@@ -597,3 +597,29 @@ fn the_json_lines_output_rotates_by_size_and_loses_no_line() {
         .collect();
     assert_eq!(lines, expected);
 }
+
+#[test]
+fn a_full_disk_under_the_json_lines_output_is_counted_and_logged() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(
+        dir.path(),
+        &format!("{TCP_ONLY}output: {{alerts: /dev/full}}\n"),
+        &[],
+    );
+    d.send_and_wait_read("vault-socket", &scenario());
+    // Every alert raised is counted lost (none delivered), once the sink got to it.
+    d.wait_until("the lost alerts counted", Duration::from_secs(30), |d| {
+        let raised = d.metric("auditwatch_alerts_total", &[]);
+        let lost = d.metric(
+            "auditwatch_sink_dropped_total",
+            &["sink=\"jsonl\"", "reason=\"write_error\""],
+        );
+        raised >= 4.0 && lost == raised
+    });
+    assert_eq!(
+        d.metric("auditwatch_sink_delivered_total", &["sink=\"jsonl\""]),
+        0.0
+    );
+    assert!(d.log_text().contains("cannot write alerts to the output"));
+    assert_eq!(d.stop().code, Some(0));
+}

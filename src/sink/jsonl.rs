@@ -5,7 +5,7 @@
 //! oldest goes. A line is never split across two files.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::RecvTimeoutError;
 use std::sync::Arc;
@@ -94,11 +94,23 @@ pub fn start(
 
 fn run(mut out: Output, inbox: Inbox, metrics: Arc<Metrics>) {
     let delivered = metrics.sink_delivered.with_label_values(&[NAME]);
+    let dropped = metrics
+        .sink_dropped
+        .with_label_values(&[NAME, "write_error"]);
     let backlog = metrics.sink_backlog.with_label_values(&[NAME]);
-    let mut dirty = false;
+    // An alert counts as delivered once its bytes were written, and as dropped (with the
+    // error, once per failed write) when they could not be: a full disk is never silent.
+    let account = |f: Flushed| {
+        delivered.inc_by(f.written);
+        if let Some(e) = f.error {
+            dropped.inc_by(f.lost);
+            metrics.alert_write_errors.inc_by(f.lost);
+            tracing::error!(error = %e, alerts = f.lost, "cannot write alerts to the output; they are lost for this sink");
+        }
+    };
     loop {
-        // Flush when the queue runs dry, so a line is on disk within moments of its alert.
-        let wait = if dirty {
+        // Write out when the queue runs dry, so a line is on disk within moments of its alert.
+        let wait = if out.pending > 0 {
             Duration::ZERO
         } else {
             Duration::from_millis(200)
@@ -107,51 +119,51 @@ fn run(mut out: Output, inbox: Inbox, metrics: Arc<Metrics>) {
             Ok(Msg::Alert(a)) => {
                 let mut line = a.to_json_line();
                 line.push('\n');
-                match out.write_line(line.as_bytes()) {
-                    Ok(()) => {
-                        delivered.inc();
-                        dirty = true;
-                    }
-                    Err(e) => {
-                        metrics.alert_write_errors.inc();
-                        metrics
-                            .sink_dropped
-                            .with_label_values(&[NAME, "write_error"])
-                            .inc();
-                        tracing::error!(error = %e, rule = %a.rule, "cannot write an alert");
-                    }
-                }
+                account(out.push(line.as_bytes()));
             }
             Ok(Msg::Reopen) => {
+                account(out.flush());
                 if let Err(e) = out.reopen() {
                     tracing::error!(error = %e, "cannot reopen the alert output; keeping the old one");
                 }
             }
-            Err(RecvTimeoutError::Timeout) => {
-                if dirty {
-                    out.flush(&metrics);
-                    dirty = false;
-                }
-            }
+            Err(RecvTimeoutError::Timeout) => account(out.flush()),
             Err(RecvTimeoutError::Disconnected) => {
-                out.flush(&metrics);
+                account(out.flush());
                 return;
             }
         }
-        backlog.set(inbox.queued() as i64);
+        backlog.set((inbox.queued() + out.pending) as i64);
     }
 }
 
+/// What writing the buffered lines did.
+#[derive(Default)]
+struct Flushed {
+    /// Alerts whose lines were written.
+    written: u64,
+    /// Alerts whose lines could not be written (with `error`).
+    lost: u64,
+    error: Option<io::Error>,
+}
+
+/// Lines are collected in `buf` and written in one go when the queue runs dry or 64 KiB
+/// are waiting, so each alert's fate (written or lost) is known.
 struct Output {
     s: Settings,
-    out: BufWriter<Box<dyn Write + Send>>,
+    out: Box<dyn Write + Send>,
     /// Bytes in the current file (files only).
     size: u64,
+    buf: Vec<u8>,
+    /// Alerts in `buf`.
+    pending: u64,
 }
+
+const BUFFER: usize = 64 * 1024;
 
 impl Output {
     fn open(s: &Settings) -> io::Result<Output> {
-        let (w, size): (Box<dyn Write + Send>, u64) = match &s.target {
+        let (out, size): (Box<dyn Write + Send>, u64) = match &s.target {
             AlertOutput::Stdout => (Box::new(io::stdout()), 0),
             AlertOutput::File(p) => {
                 let f = open_append(p)?;
@@ -161,40 +173,80 @@ impl Output {
         };
         Ok(Output {
             s: s.clone(),
-            out: BufWriter::with_capacity(64 * 1024, w),
+            out,
             size,
+            buf: Vec::with_capacity(BUFFER),
+            pending: 0,
         })
     }
 
+    /// Reopen the file (after logrotate moved it); write out what is buffered first.
     fn reopen(&mut self) -> io::Result<()> {
         if let AlertOutput::File(_) = self.s.target {
-            self.out.flush()?;
+            let (buf, pending) = (std::mem::take(&mut self.buf), self.pending);
             *self = Output::open(&self.s)?;
+            self.buf = buf;
+            self.pending = pending;
         }
         Ok(())
     }
 
-    fn write_line(&mut self, line: &[u8]) -> io::Result<()> {
-        if let AlertOutput::File(p) = &self.s.target {
-            let cap = self.s.rotate_bytes;
-            if cap > 0 && self.size > 0 && self.size + line.len() as u64 > cap {
-                self.out.flush()?;
-                rotate(p, self.s.keep_files)?;
-                let p = p.clone();
-                self.out = BufWriter::with_capacity(64 * 1024, Box::new(open_append(&p)?));
-                self.size = 0;
-                tracing::info!(path = %p.display(), "rotated the alert output");
+    /// Add one line; writes out first when the line would pass `rotate_bytes` (then
+    /// rotates) or the buffer is full.
+    fn push(&mut self, line: &[u8]) -> Flushed {
+        let mut done = Flushed::default();
+        let (cap, used) = (self.s.rotate_bytes, self.size + self.buf.len() as u64);
+        if cap > 0 && used > 0 && used + line.len() as u64 > cap {
+            if let AlertOutput::File(p) = self.s.target.clone() {
+                done = self.flush();
+                match rotate(&p, self.s.keep_files).and_then(|()| open_append(&p)) {
+                    Ok(f) => {
+                        self.out = Box::new(f);
+                        self.size = 0;
+                        tracing::info!(path = %p.display(), "rotated the alert output");
+                    }
+                    // Keep appending to the file we have: an oversized file beats lost alerts.
+                    // The next attempt comes after another `rotate_bytes`.
+                    Err(e) => {
+                        self.size = 0;
+                        tracing::error!(error = %e, path = %p.display(), "cannot rotate the alert output; still writing to it")
+                    }
+                }
             }
         }
-        self.out.write_all(line)?;
-        self.size += line.len() as u64;
-        Ok(())
+        self.buf.extend_from_slice(line);
+        self.pending += 1;
+        if self.buf.len() >= BUFFER {
+            let more = self.flush();
+            done.written += more.written;
+            done.lost += more.lost;
+            done.error = done.error.or(more.error);
+        }
+        done
     }
 
-    fn flush(&mut self, metrics: &Metrics) {
-        if let Err(e) = self.out.flush() {
-            metrics.alert_write_errors.inc();
-            tracing::error!(error = %e, "cannot flush alerts");
+    /// Write out the buffered lines.
+    fn flush(&mut self) -> Flushed {
+        if self.buf.is_empty() {
+            return Flushed::default();
+        }
+        let n = std::mem::take(&mut self.pending);
+        let r = self
+            .out
+            .write_all(&self.buf)
+            .and_then(|()| self.out.flush());
+        self.size += self.buf.len() as u64;
+        self.buf.clear();
+        match r {
+            Ok(()) => Flushed {
+                written: n,
+                ..Flushed::default()
+            },
+            Err(e) => Flushed {
+                lost: n,
+                error: Some(e),
+                ..Flushed::default()
+            },
         }
     }
 }
@@ -236,9 +288,9 @@ mod tests {
         let mut o = Output::open(&s).unwrap();
         let line = format!("{{\"n\":\"{}\"}}\n", "x".repeat(1000));
         for _ in 0..17 {
-            o.write_line(line.as_bytes()).unwrap();
+            assert!(o.push(line.as_bytes()).error.is_none());
         }
-        o.out.flush().unwrap();
+        assert!(o.flush().error.is_none());
         let read = |p: &Path| std::fs::read_to_string(p).unwrap();
         // 4 lines fit in 4096 bytes: 17 lines = 4 full files + 1 line; 2 old ones kept.
         assert_eq!(read(&p).lines().count(), 1);
@@ -262,10 +314,32 @@ mod tests {
             keep_files: 3,
         };
         let mut o = Output::open(&s).unwrap();
-        o.write_line(b"{\"a\":1}\n").unwrap();
-        o.write_line(&[b'y'; 200]).unwrap();
-        o.out.flush().unwrap();
+        assert!(o.push(b"{\"a\":1}\n").error.is_none());
+        assert!(o.push(&[b'y'; 200]).error.is_none());
+        assert!(o.flush().error.is_none());
         assert_eq!(std::fs::read(&p).unwrap().len(), 200);
         assert_eq!(std::fs::read(numbered(&p, 1)).unwrap().len(), 4009);
+    }
+
+    /// A full disk: every alert that could not be written is reported lost, none delivered.
+    #[test]
+    fn a_full_disk_loses_alerts_counted_never_silently() {
+        let s = Settings {
+            target: AlertOutput::File(PathBuf::from("/dev/full")),
+            rotate_bytes: 0,
+            keep_files: 1,
+        };
+        let mut o = Output::open(&s).unwrap();
+        for _ in 0..3 {
+            let f = o.push(b"{\"a\":1}\n");
+            assert_eq!((f.written, f.lost), (0, 0), "buffered, not yet written");
+        }
+        let f = o.flush();
+        assert_eq!((f.written, f.lost), (0, 3));
+        assert!(f.error.is_some());
+        assert_eq!(o.pending, 0);
+        // A line bigger than the buffer is written (and lost) at once.
+        let f = o.push(&vec![b'z'; BUFFER + 1]);
+        assert_eq!((f.written, f.lost), (0, 1));
     }
 }
