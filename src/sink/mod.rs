@@ -378,6 +378,44 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_output_settings_are_read_and_bad_ones_reported_with_their_position() {
+        use crate::config::Config;
+        let c = Config::from_yaml_str(
+            "o.yaml",
+            "output: {alerts: /var/log/a.jsonl, rotate_bytes: 8192, keep_files: 3, queue_alerts: 7, queue_wait_ms: 0, runbook_url: 'https://w/{category}', tenant_label_cap: 2}\n",
+        )
+        .unwrap();
+        let o = &c.sinks;
+        assert_eq!(
+            o.jsonl.target,
+            crate::config::daemon::AlertOutput::File("/var/log/a.jsonl".into())
+        );
+        assert_eq!((o.jsonl.rotate_bytes, o.jsonl.keep_files), (8192, 3));
+        assert_eq!(
+            (o.queue_alerts, o.queue_wait_ms, o.tenant_label_cap),
+            (7, 0, 2)
+        );
+        assert_eq!(o.runbook_url, "https://w/{category}");
+        let text = "output:\n  rotate_bytes: 100\n  keep_files: 0\n  queue_alerts: 0\n  queue_wait_ms: 70000\n  tenant_label_cap: 20000\n  colour: red\n";
+        let all: Vec<String> = Config::from_yaml_str("o.yaml", text)
+            .unwrap_err()
+            .iter()
+            .map(|p| p.to_string())
+            .collect();
+        let all = all.join("\n");
+        for want in [
+            "o.yaml:2:17: output.rotate_bytes must be 0 (never) or at least 4096",
+            "o.yaml:3:15:",
+            "o.yaml:4:17:",
+            "o.yaml:5:18: output.queue_wait_ms must be at most 60000",
+            "o.yaml:6:21: output.tenant_label_cap must be at most 10000",
+            "o.yaml:7:3: unknown field `colour` in output",
+        ] {
+            assert!(all.contains(want), "missing `{want}` in:\n{all}");
+        }
+    }
+
+    #[test]
     fn tenant_labels_stay_within_the_cap() {
         let mut c = LabelCap::new(2);
         assert_eq!(c.label(Some("a")), "a");
