@@ -623,3 +623,40 @@ fn a_full_disk_under_the_json_lines_output_is_counted_and_logged() {
     assert!(d.log_text().contains("cannot write alerts to the output"));
     assert_eq!(d.stop().code, Some(0));
 }
+
+#[test]
+fn sighup_reopens_the_alert_file_that_logrotate_moved() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = rules_dir(dir.path(), &[("every.yaml", EVERY_READ_RULE)]);
+    let d = Daemon::start(dir.path(), TCP_ONLY, &["--rules", rules.to_str().unwrap()]);
+    let send = |i: u64| {
+        let line = response_line(&request_id(8, i), "2026-03-02T10:00:00Z") + "\n";
+        d.send("vault-socket", line.as_bytes());
+    };
+    let current = dir.path().join("alerts.jsonl");
+    let moved = dir.path().join("alerts.jsonl.1");
+    let count = |p: &std::path::Path| read_alerts(p).len();
+    send(1);
+    d.wait_until("alert 1", Duration::from_secs(20), |_| count(&current) == 1);
+    // logrotate's `create`: the file is moved away; until the SIGHUP the old one is kept.
+    std::fs::rename(&current, &moved).unwrap();
+    send(2);
+    d.wait_until("alert 2 in the moved file", Duration::from_secs(20), |_| {
+        count(&moved) == 2
+    });
+    d.signal("HUP");
+    d.wait_until("the reload", Duration::from_secs(20), |d| {
+        d.metric("auditwatch_reloads_total", &["outcome=\"ok\""]) >= 1.0
+    });
+    send(3);
+    d.wait_until("alert 3 in a new file", Duration::from_secs(20), |_| {
+        current.exists() && count(&current) == 1
+    });
+    assert_eq!(d.stop().code, Some(0));
+    assert_eq!(
+        count(&moved),
+        2,
+        "nothing after the SIGHUP went to the moved file"
+    );
+    assert_eq!(read_alerts(&current)[0]["request_id"], request_id(8, 3));
+}

@@ -180,13 +180,12 @@ impl Output {
         })
     }
 
-    /// Reopen the file (after logrotate moved it); write out what is buffered first.
+    /// Reopen the file (after logrotate moved it); the caller writes out the buffer first,
+    /// so the lines raised before the SIGHUP stay in the moved file.
     fn reopen(&mut self) -> io::Result<()> {
         if let AlertOutput::File(_) = self.s.target {
-            let (buf, pending) = (std::mem::take(&mut self.buf), self.pending);
+            debug_assert!(self.buf.is_empty());
             *self = Output::open(&self.s)?;
-            self.buf = buf;
-            self.pending = pending;
         }
         Ok(())
     }
