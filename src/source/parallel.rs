@@ -233,20 +233,30 @@ impl Feed<'_> {
                 problem,
             };
         }
-        let idx = self.idx;
-        let Some(lines) = self.open_next() else {
-            return Job::Done;
-        };
-        let lines = match lines {
-            Ok(lines) => lines,
-            Err((input, problem)) => {
-                return Job::Problem {
-                    seq: self.take_seq(),
-                    input,
-                    problem,
+        if self.lines.is_none() {
+            let Some(input) = self.inputs.get(self.idx) else {
+                return Job::Done;
+            };
+            match open_input(input, self.read_bytes.clone()) {
+                Ok(r) => {
+                    let lines = ChunkReader::new(r, self.max_line_bytes);
+                    self.lines = Some(match input {
+                        Input::Stdin => lines.streaming(),
+                        Input::File(_) => lines,
+                    });
+                }
+                Err(e) => {
+                    self.idx += 1;
+                    return Job::Problem {
+                        seq: self.take_seq(),
+                        input: self.idx - 1,
+                        problem: format!("cannot open: {e}"),
+                    };
                 }
             }
-        };
+        }
+        let idx = self.idx;
+        let lines = self.lines.as_mut().expect("opened above");
         chunk.clear();
         chunk.input = idx;
         let ended = match lines.fill(chunk, CHUNK_BYTES) {
@@ -262,30 +272,6 @@ impl Feed<'_> {
         }
         chunk.seq = self.take_seq();
         Job::Chunk(chunk.seq)
-    }
-
-    /// The open input's lines, opening the next input when needed; `None` at the end.
-    #[allow(clippy::type_complexity)]
-    fn open_next(
-        &mut self,
-    ) -> Option<Result<&mut ChunkReader<Box<dyn io::Read + Send>>, (usize, String)>> {
-        if self.lines.is_none() {
-            let input = self.inputs.get(self.idx)?;
-            match open_input(input, self.read_bytes.clone()) {
-                Ok(r) => {
-                    let lines = ChunkReader::new(r, self.max_line_bytes);
-                    self.lines = Some(match input {
-                        Input::Stdin => lines.streaming(),
-                        Input::File(_) => lines,
-                    });
-                }
-                Err(e) => {
-                    self.idx += 1;
-                    return Some(Err((self.idx - 1, format!("cannot open: {e}"))));
-                }
-            }
-        }
-        self.lines.as_mut().map(Ok)
     }
 
     fn take_seq(&mut self) -> u64 {
