@@ -4,8 +4,6 @@
 
 use std::sync::Arc;
 
-use memchr::memmem;
-
 use crate::alert::Alert;
 use crate::config::Config;
 use crate::engine::{Engine, EngineStats, Outcome, TableSizes};
@@ -53,8 +51,6 @@ impl Stats {
 
 pub struct Pipeline {
     parser: Parser,
-    raw: Vec<u8>,
-    finder: memmem::Finder<'static>,
     sink: Core,
 }
 
@@ -128,8 +124,6 @@ impl Pipeline {
     pub fn new(cfg: Arc<Config>, rules: Arc<RuleSet>) -> Pipeline {
         Pipeline {
             parser: Parser::new(&cfg.parse.prefix),
-            raw: Vec::new(),
-            finder: memmem::Finder::new(b"\"type\":\"request\""),
             sink: Core {
                 engine: Engine::new(cfg, rules),
                 stats: Stats::default(),
@@ -184,23 +178,15 @@ impl Pipeline {
         );
     }
 
-    /// Feed one line (without its `\n`; modified in place). Returns the parse error, if
-    /// any, so a front end can log where it happened.
-    pub fn feed_line(&mut self, line: &mut [u8], out: &mut Vec<Alert>) -> Result<(), ParseError> {
-        // simd-json unescapes in place; keep the original bytes of a request entry in case
-        // its response never comes and it must be re-read.
-        let maybe_request = self.finder.find(line).is_some();
-        if maybe_request {
-            self.raw.clear();
-            self.raw.extend_from_slice(line);
-        }
+    /// Feed one line (without its `\n`). Returns the parse error, if any, so a front end
+    /// can log where it happened.
+    pub fn feed_line(&mut self, line: &[u8], out: &mut Vec<Alert>) -> Result<(), ParseError> {
         let bytes = line.len() as u64 + 1;
-        let Pipeline {
-            parser, raw, sink, ..
-        } = self;
+        let Pipeline { parser, sink, .. } = self;
+        // The parser leaves the line as it was: it is a request's original bytes, kept in
+        // case its response never comes and it must be read again.
         parser.parse(line, |framing, result| {
-            let raw = maybe_request.then_some(raw.as_slice());
-            sink.accept(framing, result, raw, bytes, out)
+            sink.accept(framing, result, Some(line), bytes, out)
         })
     }
 

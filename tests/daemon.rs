@@ -40,8 +40,7 @@ fn replay_and_the_live_daemon_give_identical_alerts() {
         if line.is_empty() {
             continue;
         }
-        let mut l = line.to_vec();
-        let _ = p.feed_line(&mut l, &mut expected);
+        let _ = p.feed_line(line, &mut expected);
     }
     p.finish(&mut expected);
     assert!(
@@ -588,7 +587,7 @@ fn the_json_lines_output_rotates_by_size_and_loses_no_line() {
     let mut p = Pipeline::new(Arc::new(Config::default()), Arc::new(RuleSet::embedded()));
     let mut expected = Vec::new();
     for line in scenario().split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
-        let _ = p.feed_line(&mut line.to_vec(), &mut expected);
+        let _ = p.feed_line(line, &mut expected);
     }
     p.finish(&mut expected);
     let expected: Vec<serde_json::Value> = expected

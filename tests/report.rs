@@ -223,8 +223,7 @@ fn replay_lines(lines: &[String], caps: Caps) -> Report {
     p.set_observer(Some(rec.observer()));
     let mut alerts = Vec::new();
     for l in lines {
-        let mut b = l.clone().into_bytes();
-        let _ = p.feed_line(&mut b, &mut alerts);
+        let _ = p.feed_line(l.as_bytes(), &mut alerts);
         alerts.clear();
     }
     p.finish(&mut alerts);

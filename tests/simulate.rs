@@ -28,8 +28,7 @@ fn replay_lines(lines: &[String]) -> (Vec<Alert>, u64) {
     let mut p = Pipeline::new(Arc::new(Config::default()), Arc::new(RuleSet::embedded()));
     let mut alerts = Vec::new();
     for l in lines {
-        let mut buf = l.as_bytes().to_vec();
-        let _ = p.feed_line(&mut buf, &mut alerts);
+        let _ = p.feed_line(l.as_bytes(), &mut alerts);
     }
     p.finish(&mut alerts);
     (alerts, p.stats().parse_errors_total())

@@ -211,7 +211,7 @@ impl EngineThread {
                 None => data.len(),
             };
             lines += 1;
-            if let Err(e) = self.pipeline.feed_line(&mut data[start..end], alerts) {
+            if let Err(e) = self.pipeline.feed_line(&data[start..end], alerts) {
                 let slot = logged.get_mut(sid.min(logged.len() - 1));
                 if let Some(n) = slot {
                     if *n < 10 {

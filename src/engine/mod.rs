@@ -347,10 +347,10 @@ impl Engine {
             };
             self.decided.insert(key);
             self.stats.timed_out_requests += 1;
-            let mut raw = p.raw;
+            let raw = p.raw;
             let mut parser = std::mem::take(&mut self.reparser);
             let mut alerts = Vec::new();
-            parser.parse(&mut raw, |_, r| {
+            parser.parse(&raw, |_, r| {
                 if let Ok(entry) = r {
                     self.evaluate(&entry, time, &mut alerts);
                 }

@@ -2,17 +2,20 @@
 //! several threads while one engine consumes them in input order.
 //!
 //! A [`Chunk`] holds whole lines (framed by [`crate::source::lines::LineReader`], so
-//! over-long lines arrive as markers, never as bytes). [`BatchParser::parse`] fills one
-//! simd-json tape per line, then hands the caller the parsed views of the whole chunk.
-//! Tapes and buffers are pooled and reused chunk after chunk.
+//! over-long lines arrive as markers, never as bytes). [`BatchParser::parse`] reads each
+//! line with the fast path ([`super::skim`]) or, for the lines it leaves, with simd-json
+//! on a copy, then hands the caller the parsed views of the whole chunk. The chunk itself
+//! is never modified, so a request's original bytes are its line in the chunk. Buffers
+//! are pooled and reused chunk after chunk.
 
 use std::ops::Range;
 
-use memchr::memmem;
 use simd_json::tape::Tape;
 use simd_json::Buffers;
 
-use super::{classify_error, frame, Entry, Framing, ParseError};
+use super::entry::{MapVal, Resolved};
+use super::skim::{self, Arena, Rec};
+use super::{classify_error, frame, recycle, Entry, Framing, ParseError};
 
 /// Where a line sits in a chunk.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -59,15 +62,19 @@ impl Chunk {
 pub struct Parsed<'c> {
     pub framing: Framing,
     pub result: Result<Entry<'c>, ParseError>,
-    /// The original bytes of a request entry (in [`BatchParser`]'s side buffer).
+    /// The line's original bytes (in the chunk data handed to the caller).
     pub raw: Option<Range<usize>>,
     /// Bytes the line took in the input, newline included.
     pub bytes: u64,
 }
 
 enum Slot {
-    Done(Framing, Result<(), ParseError>, Option<Range<usize>>, u64),
-    Tape(Framing, usize, Option<Range<usize>>, u64),
+    /// Decided by framing (blank, NUL bytes, too long, ...).
+    Done(Framing, Result<(), ParseError>, u64),
+    /// Read by the fast path: its record.
+    Skim(Framing, usize, Range<usize>, u64),
+    /// Left to simd-json: its copy.
+    Copy(Framing, usize, Range<usize>, u64),
 }
 
 /// Parses chunks; one per thread.
@@ -75,10 +82,16 @@ pub struct BatchParser {
     prefix: Vec<u8>,
     buffers: Buffers,
     pool: Vec<Tape<'static>>,
-    raw: Vec<u8>,
     slots: Vec<Slot>,
-    scratch: Vec<u8>,
-    finder: memmem::Finder<'static>,
+    arena: Arena,
+    /// Each fast-path line's record, and where its arena entries end.
+    recs: Vec<(Rec, usize, usize)>,
+    /// Copies of the lines left to simd-json, their framed body's place, and the outcome.
+    copies: Vec<Vec<u8>>,
+    copied: Vec<(Range<usize>, Result<(), ParseError>)>,
+    texts: Vec<&'static str>,
+    strs: Vec<&'static str>,
+    items: Vec<(&'static str, MapVal<'static>)>,
 }
 
 impl BatchParser {
@@ -87,25 +100,26 @@ impl BatchParser {
             prefix: prefix.as_bytes().to_vec(),
             buffers: Buffers::new(16 * 1024),
             pool: Vec::new(),
-            raw: Vec::new(),
             slots: Vec::new(),
-            scratch: Vec::new(),
-            finder: memmem::Finder::new(b"\"type\":\"request\""),
+            arena: Arena::default(),
+            recs: Vec::new(),
+            copies: Vec::new(),
+            copied: Vec::new(),
+            texts: Vec::new(),
+            strs: Vec::new(),
+            items: Vec::new(),
         }
     }
 
     /// Parse every line of `chunk`, then call `f` with the results in line order and the
-    /// side buffer that `Parsed::raw` ranges point into.
-    pub fn parse<R>(&mut self, chunk: &mut Chunk, f: impl FnOnce(&[Parsed<'_>], &[u8]) -> R) -> R {
-        self.raw.clear();
+    /// chunk data that `Parsed::raw` ranges point into.
+    pub fn parse<R>(&mut self, chunk: &Chunk, f: impl FnOnce(&[Parsed<'_>], &[u8]) -> R) -> R {
+        let data = &chunk.data[..];
         self.slots.clear();
-        let mut tapes: Vec<Tape<'_>> = std::mem::take(&mut self.pool)
-            .into_iter()
-            .map(|t| t.reset())
-            .collect();
-        let mut used = 0usize;
-        let mut rest: &mut [u8] = &mut chunk.data[..];
-        let mut offset = 0usize;
+        self.arena.clear();
+        self.recs.clear();
+        self.copied.clear();
+        let mut texts: Vec<&str> = std::mem::take(&mut self.texts);
         for span in &chunk.lines {
             let (start, end) = match *span {
                 LineSpan::Line { start, end } => (start, end),
@@ -113,97 +127,114 @@ impl BatchParser {
                     self.slots.push(Slot::Done(
                         Framing::default(),
                         Err(ParseError::LineTooLong),
-                        None,
                         n + 1,
                     ));
                     continue;
                 }
             };
-            let r = std::mem::take(&mut rest);
-            let (_, tail) = r.split_at_mut(start - offset);
-            let (line, tail) = tail.split_at_mut(end - start);
-            rest = tail;
-            offset = end;
+            let line = &data[start..end];
             let bytes = (end - start) as u64 + 1;
-            // simd-json unescapes in place: keep a request's original bytes in case its
-            // response never arrives and the engine must read it again.
-            let raw = if self.finder.find(line).is_some() {
-                let s = self.raw.len();
-                self.raw.extend_from_slice(line);
-                Some(s..self.raw.len())
-            } else {
-                None
-            };
             let mut framing = Framing::default();
             let body = match frame(line, &self.prefix, &mut framing) {
                 Ok(Some(body)) => body,
                 Ok(None) => {
                     framing.blank = true;
-                    self.slots.push(Slot::Done(framing, Ok(()), None, bytes));
+                    self.slots.push(Slot::Done(framing, Ok(()), bytes));
                     continue;
                 }
                 Err(e) => {
-                    self.slots.push(Slot::Done(framing, Err(e), None, bytes));
+                    self.slots.push(Slot::Done(framing, Err(e), bytes));
                     continue;
                 }
             };
-            if tapes.len() == used {
+            if let Some((text, rec)) = skim::skim(body, &mut self.arena) {
+                let ends = (self.arena.spans.len(), self.arena.items.len());
+                self.recs.push((rec, ends.0, ends.1));
+                texts.push(text);
+                let i = self.recs.len() - 1;
+                self.slots.push(Slot::Skim(framing, i, start..end, bytes));
+                continue;
+            }
+            let i = self.copied.len();
+            if self.copies.len() == i {
+                self.copies.push(Vec::new());
+            }
+            self.copies[i].clear();
+            self.copies[i].extend_from_slice(body);
+            let at = body.as_ptr() as usize - data.as_ptr() as usize;
+            self.copied.push((at..at + body.len(), Ok(())));
+            self.slots.push(Slot::Copy(framing, i, start..end, bytes));
+        }
+
+        // simd-json on the copies: each tape borrows its own copy.
+        let mut tapes: Vec<Tape<'_>> = std::mem::take(&mut self.pool)
+            .into_iter()
+            .map(|t| t.reset())
+            .collect();
+        let n = self.copied.len();
+        for (i, (copy, (body, outcome))) in self.copies[..n]
+            .iter_mut()
+            .zip(self.copied.iter_mut())
+            .enumerate()
+        {
+            if tapes.len() == i {
                 tapes.push(Tape(Vec::new()));
             }
+            let body = &data[body.clone()];
             let first = body[0];
-            // A line that does not end in `}` may be cut short; the test needs its bytes
-            // after a failed parse, when the tape still borrows them: copy it (rare).
-            let tail = if body.last() != Some(&b'}') {
-                self.scratch.clear();
-                self.scratch.extend_from_slice(body);
-                true
-            } else {
-                false
-            };
-            let tape = &mut tapes[used];
+            let tape = &mut tapes[i];
             tape.0.clear();
-            match simd_json::fill_tape(body, &mut self.buffers, tape) {
-                Ok(()) if first == b'{' => {
-                    self.slots.push(Slot::Tape(framing, used, raw, bytes));
-                    used += 1;
-                }
-                Ok(()) => self.slots.push(Slot::Done(
-                    framing,
-                    Err(ParseError::NotAnObject),
-                    None,
-                    bytes,
-                )),
+            *outcome = match simd_json::fill_tape(copy, &mut self.buffers, tape) {
+                Ok(()) if first == b'{' => Ok(()),
+                Ok(()) => Err(ParseError::NotAnObject),
                 Err(e) => {
-                    let kind = classify_error(&e, first, tail.then_some(&self.scratch[..]));
-                    self.slots.push(Slot::Done(framing, Err(kind), None, bytes));
+                    let tail = (body.last() != Some(&b'}')).then_some(body);
+                    Err(classify_error(&e, first, tail))
                 }
-            }
+            };
         }
+
+        let mut res = Resolved {
+            strs: std::mem::take(&mut self.strs),
+            items: std::mem::take(&mut self.items),
+        };
+        for ((_, spans_end, items_end), text) in self.recs.iter().zip(&texts) {
+            res.add(&self.arena, text, *spans_end, *items_end);
+        }
+        let (recs, arena, copied, res_ref) = (&self.recs, &self.arena, &self.copied, &res);
         let parsed: Vec<Parsed<'_>> = self
             .slots
             .iter()
             .map(|s| match s {
-                Slot::Done(framing, r, raw, bytes) => Parsed {
+                Slot::Done(framing, r, bytes) => Parsed {
                     framing: *framing,
-                    result: match r {
-                        Ok(()) => Err(ParseError::InvalidJson),
-                        Err(e) => Err(*e),
-                    },
-                    raw: raw.clone(),
+                    result: Err(r.err().unwrap_or(ParseError::InvalidJson)),
+                    raw: None,
                     bytes: *bytes,
                 },
-                Slot::Tape(framing, i, raw, bytes) => Parsed {
+                Slot::Skim(framing, i, raw, bytes) => Parsed {
                     framing: *framing,
-                    result: Entry::from_value(tapes[*i].as_value())
+                    result: Entry::from_rec(&recs[*i].0, texts[*i], &arena.text, res_ref)
                         .map_err(|_| ParseError::MissingType),
-                    raw: raw.clone(),
+                    raw: Some(raw.clone()),
+                    bytes: *bytes,
+                },
+                Slot::Copy(framing, i, raw, bytes) => Parsed {
+                    framing: *framing,
+                    result: copied[*i].1.and_then(|()| {
+                        Entry::from_value(tapes[*i].as_value()).map_err(|_| ParseError::MissingType)
+                    }),
+                    raw: Some(raw.clone()),
                     bytes: *bytes,
                 },
             })
             .collect();
-        let out = f(&parsed, &self.raw);
+        let out = f(&parsed, data);
         drop(parsed);
         self.pool = tapes.into_iter().map(|t| t.reset()).collect();
+        self.strs = recycle(res.strs);
+        self.items = recycle(res.items);
+        self.texts = recycle(texts);
         out
     }
 }
@@ -252,8 +283,8 @@ mod tests {
         let expected: Vec<String> = lines
             .iter()
             .map(|l| {
-                let mut b = l.to_vec();
-                single.parse(&mut b, |f, r| describe(f, &r))
+                let b = l.to_vec();
+                single.parse(&b, |f, r| describe(f, &r))
             })
             .collect();
         let mut chunk = Chunk::default();
@@ -263,21 +294,19 @@ mod tests {
         chunk.lines.insert(3, LineSpan::TooLong(10_000_000));
         let mut batch = BatchParser::new("");
         for _round in 0..2 {
-            let mut c = Chunk {
+            let c = Chunk {
                 data: chunk.data.clone(),
                 lines: chunk.lines.clone(),
                 ..Chunk::default()
             };
-            let got: Vec<String> = batch.parse(&mut c, |parsed, raw| {
+            let got: Vec<String> = batch.parse(&c, |parsed, raw| {
+                // Every read line's original bytes, for a request that must be re-read.
+                let mut originals = lines.iter().filter(|l| !l.is_empty());
                 for p in parsed {
-                    if let (Some(r), Ok(e)) = (&p.raw, &p.result) {
-                        assert!(
-                            std::str::from_utf8(&raw[r.clone()])
-                                .unwrap()
-                                .contains("\"type\":\"request\""),
-                            "{:?}",
-                            e.request.id
-                        );
+                    if p.result.is_ok() {
+                        let r = p.raw.clone().expect("raw bytes of a read line");
+                        let want = originals.find(|l| **l == &raw[r.clone()]);
+                        assert!(want.is_some(), "{:?}", String::from_utf8_lossy(&raw[r]));
                     }
                 }
                 parsed
@@ -285,6 +314,7 @@ mod tests {
                     .map(|p| describe(p.framing, &p.result))
                     .collect()
             });
+            assert_eq!(c.data, chunk.data, "the chunk is left as it was");
             let mut want = expected.clone();
             want.insert(3, "err line_too_long blank=false".into());
             assert_eq!(got, want);

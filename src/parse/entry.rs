@@ -8,6 +8,7 @@
 use simd_json::prelude::*;
 use simd_json::tape::Value;
 
+use super::skim::{Arena, AuthRec, KindRec, Range32, Rec, Span, ValKind};
 use super::time::parse_rfc3339_nanos;
 
 /// What kind of entry this is (`type`).
@@ -29,17 +30,32 @@ impl EntryKind<'_> {
     }
 }
 
-/// A list of strings on the tape (`policies`, ...); non-string elements are skipped.
+/// A list of strings (`policies`, ...); non-string elements are skipped.
 #[derive(Clone, Copy, Default)]
-pub struct StrList<'a>(Option<Value<'a, 'a>>);
+pub struct StrList<'a>(List<'a>);
+
+#[derive(Clone, Copy, Default)]
+enum List<'a> {
+    #[default]
+    Absent,
+    /// On simd-json's tape.
+    Tape(Value<'a, 'a>),
+    /// Read by the fast path: the string elements.
+    Strs(&'a [&'a str]),
+}
 
 impl<'a> StrList<'a> {
     pub fn iter(&self) -> impl Iterator<Item = &'a str> + 'a {
-        self.0
-            .and_then(|v| v.as_array())
+        let (tape, strs): (_, &[&str]) = match self.0 {
+            List::Absent => (None, &[]),
+            List::Tape(v) => (Some(v), &[]),
+            List::Strs(s) => (None, s),
+        };
+        tape.and_then(|v| v.as_array())
             .into_iter()
             .flat_map(|a| a.iter())
             .filter_map(|v| v.into_string())
+            .chain(strs.iter().copied())
     }
     pub fn contains(&self, s: &str) -> bool {
         self.iter().any(|p| p == s)
@@ -49,37 +65,78 @@ impl<'a> StrList<'a> {
     }
 }
 
-/// A string-keyed map on the tape (`auth.metadata`); only string values are visible.
+/// A metadata value as the fast path read it: only strings are read, null is absent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum MapVal<'a> {
+    Str(&'a str),
+    Null,
+    Other,
+}
+
+impl<'a> MapVal<'a> {
+    fn as_str(self) -> Option<&'a str> {
+        match self {
+            MapVal::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+/// A string-keyed map (`auth.metadata`); only string values are visible.
 #[derive(Clone, Copy, Default)]
-pub struct StrMap<'a>(Option<Value<'a, 'a>>);
+pub struct StrMap<'a>(Map<'a>);
+
+#[derive(Clone, Copy, Default)]
+enum Map<'a> {
+    #[default]
+    Absent,
+    Tape(Value<'a, 'a>),
+    Items(&'a [(&'a str, MapVal<'a>)]),
+}
 
 impl<'a> StrMap<'a> {
+    /// The value of the first entry named `key`, when it is a string.
     pub fn get(&self, key: &str) -> Option<&'a str> {
-        let v = self.0?;
-        let obj = v.as_object()?;
-        obj.get(key).and_then(|v| v.into_string())
+        match self.0 {
+            Map::Absent => None,
+            Map::Tape(v) => v.as_object()?.get(key).and_then(|v| v.into_string()),
+            Map::Items(items) => items.iter().find(|(k, _)| *k == key)?.1.as_str(),
+        }
     }
     pub fn contains_key(&self, key: &str) -> bool {
-        self.0
-            .and_then(|v| v.as_object())
-            .is_some_and(|o| o.get(key).is_some_and(|v| !v.is_null()))
+        match self.0 {
+            Map::Absent => false,
+            Map::Tape(v) => v
+                .as_object()
+                .is_some_and(|o| o.get(key).is_some_and(|v| !v.is_null())),
+            Map::Items(items) => items
+                .iter()
+                .find(|(k, _)| *k == key)
+                .is_some_and(|(_, v)| *v != MapVal::Null),
+        }
     }
     /// Every non-null entry; the value when it is a string (newer Vault allows any type).
     pub fn entries(&self) -> impl Iterator<Item = (&'a str, Option<&'a str>)> + 'a {
-        self.0
-            .and_then(|v| v.as_object())
+        let (tape, items): (_, &[(&str, MapVal<'_>)]) = match self.0 {
+            Map::Absent => (None, &[]),
+            Map::Tape(v) => (Some(v), &[]),
+            Map::Items(i) => (None, i),
+        };
+        tape.and_then(|v| v.as_object())
             .into_iter()
             .flat_map(|o| o.iter())
             .filter(|(_, v)| !v.is_null())
             .map(|(k, v)| (k, v.into_string()))
+            .chain(
+                items
+                    .iter()
+                    .filter(|(_, v)| *v != MapVal::Null)
+                    .map(|(k, v)| (*k, v.as_str())),
+            )
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
-        self.0
-            .and_then(|v| v.as_object())
-            .into_iter()
-            .flat_map(|o| o.iter())
-            .filter_map(|(k, v)| v.into_string().map(|s| (k, s)))
+        self.entries().filter_map(|(k, v)| v.map(|v| (k, v)))
     }
 }
 
@@ -162,10 +219,10 @@ fn read_auth<'a>(v: Value<'a, 'a>) -> Auth<'a> {
             "display_name" => a.display_name = nonempty(v),
             "entity_id" => a.entity_id = nonempty(v),
             "token_type" => a.token_type = nonempty(v),
-            "policies" => a.policies = StrList(Some(v)),
-            "token_policies" => a.token_policies = StrList(Some(v)),
-            "identity_policies" => a.identity_policies = StrList(Some(v)),
-            "metadata" => a.metadata = StrMap(Some(v)),
+            "policies" => a.policies = StrList(List::Tape(v)),
+            "token_policies" => a.token_policies = StrList(List::Tape(v)),
+            "identity_policies" => a.identity_policies = StrList(List::Tape(v)),
+            "metadata" => a.metadata = StrMap(Map::Tape(v)),
             _ => {}
         }
     }
@@ -267,6 +324,59 @@ impl<'a> Entry<'a> {
         })
     }
 
+    /// The view of a line read by the fast path. `Err` when it is not an audit entry.
+    pub(crate) fn from_rec(
+        rec: &Rec,
+        line: &'a str,
+        text: &'a str,
+        res: &'a Resolved<'a>,
+    ) -> Result<Entry<'a>, NotAnEntry> {
+        let s = |sp: Option<Span>| sp.map(|sp| sp.resolve(line, text));
+        let list = |r: Range32| StrList(List::Strs(&res.strs[r.get()]));
+        let auth = |a: &AuthRec| Auth {
+            present: a.present,
+            client_token: s(a.client_token),
+            accessor: s(a.accessor),
+            display_name: s(a.display_name),
+            entity_id: s(a.entity_id),
+            token_type: s(a.token_type),
+            policies: list(a.policies),
+            token_policies: list(a.token_policies),
+            identity_policies: list(a.identity_policies),
+            metadata: StrMap(Map::Items(&res.items[a.metadata.get()])),
+        };
+        let kind = match rec.kind.ok_or(NotAnEntry::MissingType)? {
+            KindRec::Request => EntryKind::Request,
+            KindRec::Response => EntryKind::Response,
+            KindRec::Other(t) => EntryKind::Other(t.resolve(line, text)),
+        };
+        let (q, p) = (&rec.request, &rec.response);
+        Ok(Entry {
+            kind,
+            time: rec.time,
+            error: s(rec.error),
+            auth: auth(&rec.auth),
+            request: Request {
+                id: s(q.id),
+                operation: s(q.operation),
+                path: s(q.path),
+                mount_type: s(q.mount_type),
+                mount_point: s(q.mount_point),
+                remote_address: s(q.remote_address),
+                client_token: s(q.client_token),
+                client_token_accessor: s(q.client_token_accessor),
+                namespace: s(q.namespace),
+                user_agent: s(q.user_agent),
+            },
+            response: Response {
+                present: p.present,
+                auth: auth(&p.auth),
+                lease_id: s(p.lease_id),
+                mount_type: s(p.mount_type),
+            },
+        })
+    }
+
     /// The identity that acted: for a login response, the issued token (`response.auth`)
     /// describes who logged in; otherwise the calling token (`auth`).
     pub fn actor(&self) -> &Auth<'a> {
@@ -283,5 +393,42 @@ impl<'a> Entry<'a> {
             .into_iter()
             .flatten()
             .any(|t| !t.starts_with("hmac-sha256:"))
+    }
+}
+
+/// The list strings and metadata entries of lines read by the fast path, as the views
+/// borrow them: filled line by line, in the arena's order, before any view is made.
+#[derive(Default)]
+pub(crate) struct Resolved<'a> {
+    pub strs: Vec<&'a str>,
+    pub items: Vec<(&'a str, MapVal<'a>)>,
+}
+
+impl<'a> Resolved<'a> {
+    /// Add the arena's entries up to these ends, all from `line`.
+    pub(crate) fn add(
+        &mut self,
+        arena: &'a Arena,
+        line: &'a str,
+        spans_end: usize,
+        items_end: usize,
+    ) {
+        let text = arena.text.as_str();
+        let from = self.strs.len();
+        self.strs.extend(
+            arena.spans[from..spans_end]
+                .iter()
+                .map(|s| s.resolve(line, text)),
+        );
+        let from = self.items.len();
+        self.items
+            .extend(arena.items[from..items_end].iter().map(|it| {
+                let val = match it.kind {
+                    ValKind::Str => MapVal::Str(it.val.resolve(line, text)),
+                    ValKind::Null => MapVal::Null,
+                    ValKind::Other => MapVal::Other,
+                };
+                (it.key.resolve(line, text), val)
+            }));
     }
 }

@@ -6,17 +6,22 @@
 //! unconfigured one that holds no `"` (a syslog header, say). Everything else that is not a
 //! JSON object with a `type` is a [`ParseError`] with a reason, never a panic.
 //!
-//! The parser owns simd-json's buffers and tape and reuses them line after line.
+//! A line is read by [`skim`], a pass that checks the whole line and keeps only the fields
+//! detections read; a line it is not sure of goes to simd-json, which reads it or says why
+//! not. The parser owns both parsers' buffers and reuses them line after line.
 
 pub mod batch;
 pub mod entry;
+pub(crate) mod skim;
 pub mod time;
 
 use std::fmt;
 
 pub use entry::{Auth, Entry, EntryKind, Request, Response, StrList, StrMap};
+use entry::{MapVal, Resolved};
 use simd_json::tape::Tape;
 use simd_json::Buffers;
+use skim::Arena;
 
 /// Why a line was not read. The set is fixed: these are metric label values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -83,6 +88,17 @@ pub struct Parser {
     prefix: Vec<u8>,
     buffers: Buffers,
     tape: Tape<'static>,
+    scratch: Vec<u8>,
+    fast: bool,
+    arena: Arena,
+    strs: Vec<&'static str>,
+    items: Vec<(&'static str, MapVal<'static>)>,
+}
+
+/// An emptied vector, its allocation kept for values of another lifetime.
+pub(crate) fn recycle<T, U>(mut v: Vec<T>) -> Vec<U> {
+    v.clear();
+    v.into_iter().map(|_| unreachable!("emptied")).collect()
 }
 
 impl Default for Parser {
@@ -98,14 +114,35 @@ impl Parser {
             prefix: prefix.as_bytes().to_vec(),
             buffers: Buffers::new(16 * 1024),
             tape: Tape(Vec::new()),
+            scratch: Vec::new(),
+            fast: true,
+            arena: Arena::default(),
+            strs: Vec::new(),
+            items: Vec::new(),
         }
     }
 
-    /// Frame and parse one line (without its `\n`), then call `f` with the outcome.
-    /// The line is modified in place (simd-json unescapes into it).
+    /// Read every line with simd-json alone (`false`): for tests and benches that compare
+    /// the fast path with it.
+    #[doc(hidden)]
+    pub fn set_fast_path(&mut self, on: bool) {
+        self.fast = on;
+    }
+
+    /// Whether the fast path reads this line (rather than leaving it to simd-json).
+    #[doc(hidden)]
+    pub fn fast_path_reads(&mut self, line: &[u8]) -> bool {
+        let mut framing = Framing::default();
+        self.arena.clear();
+        matches!(frame(line, &self.prefix, &mut framing), Ok(Some(body))
+            if skim::skim(body, &mut self.arena).is_some())
+    }
+
+    /// Frame and parse one line (without its `\n`), then call `f` with the outcome. The
+    /// line is not modified: simd-json, which unescapes in place, reads a copy.
     pub fn parse<R>(
         &mut self,
-        line: &mut [u8],
+        line: &[u8],
         f: impl FnOnce(Framing, Result<Entry<'_>, ParseError>) -> R,
     ) -> R {
         let mut framing = Framing::default();
@@ -117,9 +154,29 @@ impl Parser {
             }
             Err(e) => return f(framing, Err(e)),
         };
+        self.arena.clear();
+        if let Some((text, rec)) = self
+            .fast
+            .then(|| skim::skim(body, &mut self.arena))
+            .flatten()
+        {
+            let mut res = Resolved {
+                strs: std::mem::take(&mut self.strs),
+                items: std::mem::take(&mut self.items),
+            };
+            let arena = &self.arena;
+            res.add(arena, text, arena.spans.len(), arena.items.len());
+            let entry = Entry::from_rec(&rec, text, &arena.text, &res);
+            let out = f(framing, entry.map_err(|_| ParseError::MissingType));
+            self.strs = recycle(res.strs);
+            self.items = recycle(res.items);
+            return out;
+        }
+        self.scratch.clear();
+        self.scratch.extend_from_slice(body);
         let mut tape = std::mem::replace(&mut self.tape, Tape(Vec::new())).reset();
         let first = body[0];
-        match simd_json::fill_tape(body, &mut self.buffers, &mut tape) {
+        match simd_json::fill_tape(&mut self.scratch, &mut self.buffers, &mut tape) {
             Ok(()) => {
                 let result = if first != b'{' {
                     f(framing, Err(ParseError::NotAnObject))
@@ -133,18 +190,16 @@ impl Parser {
                 result
             }
             Err(e) => {
-                // Give the tape back first: that ends its borrow of the line, which the
-                // (cold) classification then reads.
                 self.tape = tape.reset();
-                let tail = (body.last() != Some(&b'}')).then_some(&*body);
+                let tail = (body.last() != Some(&b'}')).then_some(body);
                 f(framing, Err(classify_error(&e, first, tail)))
             }
         }
     }
 }
 
-/// Why a line failed to parse. `body` is the framed line when it does not end in `}`
-/// (only then is the cut-short test needed; both parse paths copy or keep it for that).
+/// Why a line failed to parse. `unclosed_tail` is the framed line when it does not end in
+/// `}` (only then is the cut-short test needed).
 pub(crate) fn classify_error(
     e: &simd_json::Error,
     first: u8,
@@ -189,10 +244,10 @@ fn unclosed(body: &[u8]) -> bool {
 
 /// Strip framing around the JSON body. `Ok(None)`: blank line.
 pub(crate) fn frame<'l>(
-    line: &'l mut [u8],
+    line: &'l [u8],
     prefix: &[u8],
     framing: &mut Framing,
-) -> Result<Option<&'l mut [u8]>, ParseError> {
+) -> Result<Option<&'l [u8]>, ParseError> {
     let mut end = line.len();
     while end > 0 && matches!(line[end - 1], b'\r' | b' ' | b'\t' | b'\n') {
         end -= 1;
@@ -212,9 +267,9 @@ pub(crate) fn frame<'l>(
             Ok(None)
         };
     }
-    let mut body = &mut line[start..end];
+    let mut body = &line[start..end];
     if !prefix.is_empty() && body.starts_with(prefix) {
-        body = &mut body[prefix.len()..];
+        body = &body[prefix.len()..];
         framing.prefixed = true;
     }
     if body.starts_with(b"<json:") {
@@ -226,7 +281,7 @@ pub(crate) fn frame<'l>(
         if let Some(pos) = body.iter().position(|&b| b == b'{') {
             let head = &body[..pos];
             if !head.contains(&b'"') && !head.contains(&b'}') && !head.contains(&0) {
-                body = &mut body[pos..];
+                body = &body[pos..];
                 framing.prefixed = true;
             }
         }
@@ -247,8 +302,8 @@ mod tests {
 
     fn outcome(line: &str) -> Result<String, ParseError> {
         let mut p = Parser::default();
-        let mut buf = line.as_bytes().to_vec();
-        p.parse(&mut buf, |_, r| r.map(|e| e.kind.as_str().to_string()))
+        let buf = line.as_bytes().to_vec();
+        p.parse(&buf, |_, r| r.map(|e| e.kind.as_str().to_string()))
     }
 
     #[test]
@@ -272,9 +327,9 @@ mod tests {
         assert_eq!(outcome("{\"type\":\"a\0\"}"), Err(ParseError::NulBytes));
         assert_eq!(outcome("\0\0\0"), Err(ParseError::NulBytes));
         let mut p = Parser::default();
-        let mut bad = b"{\"type\":\"\xff\"}".to_vec();
+        let bad = b"{\"type\":\"\xff\"}".to_vec();
         assert_eq!(
-            p.parse(&mut bad, |_, r| r.map(|_| ())),
+            p.parse(&bad, |_, r| r.map(|_| ())),
             Err(ParseError::InvalidUtf8)
         );
     }
@@ -282,30 +337,30 @@ mod tests {
     #[test]
     fn strips_nul_runs_and_prefixes() {
         let mut p = Parser::new("vault-audit: ");
-        let mut line = b"\0\0\0{\"type\":\"request\"}".to_vec();
-        let (framing, ok) = p.parse(&mut line, |f, r| (f, r.is_ok()));
+        let line = b"\0\0\0{\"type\":\"request\"}".to_vec();
+        let (framing, ok) = p.parse(&line, |f, r| (f, r.is_ok()));
         assert!(ok);
         assert_eq!(framing.nul_prefix, 3);
-        let mut line = b"vault-audit: {\"type\":\"request\"}".to_vec();
-        assert!(p.parse(&mut line, |f, r| f.prefixed && r.is_ok()));
-        let mut line = b"Nov 22 10:00:01 host vault[1]: {\"type\":\"request\"}".to_vec();
-        assert!(p.parse(&mut line, |f, r| f.prefixed && r.is_ok()));
-        let mut cut = br#"ime":"x","auth":{"a":1}}"#.to_vec();
-        assert!(p.parse(&mut cut, |_, r| r.is_err()));
+        let line = b"vault-audit: {\"type\":\"request\"}".to_vec();
+        assert!(p.parse(&line, |f, r| f.prefixed && r.is_ok()));
+        let line = b"Nov 22 10:00:01 host vault[1]: {\"type\":\"request\"}".to_vec();
+        assert!(p.parse(&line, |f, r| f.prefixed && r.is_ok()));
+        let cut = br#"ime":"x","auth":{"a":1}}"#.to_vec();
+        assert!(p.parse(&cut, |_, r| r.is_err()));
     }
 
     #[test]
     fn blank_lines_are_not_errors() {
         let mut p = Parser::default();
-        let mut line = b"  \r".to_vec();
-        assert!(p.parse(&mut line, |f, _| f.blank));
+        let line = b"  \r".to_vec();
+        assert!(p.parse(&line, |f, _| f.blank));
     }
 
     #[test]
     fn wrong_field_types_read_as_absent() {
         let mut p = Parser::default();
-        let mut line = br#"{"type":"response","error":{"x":1},"auth":"nope","request":{"path":7,"id":"r1"},"response":{"secret":[]}}"#.to_vec();
-        p.parse(&mut line, |_, r| {
+        let line = br#"{"type":"response","error":{"x":1},"auth":"nope","request":{"path":7,"id":"r1"},"response":{"secret":[]}}"#.to_vec();
+        p.parse(&line, |_, r| {
             let e = r.unwrap();
             assert!(e.error.is_none());
             assert!(!e.auth.present);

@@ -102,7 +102,7 @@ pub fn replay_parallel(
                         Job::Chunk(seq) => {
                             let input = chunk.input;
                             let last = chunk.last_of_input;
-                            parser.parse(&mut chunk, |parsed, raw| {
+                            parser.parse(&chunk, |parsed, raw| {
                                 let mut t = turn.wait(seq);
                                 let mut alerts = Vec::new();
                                 let first_line = t.lines[input];

@@ -174,7 +174,7 @@ fn sniff(path: &Path) -> io::Result<Sniff> {
             break;
         }
         let mut seen = None;
-        parser.parse(&mut line, |_, res| {
+        parser.parse(&line, |_, res| {
             if let Ok(e) = res {
                 seen = Some(e.time);
             }

@@ -1,0 +1,304 @@
+//! The fast path reads every line exactly as simd-json does: the same view, field by
+//! field, or the same reason it is unreadable. Checked on the real samples, on mutations of
+//! them (cut short, bytes changed, bytes dropped: the garbage a broken device writes), and
+//! on simulated traffic; and the fast path must actually read the bulk of real lines.
+
+mod common;
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use auditwatch::parse::{Auth, Entry, ParseError, Parser};
+use auditwatch::simulate::{Injection, SimConfig, Simulation};
+use common::crate_dir;
+
+fn list(out: &mut String, name: &str, l: &auditwatch::parse::StrList<'_>) {
+    let v: Vec<&str> = l.iter().collect();
+    let _ = write!(out, " {name}={v:?} empty={}", l.is_empty());
+    for s in &v {
+        let _ = write!(out, " has({s})={}", l.contains(s));
+    }
+}
+
+fn auth(out: &mut String, name: &str, a: &Auth<'_>) {
+    let _ = write!(
+        out,
+        " {name}[present={} ct={:?} acc={:?} dn={:?} ent={:?} tt={:?}",
+        a.present, a.client_token, a.accessor, a.display_name, a.entity_id, a.token_type
+    );
+    list(out, "pol", &a.policies);
+    list(out, "tpol", &a.token_policies);
+    list(out, "ipol", &a.identity_policies);
+    let entries: Vec<_> = a.metadata.entries().collect();
+    let strings: Vec<_> = a.metadata.iter().collect();
+    let _ = write!(out, " md={entries:?} mds={strings:?}");
+    let keys = entries.iter().map(|(k, _)| *k).chain([
+        "role",
+        "role_name",
+        "service_account_namespace",
+        "service_account_name",
+        "absent",
+    ]);
+    for k in keys {
+        let _ = write!(
+            out,
+            " get({k})={:?}/{}",
+            a.metadata.get(k),
+            a.metadata.contains_key(k)
+        );
+    }
+    out.push(']');
+}
+
+/// Everything the view holds, in one string.
+fn describe(r: Result<Entry<'_>, ParseError>) -> String {
+    let e = match r {
+        Ok(e) => e,
+        Err(e) => return format!("error {e}"),
+    };
+    let mut out = format!(
+        "kind={} time={:?} error={:?} raw_token={}",
+        e.kind.as_str(),
+        e.time,
+        e.error,
+        e.token_is_raw()
+    );
+    auth(&mut out, "auth", &e.auth);
+    let q = &e.request;
+    let _ = write!(
+        out,
+        " req[id={:?} op={:?} path={:?} mt={:?} mp={:?} ra={:?} ct={:?} cta={:?} ns={:?} ua={:?}]",
+        q.id,
+        q.operation,
+        q.path,
+        q.mount_type,
+        q.mount_point,
+        q.remote_address,
+        q.client_token,
+        q.client_token_accessor,
+        q.namespace,
+        q.user_agent
+    );
+    let p = &e.response;
+    let _ = write!(
+        out,
+        " resp[present={} lease={:?} mt={:?}",
+        p.present, p.lease_id, p.mount_type
+    );
+    auth(&mut out, "auth", &p.auth);
+    out.push(']');
+    out
+}
+
+struct Both {
+    fast: Parser,
+    slow: Parser,
+    probe: Parser,
+    read_fast: usize,
+    lines: usize,
+}
+
+impl Both {
+    fn new() -> Both {
+        let mut slow = Parser::default();
+        slow.set_fast_path(false);
+        Both {
+            fast: Parser::default(),
+            slow,
+            probe: Parser::default(),
+            read_fast: 0,
+            lines: 0,
+        }
+    }
+
+    /// Both parsers on one line: they must agree. Returns whether the fast path read it.
+    fn check(&mut self, line: &[u8]) -> bool {
+        let a = self
+            .fast
+            .parse(line, |f, r| format!("{f:?} {}", describe(r)));
+        let b = self
+            .slow
+            .parse(line, |f, r| format!("{f:?} {}", describe(r)));
+        assert_eq!(
+            a,
+            b,
+            "fast path and simd-json differ on {}",
+            String::from_utf8_lossy(line)
+        );
+        let fast = self.probe.fast_path_reads(line);
+        self.lines += 1;
+        self.read_fast += usize::from(fast);
+        fast
+    }
+}
+
+fn samples() -> Option<Vec<Vec<u8>>> {
+    let dir = std::env::var_os("AUDITWATCH_SAMPLES").map(|v| crate_dir().join(v))?;
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            matches!(
+                p.extension().and_then(|e| e.to_str()),
+                Some("log" | "ndjson")
+            )
+        })
+        .collect();
+    files.sort();
+    let mut lines = Vec::new();
+    for f in files {
+        let bytes = std::fs::read(&f).unwrap();
+        lines.extend(bytes.split(|&b| b == b'\n').map(|l| l.to_vec()));
+    }
+    Some(lines)
+}
+
+/// A small deterministic generator for the mutations.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
+
+const SUBSTITUTES: &[u8] = b"\"\\{}[],: e0-.1tnu\x01\x7f\xff\xc3";
+
+#[test]
+fn fast_path_reads_every_real_sample_as_simd_json_does() {
+    let Some(lines) = samples() else {
+        eprintln!("AUDITWATCH_SAMPLES not set: skipping the fast-path check on real samples");
+        return;
+    };
+    let mut both = Both::new();
+    let mut json_lines = 0;
+    for l in &lines {
+        let fast = both.check(l);
+        if l.starts_with(b"{") && serde_json::from_slice::<serde_json::Value>(l).is_ok() {
+            json_lines += 1;
+            // Anything valid it leaves to simd-json must be for a reason it states.
+            let _ = fast;
+        }
+    }
+    eprintln!(
+        "fast path read {} of {} JSON lines ({} lines)",
+        both.read_fast, json_lines, both.lines
+    );
+    // It is a fast path only if it reads nearly every real entry itself.
+    assert!(
+        both.read_fast * 100 >= json_lines * 97,
+        "fast path read {} of {} JSON lines",
+        both.read_fast,
+        json_lines
+    );
+}
+
+#[test]
+fn fast_path_agrees_on_mutated_samples() {
+    let Some(lines) = samples() else {
+        eprintln!("AUDITWATCH_SAMPLES not set: skipping the fast-path check on mutated samples");
+        return;
+    };
+    let mut both = Both::new();
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let mut fast_mutants = 0;
+    for l in lines.iter().filter(|l| l.len() > 2) {
+        for _ in 0..4 {
+            let mut m = l.clone();
+            match rng.below(3) {
+                0 => m.truncate(rng.below(l.len())),
+                1 => {
+                    let at = rng.below(l.len());
+                    m[at] = SUBSTITUTES[rng.below(SUBSTITUTES.len())];
+                }
+                _ => {
+                    m.remove(rng.below(l.len()));
+                }
+            }
+            fast_mutants += usize::from(both.check(&m));
+        }
+    }
+    // Mutations that keep a line valid JSON (a changed letter in a string) are read fast.
+    assert!(fast_mutants > 0);
+}
+
+#[test]
+fn fast_path_agrees_on_simulated_traffic_and_reads_it_all() {
+    let cfg = SimConfig {
+        injections: Injection::ALL.to_vec(),
+        ..SimConfig::default()
+    };
+    let mut sim = Simulation::new(&cfg).unwrap();
+    let mut both = Both::new();
+    while let Some((_, line)) = sim.next_line() {
+        both.check(line.as_bytes());
+        if both.lines == 20_000 {
+            break;
+        }
+    }
+    assert!(both.lines >= 20_000);
+    assert_eq!(
+        both.read_fast, both.lines,
+        "simulated lines left to simd-json"
+    );
+}
+
+#[test]
+fn fast_path_agrees_on_hand_made_edge_cases() {
+    let mut both = Both::new();
+    for line in [
+        // Duplicate keys: the last wins at the top, the first in metadata and namespace.
+        r#"{"type":"request","type":"response","request":{"id":"a","id":7,"path":"x","path":"y"}}"#,
+        r#"{"type":"response","auth":{"metadata":{"role":1,"role":"r","x":null,"y":"v"}}}"#,
+        r#"{"type":"response","request":{"namespace":{"path":"","id":"ns1","path":"p2"}}}"#,
+        r#"{"type":"response","request":{"namespace":{"id":"ns1","path":"team/"}}}"#,
+        r#"{"type":"response","request":{"namespace":"root"}}"#,
+        // Headers: the first user-agent in any case, its first element.
+        r#"{"type":"response","request":{"headers":{"User-Agent":["a","b"],"user-agent":["c"]}}}"#,
+        r#"{"type":"response","request":{"headers":{"USER-AGENT":"flat"}}}"#,
+        r#"{"type":"response","request":{"headers":{"x":[1],"user-agent":[{"a":1},"b"]}}}"#,
+        // Wrong types read as absent.
+        r#"{"type":"response","error":{"x":1},"auth":"nope","request":{"path":7,"id":"r1"},"response":{"secret":[]}}"#,
+        r#"{"type":"response","response":{"secret":{"lease_id":"l1","lease_id":"l2"},"mount_type":"kv"}}"#,
+        r#"{"type":"response","auth":{"policies":["a",1,null,"",{"b":2},"c"],"token_policies":"x"}}"#,
+        r#"{"type":7}"#,
+        r#"{"type":null,"type":"request"}"#,
+        r#"{}"#,
+        // Escapes in read strings, in skipped ones, in keys.
+        r#"{"type":"response","error":"1 error occurred:\n\t* permission denied\n\n","request":{"path":"kv/\u00e9\"x\"\\/"}}"#,
+        r#"{"type":"response","auth":{"metadata":{"k\u0065y":"v\u0000w"}}}"#,
+        r#"{"type":"response","request":{"data":{"k\"ey":"\u003cb\u003e","n":[1,-2.5,0,true,false,null]}}}"#,
+        r#"{"type":"response","request":{"headers":{"user\u002dagent":["esc"]}}}"#,
+        r#"{"type":"response","time":"2026-03-02T10:00:00.5Z","auth":{"display_name":"\u0041"}}"#,
+        // Whitespace everywhere JSON allows it.
+        "{ \"type\" :\t\"request\" ,\r\n \"auth\" : { \"policies\" : [ \"a\" , \"b\" ] } }",
+        // Numbers of every shape, and the ones left to simd-json.
+        r#"{"type":"request","n":[0,-0,1.25,123456789012345678,1e3,1E-3,12345678901234567890]}"#,
+        // Not entries, not JSON.
+        r#"{"type":"request"} {"type":"request"}"#,
+        r#"{"type":"request",}"#,
+        r#"{"type":"request""#,
+        r#"{"type":"request","a":[1,]}"#,
+        r#"{"type":"request","a":"\x"}"#,
+        r#"{"type":"request","a":"\u12"}"#,
+        r#"{"type":"request","a":"\ud800"}"#,
+        r#"{"type":"request","a":tru}"#,
+        r#"{"type":"request","a":01}"#,
+        r#"{"type":"request","a":.5}"#,
+        r#"{"type":"request","a":+1}"#,
+        r#"{"type":"request" "a":1}"#,
+        r#"{"type":"request","a"}"#,
+        "{\"type\":\"request\",\"a\":\"tab\there\"}",
+        "{\"type\":\"request\",\"a\":\"\u{7f}\u{e9}\u{1F600}\"}",
+    ] {
+        both.check(line.as_bytes());
+    }
+    // A few must be read by the fast path itself, or this checks nothing.
+    assert!(both.read_fast >= 20, "{}", both.read_fast);
+}
