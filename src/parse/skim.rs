@@ -224,6 +224,7 @@ impl<'b> Scan<'b, '_> {
     }
 
     /// The string at `"`: scanned eight bytes at a time for `"`, `\` and control bytes.
+    #[inline(always)]
     fn string(&mut self) -> Got<Raw> {
         let b = self.b;
         let start = self.i + 1;
@@ -269,6 +270,7 @@ impl<'b> Scan<'b, '_> {
     }
 
     /// A string's text: a span of the line, or of the arena once unescaped.
+    #[inline]
     fn text(&mut self, raw: Raw) -> Span {
         if !raw.escaped {
             return Span {
