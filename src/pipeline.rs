@@ -7,6 +7,7 @@ use std::sync::Arc;
 use crate::alert::Alert;
 use crate::config::Config;
 use crate::engine::{Engine, EngineStats, Outcome, TableSizes};
+use crate::parse::ahead::Ahead;
 use crate::parse::batch::Parsed;
 use crate::parse::{Entry, EntryKind, Framing, ParseError, Parser};
 use crate::rules::RuleSet;
@@ -135,6 +136,11 @@ impl Pipeline {
     }
 
     /// Only entries with `since <= time < until` reach the engine.
+    /// The framing prefix the parser strips.
+    pub fn prefix(&self) -> &[u8] {
+        self.parser.prefix()
+    }
+
     pub fn set_time_range(&mut self, since: Option<i64>, until: Option<i64>) {
         self.sink.since = since;
         self.sink.until = until;
@@ -188,6 +194,52 @@ impl Pipeline {
         parser.parse(line, |framing, result| {
             sink.accept(framing, result, Some(line), bytes, out)
         })
+    }
+
+    /// Feed the lines of `data`, read ahead into `ahead` (on another thread, say); the
+    /// lines it left are parsed here. The same outcome, line for line, as [`feed_line`] on
+    /// each. `on_error` hears of each unreadable line. Returns the number of lines.
+    ///
+    /// [`feed_line`]: Pipeline::feed_line
+    pub fn feed_ahead(
+        &mut self,
+        data: &[u8],
+        ahead: &mut Ahead,
+        out: &mut Vec<Alert>,
+        on_error: &mut dyn FnMut(ParseError),
+    ) -> u64 {
+        if ahead.prefix() != self.parser.prefix() {
+            // Read with another prefix: read every line again here.
+            let (mut n, mut rest) = (0, data);
+            while !rest.is_empty() {
+                let (line, tail) = match memchr::memchr(b'\n', rest) {
+                    Some(p) => (&rest[..p], &rest[p + 1..]),
+                    None => (rest, &[][..]),
+                };
+                n += 1;
+                if let Err(e) = self.feed_line(line, out) {
+                    on_error(e);
+                }
+                rest = tail;
+            }
+            return n;
+        }
+        let Pipeline { parser, sink, .. } = self;
+        let mut n = 0;
+        ahead.each(data, |line, outcome| {
+            n += 1;
+            let bytes = line.len() as u64 + 1;
+            let r = match outcome {
+                Some((framing, result)) => sink.accept(framing, result, Some(line), bytes, out),
+                None => parser.parse(line, |framing, result| {
+                    sink.accept(framing, result, Some(line), bytes, out)
+                }),
+            };
+            if let Err(e) = r {
+                on_error(e);
+            }
+        });
+        n
     }
 
     /// Feed a chunk parsed by a [`BatchParser`](crate::parse::batch::BatchParser), in line

@@ -3,6 +3,10 @@
 //! commits file positions once their lines are processed, and keeps the metrics that come
 //! from the pipeline. Detection runs here only, never on a source's read path.
 //!
+//! A parse thread takes the batches off the queue and reads their lines ahead
+//! ([`Ahead`]) while the engine thread processes the batch before: the two cores share the
+//! work of a line, and the order is the queue's.
+//!
 //! Time: entries drive the watermark; when no batch arrived for `tick_secs`, the wall
 //! clock advances it ([`crate::engine::Engine::advance_clock`]) so absence and `stale`
 //! checks fire on a quiet stream. At the end of input the watermark is advanced to the
@@ -10,8 +14,8 @@
 //! response are not judged, because after a restart that response, which repeats the
 //! request, decides.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::Receiver;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -21,6 +25,7 @@ use crate::alert::Alert;
 use crate::config::Config;
 use crate::engine::{EngineStats, TableSizes};
 use crate::metrics::{Metrics, TABLES};
+use crate::parse::ahead::Ahead;
 use crate::parse::time::parse_rfc3339_nanos;
 use crate::parse::ParseError;
 use crate::pipeline::{Pipeline, Stats};
@@ -107,8 +112,7 @@ fn now_unix_nanos() -> i64 {
         .unwrap_or(0)
 }
 
-/// Event time of the last line of a batch (for `last_event_timestamp_seconds`), read
-/// before the parser rewrites the bytes.
+/// Event time of the last line of a batch (for `last_event_timestamp_seconds`).
 fn last_time(data: &[u8]) -> Option<i64> {
     let end = data.len().checked_sub(1)?;
     let start = memchr::memrchr(b'\n', &data[..end]).map_or(0, |p| p + 1);
@@ -120,8 +124,68 @@ fn last_time(data: &[u8]) -> Option<i64> {
     parse_rfc3339_nanos(std::str::from_utf8(&rest[..close]).ok()?)
 }
 
+/// The parse thread: takes each batch off the queue and reads its lines ahead (the fast
+/// path), so the engine thread only makes the views and runs the engine. At most
+/// [`READ_AHEAD`] batches wait between the two; the rest stay in the queue (and its spool).
+fn read_ahead(
+    queue: &Queue,
+    prefix: &[u8],
+    to_engine: SyncSender<(Batch, Ahead)>,
+    recycled: Receiver<Ahead>,
+    engine_gone: &AtomicBool,
+) {
+    while !engine_gone.load(Ordering::Relaxed) {
+        match queue.pop(Duration::from_millis(200)) {
+            Pop::Batch(b) => {
+                let mut ahead = recycled.try_recv().unwrap_or_default();
+                ahead.read(&b.data, prefix);
+                if to_engine.send((b, ahead)).is_err() {
+                    return;
+                }
+            }
+            Pop::Empty => {}
+            Pop::Done => return,
+        }
+    }
+}
+
+/// Batches read ahead that may wait for the engine thread.
+const READ_AHEAD: usize = 2;
+
+/// Tells the parse thread the engine thread has ended, however it ended.
+struct Gone<'a>(&'a AtomicBool);
+
+impl Drop for Gone<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
 impl EngineThread {
-    pub fn run(mut self) -> EngineReport {
+    pub fn run(self) -> EngineReport {
+        let (to_engine, from_parse) = mpsc::sync_channel(READ_AHEAD);
+        let (recycle, recycled) = mpsc::channel();
+        let queue = self.queue.clone();
+        let prefix = self.pipeline.prefix().to_vec();
+        let engine_gone = AtomicBool::new(false);
+        std::thread::scope(|s| {
+            let gone = &engine_gone;
+            std::thread::Builder::new()
+                .name("auditwatch-parse".into())
+                .spawn_scoped(s, move || {
+                    read_ahead(&queue, &prefix, to_engine, recycled, gone)
+                })
+                .expect("spawn the parse thread");
+            let _gone = Gone(gone);
+            self.consume(from_parse, recycle)
+        })
+    }
+
+    fn consume(
+        mut self,
+        batches: Receiver<(Batch, Ahead)>,
+        recycle: mpsc::Sender<Ahead>,
+    ) -> EngineReport {
         let mut report = EngineReport::default();
         let mut alerts: Vec<Alert> = Vec::new();
         let mut last_input = Instant::now();
@@ -139,17 +203,18 @@ impl EngineThread {
                 .tick
                 .unwrap_or(Duration::from_millis(200))
                 .min(Duration::from_millis(200));
-            match self.queue.pop(wait) {
-                Pop::Batch(b) => {
+            match batches.recv_timeout(wait) {
+                Ok((b, mut ahead)) => {
                     // A reload sent before this batch was queued applies to it.
                     while let Ok(c) = self.control.try_recv() {
                         self.control(c);
                     }
-                    report.lines += self.feed(b, &mut alerts, &mut logged_errors);
+                    report.lines += self.feed(b, &mut ahead, &mut alerts, &mut logged_errors);
+                    let _ = recycle.send(ahead);
                     last_input = Instant::now();
                 }
-                Pop::Empty => {}
-                Pop::Done => break,
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
             }
             if let Some(tick) = self.tick {
                 if last_input.elapsed() >= tick && last_advance.elapsed() >= tick {
@@ -192,7 +257,13 @@ impl EngineThread {
     }
 
     /// Feed one batch; returns the number of lines.
-    fn feed(&mut self, mut b: Batch, alerts: &mut Vec<Alert>, logged: &mut [u32]) -> u64 {
+    fn feed(
+        &mut self,
+        b: Batch,
+        ahead: &mut Ahead,
+        alerts: &mut Vec<Alert>,
+        logged: &mut [u32],
+    ) -> u64 {
         let sid = b.source as usize;
         let name = self
             .sources
@@ -202,26 +273,16 @@ impl EngineThread {
             .to_string();
         let t = last_time(&b.data);
         let before: Stats = self.pipeline.stats().clone();
-        let mut lines = 0u64;
-        let data = &mut b.data[..];
-        let mut start = 0;
-        while start < data.len() {
-            let end = match memchr::memchr(b'\n', &data[start..]) {
-                Some(p) => start + p,
-                None => data.len(),
-            };
-            lines += 1;
-            if let Err(e) = self.pipeline.feed_line(&data[start..end], alerts) {
-                let slot = logged.get_mut(sid.min(logged.len() - 1));
-                if let Some(n) = slot {
+        let lines = self
+            .pipeline
+            .feed_ahead(&b.data, ahead, alerts, &mut |e: ParseError| {
+                if let Some(n) = logged.get_mut(sid.min(logged.len() - 1)) {
                     if *n < 10 {
                         *n += 1;
                         tracing::warn!(source = %name, reason = %e.as_str(), "unreadable line skipped");
                     }
                 }
-            }
-            start = end + 1;
-        }
+            });
         let after = self.pipeline.stats();
         let m = &self.metrics;
         for (ty, d) in [

@@ -10,6 +10,7 @@
 //! detections read; a line it is not sure of goes to simd-json, which reads it or says why
 //! not. The parser owns both parsers' buffers and reuses them line after line.
 
+pub mod ahead;
 pub mod batch;
 pub mod entry;
 pub(crate) mod skim;
@@ -120,6 +121,11 @@ impl Parser {
             strs: Vec::new(),
             items: Vec::new(),
         }
+    }
+
+    /// The framing prefix this parser strips.
+    pub fn prefix(&self) -> &[u8] {
+        &self.prefix
     }
 
     /// Read every line with simd-json alone (`false`): for tests and benches that compare
