@@ -1,4 +1,4 @@
-//! Lines read ahead: the fast path ([`super::skim`]) run over a buffer of lines on one
+//! Lines read ahead: the fast path (`skim`) run over a buffer of lines on one
 //! thread, its results owned (offsets into the buffer and an arena), so that another
 //! thread makes the views and feeds the engine. The daemon reads each batch ahead on a
 //! parse thread while its engine thread processes the one before.

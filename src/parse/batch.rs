@@ -3,7 +3,7 @@
 //!
 //! A [`Chunk`] holds whole lines (framed by [`crate::source::lines::LineReader`], so
 //! over-long lines arrive as markers, never as bytes). [`BatchParser::parse`] reads each
-//! line with the fast path ([`super::skim`]) or, for the lines it leaves, with simd-json
+//! line with the fast path (`skim`) or, for the lines it leaves, with simd-json
 //! on a copy, then hands the caller the parsed views of the whole chunk. The chunk itself
 //! is never modified, so a request's original bytes are its line in the chunk. Buffers
 //! are pooled and reused chunk after chunk.

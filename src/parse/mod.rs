@@ -6,7 +6,7 @@
 //! unconfigured one that holds no `"` (a syslog header, say). Everything else that is not a
 //! JSON object with a `type` is a [`ParseError`] with a reason, never a panic.
 //!
-//! A line is read by [`skim`], a pass that checks the whole line and keeps only the fields
+//! A line is read by `skim`, a pass that checks the whole line and keeps only the fields
 //! detections read; a line it is not sure of goes to simd-json, which reads it or says why
 //! not. The parser owns both parsers' buffers and reuses them line after line.
 
