@@ -328,59 +328,45 @@ impl<'b> Scan<'b, '_> {
 
     /// `{ "k": v, ... }` at `{`, calling `field` with each key, positioned at its value.
     fn object(&mut self, mut field: impl FnMut(&mut Self, Raw) -> Got<()>) -> Got<()> {
-        self.depth += 1;
-        if self.depth > MAX_DEPTH {
-            return None;
-        }
-        self.i += 1;
-        self.ws();
-        if self.peek()? == b'}' {
-            self.i += 1;
-        } else {
-            loop {
-                if self.peek()? != b'"' {
-                    return None;
-                }
-                let k = self.string()?;
-                self.ws();
-                if self.peek()? != b':' {
-                    return None;
-                }
-                self.i += 1;
-                self.ws();
-                field(self, k)?;
-                self.ws();
-                match self.peek()? {
-                    b',' => {
-                        self.i += 1;
-                        self.ws();
-                    }
-                    b'}' => {
-                        self.i += 1;
-                        break;
-                    }
-                    _ => return None,
-                }
+        self.sequence(b'}', |s, _| {
+            if s.peek()? != b'"' {
+                return None;
             }
-        }
-        self.depth -= 1;
-        Some(())
+            let k = s.string()?;
+            s.ws();
+            if s.peek()? != b':' {
+                return None;
+            }
+            s.i += 1;
+            s.ws();
+            field(s, k)
+        })
     }
 
     /// `[ v, ... ]` at `[`, calling `elem` with each index, positioned at the value.
-    fn array(&mut self, mut elem: impl FnMut(&mut Self, usize) -> Got<()>) -> Got<()> {
+    fn array(&mut self, elem: impl FnMut(&mut Self, usize) -> Got<()>) -> Got<()> {
+        self.sequence(b']', elem)
+    }
+
+    /// Comma-separated items from the opening byte to `close`, each read by `item`.
+    #[inline(always)]
+    fn sequence(
+        &mut self,
+        close: u8,
+        mut item: impl FnMut(&mut Self, usize) -> Got<()>,
+    ) -> Got<()> {
         self.depth += 1;
         if self.depth > MAX_DEPTH {
             return None;
         }
         self.i += 1;
         self.ws();
-        if self.peek()? == b']' {
+        if self.peek()? == close {
             self.i += 1;
         } else {
             let mut n = 0;
             loop {
-                elem(self, n)?;
+                item(self, n)?;
                 n += 1;
                 self.ws();
                 match self.peek()? {
@@ -388,7 +374,7 @@ impl<'b> Scan<'b, '_> {
                         self.i += 1;
                         self.ws();
                     }
-                    b']' => {
+                    c if c == close => {
                         self.i += 1;
                         break;
                     }
