@@ -302,3 +302,75 @@ fn fast_path_agrees_on_hand_made_edge_cases() {
     // A few must be read by the fast path itself, or this checks nothing.
     assert!(both.read_fast >= 20, "{}", both.read_fast);
 }
+
+/// The daemon's path: lines read ahead in batches (`Pipeline::feed_ahead`) give the same
+/// alerts and counts as each line fed alone, including lines left to simd-json, broken and
+/// blank lines, and batches read with another prefix than the pipeline's.
+#[test]
+fn read_ahead_feeds_the_engine_as_line_by_line_does() {
+    use auditwatch::config::Config;
+    use auditwatch::parse::ahead::Ahead;
+    use auditwatch::pipeline::Pipeline;
+    use auditwatch::rules::RuleSet;
+    use common::{cross_tenant_allowed, own_tenant_read, rid};
+    use std::sync::Arc;
+
+    let mut input = Vec::new();
+    for i in 0..600u32 {
+        let line = match i % 6 {
+            0 => cross_tenant_allowed(&rid(i)),
+            // Left to simd-json (an exponent), still an entry.
+            1 => cross_tenant_allowed(&rid(i)).replace("\"operation\"", "\"n\":1e3,\"operation\""),
+            2 => "garbage".to_string(),
+            3 => own_tenant_read(&rid(i)),
+            4 => String::new(),
+            _ => own_tenant_read(&rid(i))[..100].to_string(),
+        };
+        input.extend_from_slice(line.as_bytes());
+        input.push(b'\n');
+    }
+    // Batches of uneven sizes, cut at line ends, as the sources deliver them.
+    let mut batches = Vec::new();
+    let mut rest = Vec::new();
+    for (n, c) in input.chunks(3000).enumerate() {
+        rest.extend_from_slice(c);
+        if n % 3 != 1 {
+            let cut = rest.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
+            batches.push(rest.drain(..cut).collect::<Vec<u8>>());
+        }
+    }
+    batches.push(rest);
+    let cfg = Arc::new(Config::default());
+    let rules = Arc::new(RuleSet::embedded());
+    let run = |ahead_prefix: Option<&str>| {
+        let mut p = Pipeline::new(cfg.clone(), rules.clone());
+        let (mut alerts, mut errors, mut lines) = (Vec::new(), 0, 0);
+        let mut ahead = Ahead::default();
+        for batch in &batches {
+            match ahead_prefix {
+                None => {
+                    let mut rest = &batch[..];
+                    while !rest.is_empty() {
+                        let end = rest.iter().position(|&b| b == b'\n').unwrap_or(rest.len());
+                        lines += 1;
+                        errors += usize::from(p.feed_line(&rest[..end], &mut alerts).is_err());
+                        rest = &rest[(end + 1).min(rest.len())..];
+                    }
+                }
+                Some(prefix) => {
+                    ahead.read(batch, prefix.as_bytes());
+                    lines += p.feed_ahead(batch, &mut ahead, &mut alerts, &mut |_| errors += 1);
+                }
+            }
+        }
+        p.finish(&mut alerts);
+        let alerts: Vec<String> = alerts.iter().map(|a| a.to_json_line()).collect();
+        (alerts, errors, lines, format!("{:?}", p.stats()))
+    };
+    let want = run(None);
+    let critical = want.0.iter().filter(|a| a.contains("\"critical\"")).count();
+    assert_eq!(critical, 200, "a critical alert per cross-tenant read");
+    assert_eq!(want.2, 600);
+    assert_eq!(run(Some("")), want);
+    assert_eq!(run(Some("vault: ")), want);
+}

@@ -152,7 +152,8 @@ pub(crate) struct Rec {
 /// Read a framed line. `None`: leave it to simd-json. On `Some`, the returned `&str` is
 /// the line (checked UTF-8) that the record's spans point into.
 pub(crate) fn skim<'l>(line: &'l [u8], arena: &mut Arena) -> Option<(&'l str, Rec)> {
-    if line.first() != Some(&b'{') || line.len() >= TEXT as usize {
+    // Spans are 31-bit offsets into the line and the arena's text.
+    if line.first() != Some(&b'{') || line.len() + arena.text.len() >= TEXT as usize {
         return None;
     }
     let text = simdutf8::basic::from_utf8(line).ok()?;
