@@ -271,7 +271,7 @@ impl<'b> Scan<'b, '_> {
     }
 
     /// A string's text: a span of the line, or of the arena once unescaped.
-    #[inline]
+    #[inline(always)]
     fn text(&mut self, raw: Raw) -> Span {
         if !raw.escaped {
             return Span {
@@ -279,6 +279,13 @@ impl<'b> Scan<'b, '_> {
                 len: (raw.end - raw.start) as u32,
             };
         }
+        self.unescape(raw)
+    }
+
+    /// An escaped string, unescaped into the arena (rare: kept out of the callers).
+    #[cold]
+    #[inline(never)]
+    fn unescape(&mut self, raw: Raw) -> Span {
         let out = &mut self.arena.text;
         let at = out.len();
         let b = &self.b[raw.start..raw.end];
@@ -440,6 +447,7 @@ impl<'b> Scan<'b, '_> {
     }
 
     /// A value read as a string: `Some(None)` when it is some other (valid) value.
+    #[inline(always)]
     fn str_val(&mut self) -> Got<Option<Span>> {
         if self.peek()? == b'"' {
             let raw = self.string()?;
