@@ -299,6 +299,15 @@ fn fast_path_agrees_on_hand_made_edge_cases() {
     ] {
         both.check(line.as_bytes());
     }
+    // Nesting up to the fast path's limit and past it.
+    for depth in [20, 40, 63, 64, 65, 200] {
+        let line = format!(
+            "{{\"type\":\"request\",\"d\":{}1{}}}",
+            "[".repeat(depth),
+            "]".repeat(depth)
+        );
+        both.check(line.as_bytes());
+    }
     // A few must be read by the fast path itself, or this checks nothing.
     assert!(both.read_fast >= 20, "{}", both.read_fast);
 }
