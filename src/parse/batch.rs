@@ -77,6 +77,12 @@ enum Slot {
     Copy(Framing, usize, Range<usize>, u64),
 }
 
+/// Tapes kept between chunks (one per line simd-json read in a chunk), and their largest.
+const POOLED_TAPES: usize = 64;
+const POOLED_TAPE_NODES: usize = 1 << 16;
+/// The largest copy buffer kept between chunks.
+const POOLED_COPY_BYTES: usize = 1 << 20;
+
 /// Parses chunks; one per thread.
 pub struct BatchParser {
     prefix: Vec<u8>,
@@ -86,9 +92,11 @@ pub struct BatchParser {
     arena: Arena,
     /// Each fast-path line's record, and where its arena entries end.
     recs: Vec<(Rec, usize, usize)>,
-    /// Copies of the lines left to simd-json, their framed body's place, and the outcome.
-    copies: Vec<Vec<u8>>,
-    copied: Vec<(Range<usize>, Result<(), ParseError>)>,
+    /// The framed bodies of the lines left to simd-json, one after another (one buffer,
+    /// no larger than the chunk), and per line: its body's place in the chunk, its
+    /// length here, and the outcome.
+    copies: Vec<u8>,
+    copied: Vec<(Range<usize>, usize, Result<(), ParseError>)>,
     texts: Vec<&'static str>,
     strs: Vec<&'static str>,
     items: Vec<(&'static str, MapVal<'static>)>,
@@ -119,6 +127,7 @@ impl BatchParser {
         self.arena.clear();
         self.recs.clear();
         self.copied.clear();
+        self.copies.clear();
         let mut texts: Vec<&str> = std::mem::take(&mut self.texts);
         for span in &chunk.lines {
             let (start, end) = match *span {
@@ -156,27 +165,21 @@ impl BatchParser {
                 continue;
             }
             let i = self.copied.len();
-            if self.copies.len() == i {
-                self.copies.push(Vec::new());
-            }
-            self.copies[i].clear();
-            self.copies[i].extend_from_slice(body);
+            self.copies.extend_from_slice(body);
             let at = body.as_ptr() as usize - data.as_ptr() as usize;
-            self.copied.push((at..at + body.len(), Ok(())));
+            self.copied.push((at..at + body.len(), body.len(), Ok(())));
             self.slots.push(Slot::Copy(framing, i, start..end, bytes));
         }
 
-        // simd-json on the copies: each tape borrows its own copy.
+        // simd-json on the copies: each tape borrows its own part of the buffer.
         let mut tapes: Vec<Tape<'_>> = std::mem::take(&mut self.pool)
             .into_iter()
             .map(|t| t.reset())
             .collect();
-        let n = self.copied.len();
-        for (i, (copy, (body, outcome))) in self.copies[..n]
-            .iter_mut()
-            .zip(self.copied.iter_mut())
-            .enumerate()
-        {
+        let mut rest: &mut [u8] = &mut self.copies[..];
+        for (i, (body, len, outcome)) in self.copied.iter_mut().enumerate() {
+            let (copy, tail) = std::mem::take(&mut rest).split_at_mut(*len);
+            rest = tail;
             if tapes.len() == i {
                 tapes.push(Tape(Vec::new()));
             }
@@ -221,7 +224,7 @@ impl BatchParser {
                 },
                 Slot::Copy(framing, i, raw, bytes) => Parsed {
                     framing: *framing,
-                    result: copied[*i].1.and_then(|()| {
+                    result: copied[*i].2.and_then(|()| {
                         Entry::from_value(tapes[*i].as_value()).map_err(|_| ParseError::MissingType)
                     }),
                     raw: Some(raw.clone()),
@@ -231,7 +234,16 @@ impl BatchParser {
             .collect();
         let out = f(&parsed, data);
         drop(parsed);
-        self.pool = tapes.into_iter().map(|t| t.reset()).collect();
+        // Bounded: a chunk of many broken lines, or one huge line, is not kept for good.
+        self.pool = tapes
+            .into_iter()
+            .take(POOLED_TAPES)
+            .map(|t| t.reset())
+            .filter(|t| t.0.capacity() <= POOLED_TAPE_NODES)
+            .collect();
+        if self.copies.capacity() > POOLED_COPY_BYTES {
+            self.copies = Vec::new();
+        }
         self.strs = recycle(res.strs);
         self.items = recycle(res.items);
         self.texts = recycle(texts);
@@ -278,6 +290,9 @@ mod tests {
             b"{\"type\":\"\xff\"}",
             b"Nov 22 host vault: {\"type\":\"request\",\"request\":{\"id\":\"p\"}}",
             br#"{"type":"kmip-request"}"#,
+            // Read by simd-json (an exponent), between other lines simd-json reads.
+            br#"{"type":"request","n":1e5,"request":{"id":"e1"},"auth":{"policies":["p"]}}"#,
+            br#"{"type":"response","n":2E-3,"request":{"id":"e2","path":"\u00e9"}}"#,
         ];
         let mut single = Parser::default();
         let expected: Vec<String> = lines
