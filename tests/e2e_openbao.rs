@@ -54,14 +54,6 @@ impl Drop for OpenBao {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 impl OpenBao {
     fn start(dir: &Path, socket_addr: &str, audit_file: &Path) -> OpenBao {
         let hcl = dir.join("audit.hcl");

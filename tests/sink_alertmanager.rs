@@ -35,14 +35,6 @@ fn skip(test: &str) -> bool {
     true
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// A real Alertmanager on 127.0.0.1:`port`, gossip off, storage in `dir`.
 struct Alertmanager {
     child: Child,

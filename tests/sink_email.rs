@@ -8,7 +8,6 @@ mod daemon_harness;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -45,14 +44,6 @@ fn have_aiosmtpd(test: &str) -> bool {
         eprintln!("SKIPPED {test}: python3 with aiosmtpd is not on PATH (pip install aiosmtpd)");
     }
     ok
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A running aiosmtpd; killed on drop.

@@ -354,6 +354,15 @@ pub fn field(line: &str, key: &str) -> Option<String> {
     Some(v.trim_matches('"').to_string())
 }
 
+/// A loopback TCP port free at the time of asking (for a server a test starts).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 pub fn http_get(addr: &str, path: &str) -> (u16, String) {
     let mut s = TcpStream::connect(addr).expect("connect to the http endpoint");
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
