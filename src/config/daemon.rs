@@ -387,14 +387,7 @@ fn cloudwatch_source(ctx: &mut Ctx, m: &mut MapReader) -> Option<CloudWatchSourc
         .unwrap_or(Some(120));
     let page_size = match m.take("page_size") {
         None => Some(None),
-        Some(n) => match yaml::positive(ctx, n, "page_size") {
-            Some(v) if v <= 10_000 => Some(Some(v as i32)),
-            Some(_) => {
-                ctx.error(n, "page_size must be at most 10000");
-                None
-            }
-            None => None,
-        },
+        Some(n) => yaml::positive_at_most(ctx, n, "page_size", 10_000).map(|v| Some(v as i32)),
     };
     let start_time_ms = match m.take("start_time") {
         None => Some(None),

@@ -254,6 +254,26 @@ pub fn positive(ctx: &mut Ctx, node: &Node, what: &str) -> Option<u64> {
     Some(v)
 }
 
+/// A non-negative integer no greater than `max`.
+pub fn uint_at_most(ctx: &mut Ctx, node: &Node, what: &str, max: u64) -> Option<u64> {
+    let v = uint(ctx, node, what)?;
+    at_most(ctx, node, what, max, v)
+}
+
+/// A positive integer no greater than `max`.
+pub fn positive_at_most(ctx: &mut Ctx, node: &Node, what: &str, max: u64) -> Option<u64> {
+    let v = positive(ctx, node, what)?;
+    at_most(ctx, node, what, max, v)
+}
+
+fn at_most(ctx: &mut Ctx, node: &Node, what: &str, max: u64, v: u64) -> Option<u64> {
+    if v > max {
+        ctx.error(node, format!("{what} must be at most {max}"));
+        return None;
+    }
+    Some(v)
+}
+
 pub fn number(ctx: &mut Ctx, node: &Node, what: &str) -> Option<f64> {
     match &node.data {
         YamlDataOwned::Value(ScalarOwned::Integer(i)) => Some(*i as f64),

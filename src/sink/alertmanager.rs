@@ -166,11 +166,8 @@ pub fn apply(ctx: &mut Ctx, node: &Node, s: &mut Settings) {
         ("batch_max", 10_000, &mut batch_max),
     ] {
         if let Some(n) = m.take(key) {
-            let what = format!("alertmanager.{key}");
-            match yaml::positive(ctx, n, &what) {
-                Some(v) if v <= max => *out = v,
-                Some(_) => ctx.error(n, format!("{what} must be at most {max}")),
-                None => {}
+            if let Some(v) = yaml::positive_at_most(ctx, n, &format!("alertmanager.{key}"), max) {
+                *out = v;
             }
         }
     }

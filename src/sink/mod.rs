@@ -66,17 +66,13 @@ pub fn apply_output(ctx: &mut Ctx, node: &Node, s: &mut Settings) {
     };
     jsonl::apply(ctx, &mut m, &mut s.jsonl);
     if let Some(n) = m.take("queue_alerts") {
-        match yaml::positive(ctx, n, "output.queue_alerts") {
-            Some(v) if v <= 10_000_000 => s.queue_alerts = v as usize,
-            Some(_) => ctx.error(n, "output.queue_alerts must be at most 10000000"),
-            None => {}
+        if let Some(v) = yaml::positive_at_most(ctx, n, "output.queue_alerts", 10_000_000) {
+            s.queue_alerts = v as usize;
         }
     }
     if let Some(n) = m.take("queue_wait_ms") {
-        match yaml::uint(ctx, n, "output.queue_wait_ms") {
-            Some(v) if v <= 60_000 => s.queue_wait_ms = v,
-            Some(_) => ctx.error(n, "output.queue_wait_ms must be at most 60000"),
-            None => {}
+        if let Some(v) = yaml::uint_at_most(ctx, n, "output.queue_wait_ms", 60_000) {
+            s.queue_wait_ms = v;
         }
     }
     if let Some(n) = m.take("runbook_url") {
@@ -85,10 +81,8 @@ pub fn apply_output(ctx: &mut Ctx, node: &Node, s: &mut Settings) {
         }
     }
     if let Some(n) = m.take("tenant_label_cap") {
-        match yaml::uint(ctx, n, "output.tenant_label_cap") {
-            Some(v) if v <= 10_000 => s.tenant_label_cap = v as usize,
-            Some(_) => ctx.error(n, "output.tenant_label_cap must be at most 10000"),
-            None => {}
+        if let Some(v) = yaml::uint_at_most(ctx, n, "output.tenant_label_cap", 10_000) {
+            s.tenant_label_cap = v as usize;
         }
     }
     m.finish(ctx, "output");

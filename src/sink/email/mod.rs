@@ -38,6 +38,8 @@ use outbox::{AddError, Entry, Outbox};
 use plan::{Backoff, Filter, Kind, RateCap, Verdict};
 
 const NAME: &str = "email";
+/// The longest dedup and suppression windows (a week).
+const WEEK_SECS: u64 = 7 * 86_400;
 /// How long one SMTP delivery may take.
 const SEND_TIMEOUT: Duration = Duration::from_secs(30);
 /// At shutdown, how long the sink keeps sending what is due.
@@ -302,27 +304,18 @@ pub fn apply(ctx: &mut Ctx, node: &Node, s: &mut Settings) {
         }
     }
     if let Some(n) = m.take("dedup_window_secs") {
-        match yaml::uint(ctx, n, "email.dedup_window_secs") {
-            Some(v) if v <= 7 * 86_400 => s.dedup_window_secs = v,
-            Some(_) => ctx.error(n, "email.dedup_window_secs must be at most 604800 (a week)"),
-            None => {}
+        if let Some(v) = yaml::uint_at_most(ctx, n, "email.dedup_window_secs", WEEK_SECS) {
+            s.dedup_window_secs = v;
         }
     }
     if let Some(n) = m.take("suppress_window_secs") {
-        match yaml::uint(ctx, n, "email.suppress_window_secs") {
-            Some(v) if v <= 7 * 86_400 => s.suppress_window_secs = v,
-            Some(_) => ctx.error(
-                n,
-                "email.suppress_window_secs must be at most 604800 (a week)",
-            ),
-            None => {}
+        if let Some(v) = yaml::uint_at_most(ctx, n, "email.suppress_window_secs", WEEK_SECS) {
+            s.suppress_window_secs = v;
         }
     }
     if let Some(n) = m.take("max_per_hour") {
-        match yaml::positive(ctx, n, "email.max_per_hour") {
-            Some(v) if v <= 100_000 => s.max_per_hour = v,
-            Some(_) => ctx.error(n, "email.max_per_hour must be at most 100000"),
-            None => {}
+        if let Some(v) = yaml::positive_at_most(ctx, n, "email.max_per_hour", 100_000) {
+            s.max_per_hour = v;
         }
     }
     if let Some(n) = m.take("outbox_dir") {
