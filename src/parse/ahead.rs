@@ -9,8 +9,7 @@
 
 use std::ops::Range;
 
-use super::entry::{MapVal, Resolved};
-use super::skim::{self, Arena, Rec};
+use super::entry::Skimmed;
 use super::{frame, recycle, Entry, Framing, ParseError};
 
 #[derive(Clone, Debug)]
@@ -31,11 +30,8 @@ enum Line {
 pub struct Ahead {
     prefix: Vec<u8>,
     lines: Vec<Line>,
-    arena: Arena,
-    recs: Vec<(Rec, usize, usize)>,
+    skimmed: Skimmed,
     texts: Vec<&'static str>,
-    strs: Vec<&'static str>,
-    items: Vec<(&'static str, MapVal<'static>)>,
 }
 
 impl Ahead {
@@ -44,31 +40,26 @@ impl Ahead {
         self.prefix.clear();
         self.prefix.extend_from_slice(prefix);
         self.lines.clear();
-        self.arena.clear();
-        self.recs.clear();
+        self.skimmed.clear();
         let mut start = 0;
         while start < data.len() {
             let end = memchr::memchr(b'\n', &data[start..]).map_or(data.len(), |p| start + p);
             let line = &data[start..end];
             let mut framing = Framing::default();
             let read = match frame(line, prefix, &mut framing) {
-                Ok(Some(body)) => skim::skim(body, &mut self.arena).map(|(_, rec)| {
+                Ok(Some(body)) => self.skimmed.read(body).map(|(_, rec)| {
                     let at = body.as_ptr() as usize - data.as_ptr() as usize;
                     (at..at + body.len(), rec)
                 }),
                 _ => None,
             };
             self.lines.push(match read {
-                Some((body, rec)) => {
-                    self.recs
-                        .push((rec, self.arena.spans.len(), self.arena.items.len()));
-                    Line::Read {
-                        line: start..end,
-                        body,
-                        framing,
-                        rec: self.recs.len() - 1,
-                    }
-                }
+                Some((body, rec)) => Line::Read {
+                    line: start..end,
+                    body,
+                    framing,
+                    rec,
+                },
                 None => Line::Later(start..end),
             });
             start = end + 1;
@@ -103,28 +94,17 @@ impl Ahead {
                 texts.push(simdutf8::basic::from_utf8(&data[body.clone()]).unwrap_or(""));
             }
         }
-        let mut res = Resolved {
-            strs: std::mem::take(&mut self.strs),
-            items: std::mem::take(&mut self.items),
-        };
-        for ((_, spans_end, items_end), text) in self.recs.iter().zip(&texts) {
-            res.add(&self.arena, text, *spans_end, *items_end);
-        }
-        for l in &self.lines {
-            match l {
-                Line::Read {
-                    line, framing, rec, ..
-                } => {
-                    let entry =
-                        Entry::from_rec(&self.recs[*rec].0, texts[*rec], &self.arena.text, &res)
-                            .map_err(|_| ParseError::MissingType);
-                    f(&data[line.clone()], Some((*framing, entry)));
+        let lines = &self.lines;
+        self.skimmed.views(&texts, |views| {
+            for l in lines {
+                match l {
+                    Line::Read {
+                        line, framing, rec, ..
+                    } => f(&data[line.clone()], Some((*framing, views.entry(*rec)))),
+                    Line::Later(line) => f(&data[line.clone()], None),
                 }
-                Line::Later(line) => f(&data[line.clone()], None),
             }
-        }
-        self.strs = recycle(res.strs);
-        self.items = recycle(res.items);
+        });
         self.texts = recycle(texts);
     }
 }

@@ -13,8 +13,7 @@ use std::ops::Range;
 use simd_json::tape::Tape;
 use simd_json::Buffers;
 
-use super::entry::{MapVal, Resolved};
-use super::skim::{self, Arena, Rec};
+use super::entry::Skimmed;
 use super::{classify_error, frame, recycle, Entry, Framing, ParseError};
 
 /// Where a line sits in a chunk.
@@ -89,17 +88,13 @@ pub struct BatchParser {
     buffers: Buffers,
     pool: Vec<Tape<'static>>,
     slots: Vec<Slot>,
-    arena: Arena,
-    /// Each fast-path line's record, and where its arena entries end.
-    recs: Vec<(Rec, usize, usize)>,
+    skimmed: Skimmed,
     /// The framed bodies of the lines left to simd-json, one after another (one buffer,
     /// no larger than the chunk), and per line: its body's place in the chunk, its
     /// length here, and the outcome.
     copies: Vec<u8>,
     copied: Vec<(Range<usize>, usize, Result<(), ParseError>)>,
     texts: Vec<&'static str>,
-    strs: Vec<&'static str>,
-    items: Vec<(&'static str, MapVal<'static>)>,
 }
 
 impl BatchParser {
@@ -109,13 +104,10 @@ impl BatchParser {
             buffers: Buffers::new(16 * 1024),
             pool: Vec::new(),
             slots: Vec::new(),
-            arena: Arena::default(),
-            recs: Vec::new(),
+            skimmed: Skimmed::default(),
             copies: Vec::new(),
             copied: Vec::new(),
             texts: Vec::new(),
-            strs: Vec::new(),
-            items: Vec::new(),
         }
     }
 
@@ -124,8 +116,7 @@ impl BatchParser {
     pub fn parse<R>(&mut self, chunk: &Chunk, f: impl FnOnce(&[Parsed<'_>], &[u8]) -> R) -> R {
         let data = &chunk.data[..];
         self.slots.clear();
-        self.arena.clear();
-        self.recs.clear();
+        self.skimmed.clear();
         self.copied.clear();
         self.copies.clear();
         let mut texts: Vec<&str> = std::mem::take(&mut self.texts);
@@ -156,11 +147,8 @@ impl BatchParser {
                     continue;
                 }
             };
-            if let Some((text, rec)) = skim::skim(body, &mut self.arena) {
-                let ends = (self.arena.spans.len(), self.arena.items.len());
-                self.recs.push((rec, ends.0, ends.1));
+            if let Some((text, i)) = self.skimmed.read(body) {
                 texts.push(text);
-                let i = self.recs.len() - 1;
                 self.slots.push(Slot::Skim(framing, i, start..end, bytes));
                 continue;
             }
@@ -197,43 +185,36 @@ impl BatchParser {
             };
         }
 
-        let mut res = Resolved {
-            strs: std::mem::take(&mut self.strs),
-            items: std::mem::take(&mut self.items),
-        };
-        for ((_, spans_end, items_end), text) in self.recs.iter().zip(&texts) {
-            res.add(&self.arena, text, *spans_end, *items_end);
-        }
-        let (recs, arena, copied, res_ref) = (&self.recs, &self.arena, &self.copied, &res);
-        let parsed: Vec<Parsed<'_>> = self
-            .slots
-            .iter()
-            .map(|s| match s {
-                Slot::Done(framing, r, bytes) => Parsed {
-                    framing: *framing,
-                    result: Err(r.err().unwrap_or(ParseError::InvalidJson)),
-                    raw: None,
-                    bytes: *bytes,
-                },
-                Slot::Skim(framing, i, raw, bytes) => Parsed {
-                    framing: *framing,
-                    result: Entry::from_rec(&recs[*i].0, texts[*i], &arena.text, res_ref)
-                        .map_err(|_| ParseError::MissingType),
-                    raw: Some(raw.clone()),
-                    bytes: *bytes,
-                },
-                Slot::Copy(framing, i, raw, bytes) => Parsed {
-                    framing: *framing,
-                    result: copied[*i].2.and_then(|()| {
-                        Entry::from_value(tapes[*i].as_value()).map_err(|_| ParseError::MissingType)
-                    }),
-                    raw: Some(raw.clone()),
-                    bytes: *bytes,
-                },
-            })
-            .collect();
-        let out = f(&parsed, data);
-        drop(parsed);
+        let (slots, copied) = (&self.slots, &self.copied);
+        let out = self.skimmed.views(&texts, |views| {
+            let parsed: Vec<Parsed<'_>> = slots
+                .iter()
+                .map(|s| match s {
+                    Slot::Done(framing, r, bytes) => Parsed {
+                        framing: *framing,
+                        result: Err(r.err().unwrap_or(ParseError::InvalidJson)),
+                        raw: None,
+                        bytes: *bytes,
+                    },
+                    Slot::Skim(framing, i, raw, bytes) => Parsed {
+                        framing: *framing,
+                        result: views.entry(*i),
+                        raw: Some(raw.clone()),
+                        bytes: *bytes,
+                    },
+                    Slot::Copy(framing, i, raw, bytes) => Parsed {
+                        framing: *framing,
+                        result: copied[*i].2.and_then(|()| {
+                            Entry::from_value(tapes[*i].as_value())
+                                .map_err(|_| ParseError::MissingType)
+                        }),
+                        raw: Some(raw.clone()),
+                        bytes: *bytes,
+                    },
+                })
+                .collect();
+            f(&parsed, data)
+        });
         // Bounded: a chunk of many broken lines, or one huge line, is not kept for good.
         self.pool = tapes
             .into_iter()
@@ -244,8 +225,6 @@ impl BatchParser {
         if self.copies.capacity() > POOLED_COPY_BYTES {
             self.copies = Vec::new();
         }
-        self.strs = recycle(res.strs);
-        self.items = recycle(res.items);
         self.texts = recycle(texts);
         out
     }

@@ -10,8 +10,9 @@
 use simd_json::prelude::*;
 use simd_json::tape::Value;
 
-use super::skim::{Arena, AuthRec, KindRec, Range32, Rec, Span, ValKind};
+use super::skim::{self, Arena, AuthRec, KindRec, Range32, Rec, Span, ValKind};
 use super::time::parse_rfc3339_nanos;
+use super::{recycle, ParseError};
 
 /// What kind of entry this is (`type`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -327,7 +328,7 @@ impl<'a> Entry<'a> {
     }
 
     /// The view of a line read by the fast path. `Err` when it is not an audit entry.
-    pub(crate) fn from_rec(
+    fn from_rec(
         rec: &Rec,
         line: &'a str,
         text: &'a str,
@@ -398,23 +399,80 @@ impl<'a> Entry<'a> {
     }
 }
 
+/// Lines read by the fast path, and what making their views takes: the arena their
+/// records point into, and buffers reused line after line. The one path from the fast path
+/// to views, for the line, batch and read-ahead parsers.
+#[derive(Default)]
+pub(crate) struct Skimmed {
+    arena: Arena,
+    /// Each line's record, and where its arena entries end.
+    recs: Vec<(Rec, usize, usize)>,
+    strs: Vec<&'static str>,
+    items: Vec<(&'static str, MapVal<'static>)>,
+}
+
+impl Skimmed {
+    pub(crate) fn clear(&mut self) {
+        self.arena.clear();
+        self.recs.clear();
+    }
+
+    /// Read a framed line with the fast path: its checked text and its record's number, or
+    /// `None` when the line is simd-json's to read.
+    pub(crate) fn read<'l>(&mut self, body: &'l [u8]) -> Option<(&'l str, usize)> {
+        let (text, rec) = skim::skim(body, &mut self.arena)?;
+        self.recs
+            .push((rec, self.arena.spans.len(), self.arena.items.len()));
+        Some((text, self.recs.len() - 1))
+    }
+
+    /// Call `f` with the views of the lines read since [`Skimmed::clear`]; `texts` holds
+    /// each record's line, in record order.
+    pub(crate) fn views<R>(&mut self, texts: &[&str], f: impl FnOnce(&Views<'_>) -> R) -> R {
+        let mut res = Resolved {
+            strs: std::mem::take(&mut self.strs),
+            items: std::mem::take(&mut self.items),
+        };
+        for ((_, spans_end, items_end), text) in self.recs.iter().zip(texts) {
+            res.add(&self.arena, text, *spans_end, *items_end);
+        }
+        let out = f(&Views {
+            recs: &self.recs,
+            texts,
+            text: &self.arena.text,
+            res: &res,
+        });
+        self.strs = recycle(res.strs);
+        self.items = recycle(res.items);
+        out
+    }
+}
+
+/// The views of the lines a [`Skimmed`] read, by record number.
+pub(crate) struct Views<'v> {
+    recs: &'v [(Rec, usize, usize)],
+    texts: &'v [&'v str],
+    text: &'v str,
+    res: &'v Resolved<'v>,
+}
+
+impl<'v> Views<'v> {
+    pub(crate) fn entry(&self, rec: usize) -> Result<Entry<'v>, ParseError> {
+        Entry::from_rec(&self.recs[rec].0, self.texts[rec], self.text, self.res)
+            .map_err(|_| ParseError::MissingType)
+    }
+}
+
 /// The list strings and metadata entries of lines read by the fast path, as the views
 /// borrow them: filled line by line, in the arena's order, before any view is made.
-#[derive(Default)]
-pub(crate) struct Resolved<'a> {
-    pub strs: Vec<&'a str>,
-    pub items: Vec<(&'a str, MapVal<'a>)>,
+struct Resolved<'a> {
+    strs: Vec<&'a str>,
+    items: Vec<(&'a str, MapVal<'a>)>,
 }
 
 impl<'a> Resolved<'a> {
     /// Add the arena's entries up to these ends, all from `line`.
-    pub(crate) fn add(
-        &mut self,
-        arena: &'a Arena,
-        line: &'a str,
-        spans_end: usize,
-        items_end: usize,
-    ) {
+    fn add(&mut self, arena: &'a Arena, line: &'a str, spans_end: usize, items_end: usize) {
         let text = arena.text.as_str();
         let from = self.strs.len();
         self.strs.extend(

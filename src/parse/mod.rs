@@ -18,11 +18,10 @@ pub mod time;
 
 use std::fmt;
 
+use entry::Skimmed;
 pub use entry::{Auth, Entry, EntryKind, Request, Response, StrList, StrMap};
-use entry::{MapVal, Resolved};
 use simd_json::tape::Tape;
 use simd_json::Buffers;
-use skim::Arena;
 
 /// Why a line was not read. The set is fixed: these are metric label values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -91,9 +90,7 @@ pub struct Parser {
     tape: Tape<'static>,
     scratch: Vec<u8>,
     fast: bool,
-    arena: Arena,
-    strs: Vec<&'static str>,
-    items: Vec<(&'static str, MapVal<'static>)>,
+    skimmed: Skimmed,
 }
 
 /// An emptied vector, its allocation kept for values of another lifetime.
@@ -117,9 +114,7 @@ impl Parser {
             tape: Tape(Vec::new()),
             scratch: Vec::new(),
             fast: true,
-            arena: Arena::default(),
-            strs: Vec::new(),
-            items: Vec::new(),
+            skimmed: Skimmed::default(),
         }
     }
 
@@ -139,9 +134,9 @@ impl Parser {
     #[doc(hidden)]
     pub fn fast_path_reads(&mut self, line: &[u8]) -> bool {
         let mut framing = Framing::default();
-        self.arena.clear();
+        self.skimmed.clear();
         matches!(frame(line, &self.prefix, &mut framing), Ok(Some(body))
-            if skim::skim(body, &mut self.arena).is_some())
+            if self.skimmed.read(body).is_some())
     }
 
     /// Frame and parse one line (without its `\n`), then call `f` with the outcome. The
@@ -160,23 +155,9 @@ impl Parser {
             }
             Err(e) => return f(framing, Err(e)),
         };
-        self.arena.clear();
-        if let Some((text, rec)) = self
-            .fast
-            .then(|| skim::skim(body, &mut self.arena))
-            .flatten()
-        {
-            let mut res = Resolved {
-                strs: std::mem::take(&mut self.strs),
-                items: std::mem::take(&mut self.items),
-            };
-            let arena = &self.arena;
-            res.add(arena, text, arena.spans.len(), arena.items.len());
-            let entry = Entry::from_rec(&rec, text, &arena.text, &res);
-            let out = f(framing, entry.map_err(|_| ParseError::MissingType));
-            self.strs = recycle(res.strs);
-            self.items = recycle(res.items);
-            return out;
+        self.skimmed.clear();
+        if let Some((text, rec)) = self.fast.then(|| self.skimmed.read(body)).flatten() {
+            return self.skimmed.views(&[text], |v| f(framing, v.entry(rec)));
         }
         self.scratch.clear();
         self.scratch.extend_from_slice(body);
