@@ -209,20 +209,8 @@ impl Pipeline {
         on_error: &mut dyn FnMut(ParseError),
     ) -> u64 {
         if ahead.prefix() != self.parser.prefix() {
-            // Read with another prefix: read every line again here.
-            let (mut n, mut rest) = (0, data);
-            while !rest.is_empty() {
-                let (line, tail) = match memchr::memchr(b'\n', rest) {
-                    Some(p) => (&rest[..p], &rest[p + 1..]),
-                    None => (rest, &[][..]),
-                };
-                n += 1;
-                if let Err(e) = self.feed_line(line, out) {
-                    on_error(e);
-                }
-                rest = tail;
-            }
-            return n;
+            // Read with another prefix: read the lines again with this parser's.
+            ahead.read(data, self.parser.prefix());
         }
         let Pipeline { parser, sink, .. } = self;
         let mut n = 0;
