@@ -314,4 +314,35 @@ mod tests {
             assert_eq!(got, want);
         }
     }
+
+    #[test]
+    fn buffers_kept_between_chunks_are_bounded() {
+        let mut batch = BatchParser::new("");
+        let mut c = Chunk::default();
+        // Many lines for simd-json (an exponent), and one of several megabytes.
+        for i in 0..500 {
+            c.push_line(
+                format!(
+                    r#"{{"type":"request","n":1e{},"request":{{"id":"x"}}}}"#,
+                    i % 100
+                )
+                .as_bytes(),
+            );
+        }
+        let big = format!(
+            r#"{{"type":"request","n":1e1,"pad":"{}"}}"#,
+            "x".repeat(3 << 20)
+        );
+        c.push_line(big.as_bytes());
+        let read = batch.parse(&c, |parsed, _| {
+            parsed.iter().filter(|p| p.result.is_ok()).count()
+        });
+        assert_eq!(read, 501);
+        assert!(batch.pool.len() <= POOLED_TAPES, "{}", batch.pool.len());
+        assert!(batch
+            .pool
+            .iter()
+            .all(|t| t.0.capacity() <= POOLED_TAPE_NODES));
+        assert!(batch.copies.capacity() <= POOLED_COPY_BYTES);
+    }
 }
