@@ -160,6 +160,7 @@ pub(crate) fn skim<'l>(line: &'l [u8], arena: &mut Arena) -> Option<(&'l str, Re
     let mark = (arena.spans.len(), arena.items.len(), arena.text.len());
     let mut s = Scan {
         b: line,
+        line: text,
         i: 0,
         depth: 0,
         arena,
@@ -187,6 +188,8 @@ type Got<T> = Option<T>;
 
 struct Scan<'b, 'r> {
     b: &'b [u8],
+    /// The same line, as the checked text spans resolve against.
+    line: &'b str,
     i: usize,
     depth: u32,
     arena: &'r mut Arena,
@@ -317,15 +320,6 @@ impl<'b> Scan<'b, '_> {
         Span {
             start: TEXT | at as u32,
             len: (out.len() - at) as u32,
-        }
-    }
-
-    fn resolve(&self, s: Span) -> &[u8] {
-        if s.start & TEXT != 0 {
-            let start = (s.start & !TEXT) as usize;
-            &self.arena.text.as_bytes()[start..start + s.len as usize]
-        } else {
-            &self.b[s.start as usize..(s.start + s.len) as usize]
         }
     }
 
@@ -504,18 +498,18 @@ impl<'b> Scan<'b, '_> {
         self.object(|s, k| {
             match s.key(k)? {
                 b"type" => {
-                    rec.kind = s.str_val()?.map(|t| match s.resolve(t) {
-                        b"request" => KindRec::Request,
-                        b"response" => KindRec::Response,
-                        _ => KindRec::Other(t),
-                    })
+                    rec.kind = s
+                        .str_val()?
+                        .map(|t| match t.resolve(s.line, &s.arena.text) {
+                            "request" => KindRec::Request,
+                            "response" => KindRec::Response,
+                            _ => KindRec::Other(t),
+                        })
                 }
                 b"time" => {
-                    rec.time = s.str_val()?.and_then(|t| {
-                        std::str::from_utf8(s.resolve(t))
-                            .ok()
-                            .and_then(parse_rfc3339_nanos)
-                    })
+                    rec.time = s
+                        .str_val()?
+                        .and_then(|t| parse_rfc3339_nanos(t.resolve(s.line, &s.arena.text)))
                 }
                 b"error" => rec.error = nonempty(s.str_val()?),
                 b"auth" => rec.auth = s.auth()?,
