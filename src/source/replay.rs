@@ -205,17 +205,21 @@ impl<R: Read> Read for Counting<R> {
 }
 
 fn open_reader(path: &Path) -> io::Result<Box<dyn Read + Send>> {
-    gzip_or_plain(BufReader::with_capacity(256 * 1024, File::open(path)?))
+    gzip_or_plain(File::open(path)?)
 }
 
 /// gzip (told by its magic bytes, multi-member included) or plain bytes.
-fn gzip_or_plain<R: BufRead + Send + 'static>(mut r: R) -> io::Result<Box<dyn Read + Send>> {
+fn gzip_or_plain<R: Read + Send + 'static>(inner: R) -> io::Result<Box<dyn Read + Send>> {
+    let mut r = BufReader::with_capacity(256 * 1024, inner);
     let head = r.fill_buf()?;
     if head.len() >= 2 && head[..2] == [0x1f, 0x8b] {
-        Ok(Box::new(MultiGzDecoder::new(r)))
-    } else {
-        Ok(Box::new(r))
+        return Ok(Box::new(MultiGzDecoder::new(r)));
     }
+    // Plain bytes: what the sniff buffered, then reads straight into the caller's buffer.
+    // Through the BufReader, every byte would be copied twice (it only steps aside for
+    // reads at least as large as itself, and the line readers ask for what is left).
+    let head = io::Cursor::new(r.buffer().to_vec());
+    Ok(Box::new(head.chain(r.into_inner())))
 }
 
 /// Open an input for reading, counting the bytes taken from the file or stdin
@@ -234,7 +238,7 @@ pub(crate) fn open_input(
             count,
         }),
     };
-    gzip_or_plain(BufReader::with_capacity(256 * 1024, reader))
+    gzip_or_plain(reader)
 }
 
 /// Bytes to read in all, when every input is a file (progress and ETA).
