@@ -8,7 +8,7 @@ use crate::alert::Alert;
 use crate::config::Config;
 use crate::engine::{Engine, EngineStats, Outcome, TableSizes};
 use crate::parse::ahead::Ahead;
-use crate::parse::batch::Parsed;
+use crate::parse::batch::Chunk;
 use crate::parse::{Entry, EntryKind, Framing, ParseError, Parser};
 use crate::rules::RuleSet;
 
@@ -198,7 +198,8 @@ impl Pipeline {
 
     /// Feed the lines of `data`, read ahead into `ahead` (on another thread, say); the
     /// lines it left are parsed here. The same outcome, line for line, as [`feed_line`] on
-    /// each. `on_error` hears of each unreadable line. Returns the number of lines.
+    /// each. `on_error(index, reason)` hears of each unreadable line. Returns the number
+    /// of lines.
     ///
     /// [`feed_line`]: Pipeline::feed_line
     pub fn feed_ahead(
@@ -206,17 +207,42 @@ impl Pipeline {
         data: &[u8],
         ahead: &mut Ahead,
         out: &mut Vec<Alert>,
-        on_error: &mut dyn FnMut(ParseError),
+        on_error: &mut dyn FnMut(usize, ParseError),
     ) -> u64 {
         if ahead.prefix() != self.parser.prefix() {
             // Read with another prefix: read the lines again with this parser's.
             ahead.read(data, self.parser.prefix());
         }
+        self.feed_read(data, ahead, out, on_error)
+    }
+
+    /// [`feed_ahead`] for a chunk of lines framed by the replay's chunk reader, read ahead
+    /// with [`Ahead::read_chunk`].
+    ///
+    /// [`feed_ahead`]: Pipeline::feed_ahead
+    pub fn feed_chunk(
+        &mut self,
+        chunk: &Chunk,
+        ahead: &mut Ahead,
+        out: &mut Vec<Alert>,
+        on_error: &mut dyn FnMut(usize, ParseError),
+    ) -> u64 {
+        if ahead.prefix() != self.parser.prefix() {
+            ahead.read_chunk(chunk, self.parser.prefix());
+        }
+        self.feed_read(&chunk.data, ahead, out, on_error)
+    }
+
+    fn feed_read(
+        &mut self,
+        data: &[u8],
+        ahead: &mut Ahead,
+        out: &mut Vec<Alert>,
+        on_error: &mut dyn FnMut(usize, ParseError),
+    ) -> u64 {
         let Pipeline { parser, sink, .. } = self;
         let mut n = 0;
-        ahead.each(data, |line, outcome| {
-            n += 1;
-            let bytes = line.len() as u64 + 1;
+        ahead.each(data, |line, bytes, outcome| {
             let r = match outcome {
                 Some((framing, result)) => sink.accept(framing, result, Some(line), bytes, out),
                 None => parser.parse(line, |framing, result| {
@@ -224,27 +250,11 @@ impl Pipeline {
                 }),
             };
             if let Err(e) = r {
-                on_error(e);
+                on_error(n, e);
             }
+            n += 1;
         });
-        n
-    }
-
-    /// Feed a chunk parsed by a [`BatchParser`](crate::parse::batch::BatchParser), in line
-    /// order; `on_error(index, reason)` hears of each unreadable line.
-    pub fn feed_parsed(
-        &mut self,
-        parsed: &[Parsed<'_>],
-        raw: &[u8],
-        out: &mut Vec<Alert>,
-        on_error: &mut dyn FnMut(usize, ParseError),
-    ) {
-        for (i, p) in parsed.iter().enumerate() {
-            let r = p.raw.as_ref().map(|r| &raw[r.clone()]);
-            if let Err(e) = self.sink.accept(p.framing, p.result, r, p.bytes, out) {
-                on_error(i, e);
-            }
-        }
+        n as u64
     }
 
     /// End of input.

@@ -368,7 +368,7 @@ fn read_ahead_feeds_the_engine_as_line_by_line_does() {
                 }
                 Some(prefix) => {
                     ahead.read(batch, prefix.as_bytes());
-                    lines += p.feed_ahead(batch, &mut ahead, &mut alerts, &mut |_| errors += 1);
+                    lines += p.feed_ahead(batch, &mut ahead, &mut alerts, &mut |_, _| errors += 1);
                 }
             }
         }

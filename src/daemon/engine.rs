@@ -275,7 +275,7 @@ impl EngineThread {
         let before: Stats = self.pipeline.stats().clone();
         let lines = self
             .pipeline
-            .feed_ahead(&b.data, ahead, alerts, &mut |e: ParseError| {
+            .feed_ahead(&b.data, ahead, alerts, &mut |_, e: ParseError| {
                 if let Some(n) = logged.get_mut(sid.min(logged.len() - 1)) {
                     if *n < 10 {
                         *n += 1;

@@ -1,7 +1,8 @@
 //! Lines read ahead: the fast path (`skim`) run over a buffer of lines on one
 //! thread, its results owned (offsets into the buffer and an arena), so that another
 //! thread makes the views and feeds the engine. The daemon reads each batch ahead on a
-//! parse thread while its engine thread processes the one before.
+//! parse thread while its engine thread processes the one before; parallel replay reads
+//! chunks ahead on every core, and whichever core is free feeds them in order.
 //!
 //! Lines the fast path leaves (and blank or unframeable ones) are marked for the consumer's
 //! own [`super::Parser`], which reads them as it always does: the outcome of every line is
@@ -9,6 +10,7 @@
 
 use std::ops::Range;
 
+use super::batch::{Chunk, LineSpan};
 use super::entry::Skimmed;
 use super::{frame, recycle, Entry, Framing, ParseError};
 
@@ -23,6 +25,8 @@ enum Line {
     },
     /// For the consumer's parser.
     Later(Range<usize>),
+    /// Over the line cap, skipped by the framer: its length (newline excluded).
+    TooLong(u64),
 }
 
 /// The lines of one buffer, read ahead. Reused buffer after buffer.
@@ -37,33 +41,52 @@ pub struct Ahead {
 impl Ahead {
     /// Read the lines of `data`: split on `\n`, a last line without one counted too.
     pub fn read(&mut self, data: &[u8], prefix: &[u8]) {
+        self.start(prefix);
+        let mut start = 0;
+        while start < data.len() {
+            let end = memchr::memchr(b'\n', &data[start..]).map_or(data.len(), |p| start + p);
+            self.line(data, start..end);
+            start = end + 1;
+        }
+    }
+
+    /// Read the lines of a chunk, as its reader framed them.
+    pub fn read_chunk(&mut self, chunk: &Chunk, prefix: &[u8]) {
+        self.start(prefix);
+        for span in &chunk.lines {
+            match *span {
+                LineSpan::Line { start, end } => self.line(&chunk.data, start..end),
+                LineSpan::TooLong(n) => self.lines.push(Line::TooLong(n)),
+            }
+        }
+    }
+
+    fn start(&mut self, prefix: &[u8]) {
         self.prefix.clear();
         self.prefix.extend_from_slice(prefix);
         self.lines.clear();
         self.skimmed.clear();
-        let mut start = 0;
-        while start < data.len() {
-            let end = memchr::memchr(b'\n', &data[start..]).map_or(data.len(), |p| start + p);
-            let line = &data[start..end];
-            let mut framing = Framing::default();
-            let read = match frame(line, prefix, &mut framing) {
-                Ok(Some(body)) => self.skimmed.read(body).map(|(_, rec)| {
-                    let at = body.as_ptr() as usize - data.as_ptr() as usize;
-                    (at..at + body.len(), rec)
-                }),
-                _ => None,
-            };
-            self.lines.push(match read {
-                Some((body, rec)) => Line::Read {
-                    line: start..end,
-                    body,
-                    framing,
-                    rec,
-                },
-                None => Line::Later(start..end),
-            });
-            start = end + 1;
-        }
+    }
+
+    fn line(&mut self, data: &[u8], at: Range<usize>) {
+        let line = &data[at.clone()];
+        let mut framing = Framing::default();
+        let read = match frame(line, &self.prefix, &mut framing) {
+            Ok(Some(body)) => self.skimmed.read(body).map(|(_, rec)| {
+                let from = body.as_ptr() as usize - data.as_ptr() as usize;
+                (from..from + body.len(), rec)
+            }),
+            _ => None,
+        };
+        self.lines.push(match read {
+            Some((body, rec)) => Line::Read {
+                line: at,
+                body,
+                framing,
+                rec,
+            },
+            None => Line::Later(at),
+        });
     }
 
     /// The framing prefix the lines were read with.
@@ -80,12 +103,13 @@ impl Ahead {
         self.lines.is_empty()
     }
 
-    /// Each line of `data` (the buffer given to [`Ahead::read`]) in order, with its
-    /// outcome when it was read ahead, or `None` when the caller must parse it.
+    /// Each line of `data` (the buffer given to [`Ahead::read`], or the chunk's data) in
+    /// order, with its size in the input (newline included) and its outcome when it was
+    /// read ahead, or `None` when the caller must parse it.
     pub fn each(
         &mut self,
         data: &[u8],
-        mut f: impl FnMut(&[u8], Option<(Framing, Result<Entry<'_>, ParseError>)>),
+        mut f: impl FnMut(&[u8], u64, Option<(Framing, Result<Entry<'_>, ParseError>)>),
     ) {
         let mut texts: Vec<&str> = std::mem::take(&mut self.texts);
         for l in &self.lines {
@@ -100,8 +124,17 @@ impl Ahead {
                 match l {
                     Line::Read {
                         line, framing, rec, ..
-                    } => f(&data[line.clone()], Some((*framing, views.entry(*rec)))),
-                    Line::Later(line) => f(&data[line.clone()], None),
+                    } => f(
+                        &data[line.clone()],
+                        line.len() as u64 + 1,
+                        Some((*framing, views.entry(*rec))),
+                    ),
+                    Line::Later(line) => f(&data[line.clone()], line.len() as u64 + 1, None),
+                    Line::TooLong(n) => f(
+                        &[],
+                        n + 1,
+                        Some((Framing::default(), Err(ParseError::LineTooLong))),
+                    ),
                 }
             }
         });
@@ -144,7 +177,7 @@ vault: {\"type\":\"response\",\"error\":\"e\\n\"}\n\
             assert_eq!(ahead.len(), 6);
             let mut got = Vec::new();
             let mut read_ahead = 0;
-            ahead.each(data, |line, outcome| {
+            ahead.each(data, |line, _, outcome| {
                 got.push(match outcome {
                     Some((framing, r)) => {
                         read_ahead += 1;
@@ -155,6 +188,73 @@ vault: {\"type\":\"response\",\"error\":\"e\\n\"}\n\
             });
             assert_eq!(got, want);
             assert_eq!(read_ahead, 2);
+        }
+    }
+
+    #[test]
+    fn a_chunk_read_ahead_gives_what_the_parser_gives_on_every_kind_of_line() {
+        let lines: Vec<&[u8]> = vec![
+            br#"{"time":"2026-03-02T10:00:00Z","type":"request","auth":{"policies":["a","b"]},"request":{"id":"r1","path":"x"}}"#,
+            br#"{"time":"2026-03-02T10:00:01Z","type":"response","request":{"id":"r1","path":"esc\"aped\u00e9"}}"#,
+            b"",
+            b"   \r",
+            b"garbage",
+            br#"{"type":"req"#,
+            br#"{"type":"response"} trailing text"#,
+            br#"{"type":"response"}}"#,
+            b"[1,2]",
+            b"{}",
+            b"<json:object name=\"x\"/>",
+            b"{\"type\":\"a\0\"}",
+            b"\0\0\0{\"type\":\"request\"}",
+            b"{\"type\":\"\xff\"}",
+            b"Nov 22 host vault: {\"type\":\"request\",\"request\":{\"id\":\"p\"}}",
+            br#"{"type":"kmip-request"}"#,
+            // Left to simd-json (an exponent), between other lines it reads.
+            br#"{"type":"request","n":1e5,"request":{"id":"e1"},"auth":{"policies":["p"]}}"#,
+            br#"{"type":"response","n":2E-3,"request":{"id":"e2","path":"\u00e9"}}"#,
+        ];
+        let describe = |framing: Framing, r: Result<Entry<'_>, ParseError>| match r {
+            Ok(e) => format!(
+                "ok {} {:?} {:?} {:?} nul={} pre={}",
+                e.kind.as_str(),
+                e.time,
+                e.request.id,
+                e.auth.policies.iter().collect::<Vec<_>>(),
+                framing.nul_prefix,
+                framing.prefixed
+            ),
+            Err(e) => format!("err {e} blank={}", framing.blank),
+        };
+        let mut parser = Parser::default();
+        let mut want: Vec<(String, u64)> = lines
+            .iter()
+            .map(|l| (parser.parse(l, describe), l.len() as u64 + 1))
+            .collect();
+        want.insert(3, ("err line_too_long blank=false".into(), 10_000_001));
+        let mut chunk = Chunk::default();
+        for l in &lines {
+            chunk.push_line(l);
+        }
+        chunk.lines.insert(3, LineSpan::TooLong(10_000_000));
+        let data = chunk.data.clone();
+        let mut ahead = Ahead::default();
+        for _round in 0..2 {
+            ahead.read_chunk(&chunk, b"");
+            let mut got = Vec::new();
+            ahead.each(&chunk.data, |line, bytes, outcome| {
+                // A read line's bytes are its original bytes, for a request read again.
+                if let Some((_, Ok(_))) = &outcome {
+                    assert!(lines.contains(&line), "{}", String::from_utf8_lossy(line));
+                }
+                let d = match outcome {
+                    Some((framing, r)) => describe(framing, r),
+                    None => parser.parse(line, describe),
+                };
+                got.push((d, bytes));
+            });
+            assert_eq!(got, want);
+            assert_eq!(chunk.data, data, "the chunk is left as it was");
         }
     }
 }

@@ -1,6 +1,6 @@
-//! Line framing over any reader: `\n`-terminated lines handed out as mutable slices of a
-//! reused buffer (the parser unescapes in place). A line longer than the cap is skipped
-//! without being buffered whole, and reported with its length.
+//! Line framing over any reader: `\n`-terminated lines handed out as slices of a reused
+//! buffer, or gathered into chunks for parallel replay. A line longer than the cap is
+//! skipped without being buffered whole, and reported with its length.
 
 use std::io::{self, Read};
 

@@ -1,12 +1,15 @@
 //! Parallel replay: the same alerts as the one-thread path, on every core.
 //!
 //! Each worker takes the next chunk of whole lines off the input (one at a time, under a
-//! lock that also fixes the chunk's place in the stream), parses it into simd-json tapes
-//! while the others parse theirs (the costly part), then waits for its turn to feed the
-//! one pipeline and engine, strictly in chunk order. Because the engine sees exactly the
-//! sequence the one-thread path would, alerts and counts are identical; a test pins that.
-//! Memory stays bounded: one chunk buffer and its tapes per worker.
+//! lock that also fixes the chunk's place in the stream) and reads it ahead with the fast
+//! path while the others read theirs (the costly part). Chunks read wait in stream order;
+//! whichever worker finds the engine free feeds every chunk that is next, then goes back
+//! to reading. Because the engine sees exactly the sequence the one-thread path would,
+//! alerts and counts are identical; a test pins that. No worker waits for another's
+//! chunk: a core that runs slower (a busy or shared machine) just reads fewer of them.
+//! Memory stays bounded: a fixed number of chunk buffers go round.
 
+use std::collections::BTreeMap;
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
@@ -16,23 +19,45 @@ use std::time::{Duration, Instant};
 use super::lines::ChunkReader;
 use super::replay::{open_input, total_size, Input, InputReport, Progress, ReplayOptions};
 use crate::alert::Alert;
-use crate::parse::batch::{BatchParser, Chunk};
+use crate::parse::ahead::Ahead;
+use crate::parse::batch::Chunk;
 use crate::pipeline::Pipeline;
 
 /// Bytes of lines per chunk: large enough to amortise hand-offs (~500 lines), small enough
-/// that the chunks in flight and their tapes stay well under the memory bound.
+/// that the chunks in flight stay well under the memory bound.
 const CHUNK_BYTES: usize = 256 * 1024;
 
 /// Room reserved per chunk so typical lines never make the buffer double.
 const CHUNK_CAPACITY: usize = CHUNK_BYTES + 256 * 1024;
 
+/// Chunk buffers per worker: one being read while another waits for the engine.
+const BUFFERS_PER_WORKER: usize = 2;
+
+/// The engine side, held by the worker feeding it.
 struct Turn<'p> {
     pipeline: &'p mut Pipeline,
     logged: Vec<u64>,
     lines: Vec<u64>,
     failed: Option<io::Error>,
-    /// Workers asleep waiting for their turn.
-    sleepers: usize,
+}
+
+/// A chunk buffer and what the fast path read of it.
+struct Buffer {
+    chunk: Chunk,
+    ahead: Ahead,
+}
+
+/// Chunks read and waiting for the engine, and the buffers free for reading.
+struct Order {
+    ready: BTreeMap<u64, Buffer>,
+    /// The next chunk the engine takes.
+    next: u64,
+    /// A worker is feeding the engine.
+    feeding: bool,
+    free: Vec<Buffer>,
+    /// Buffers made so far (at most `cap`).
+    made: usize,
+    cap: usize,
 }
 
 pub fn replay_parallel(
@@ -57,14 +82,21 @@ pub fn replay_parallel(
     let (alert_tx, alert_rx) = mpsc::channel::<Vec<Alert>>();
     let stats_at_input_end: Mutex<Vec<Option<crate::pipeline::Stats>>> =
         Mutex::new(vec![None; inputs.len()]);
-    let problems: Mutex<Vec<Option<String>>> = Mutex::new(vec![None; inputs.len()]);
-    let turn = TurnGate::new(Turn {
+    let turn = Mutex::new(Turn {
         pipeline,
         logged: vec![0; inputs.len()],
         lines: vec![0; inputs.len()],
         failed: None,
-        sleepers: 0,
     });
+    let order = Mutex::new(Order {
+        ready: BTreeMap::new(),
+        next: 0,
+        feeding: false,
+        free: Vec::new(),
+        made: 0,
+        cap: threads * BUFFERS_PER_WORKER,
+    });
+    let freed = Condvar::new();
     let feed = Mutex::new(Feed {
         inputs,
         read_bytes: read_bytes.clone(),
@@ -72,60 +104,31 @@ pub fn replay_parallel(
         idx: 0,
         lines: None,
         seq: 0,
-        problem: None,
+        problems: vec![None; inputs.len()],
     });
     let start = Instant::now();
 
+    let feeder = Feeder {
+        turn: &turn,
+        order: &order,
+        freed: &freed,
+        stats_at_input_end: &stats_at_input_end,
+        inputs,
+        log_errors_per_input: opts.log_errors_per_input,
+    };
     let emit_result = std::thread::scope(|s| {
-        // Workers: each takes the next chunk of lines off the input (in turn, under the
-        // feed lock), parses it while the others parse theirs, then waits for its turn
-        // to feed the engine in stream order. No reader thread, no hand-off queues: two
-        // workers keep two cores busy.
         for _ in 0..threads {
             let alert_tx = alert_tx.clone();
-            let (turn, feed, stats_at_input_end, problems) =
-                (&turn, &feed, &stats_at_input_end, &problems);
-            let prefix = prefix.clone();
-            s.spawn(move || {
-                let mut parser = BatchParser::new(&prefix);
-                let mut chunk = Chunk::default();
-                chunk.data.reserve(CHUNK_CAPACITY);
-                loop {
-                    let job = feed.lock().expect("feed").next_job(&mut chunk);
-                    match job {
-                        Job::Done => return,
-                        Job::Problem { seq, input, problem } => {
-                            let t = turn.wait(seq);
-                            problems.lock().expect("problems")[input] = Some(problem);
-                            turn.advance(t, seq);
-                        }
-                        Job::Chunk(seq) => {
-                            let input = chunk.input;
-                            let last = chunk.last_of_input;
-                            parser.parse(&chunk, |parsed, raw| {
-                                let mut t = turn.wait(seq);
-                                let mut alerts = Vec::new();
-                                let first_line = t.lines[input];
-                                let mut logged = t.logged[input];
-                                t.pipeline.feed_parsed(parsed, raw, &mut alerts, &mut |i, reason| {
-                                    if logged < opts.log_errors_per_input {
-                                        logged += 1;
-                                        tracing::warn!(input = %inputs[input].name(), line = first_line + i as u64 + 1, reason = %reason, "unreadable line skipped");
-                                    }
-                                });
-                                t.logged[input] = logged;
-                                t.lines[input] += parsed.len() as u64;
-                                if last {
-                                    stats_at_input_end.lock().expect("stats")[input] = Some(t.pipeline.stats().clone());
-                                }
-                                if !alerts.is_empty() && alert_tx.send(alerts).is_err() {
-                                    t.failed.get_or_insert_with(|| io::Error::other("alert writer stopped"));
-                                }
-                                turn.advance(t, seq);
-                            });
-                        }
-                    }
-                }
+            let (feeder, feed, prefix) = (&feeder, &feed, &prefix);
+            s.spawn(move || loop {
+                let mut buf = feeder.buffer();
+                let Some(seq) = feed.lock().expect("feed").next_chunk(&mut buf.chunk) else {
+                    feeder.give_back(buf);
+                    return;
+                };
+                let Buffer { chunk, ahead } = &mut buf;
+                ahead.read_chunk(chunk, prefix.as_bytes());
+                feeder.done(seq, buf, &alert_tx);
             });
         }
         drop(alert_tx);
@@ -150,11 +153,7 @@ pub fn replay_parallel(
             }
             if last_progress.elapsed() >= Duration::from_millis(500) {
                 last_progress = Instant::now();
-                let entries = turn
-                    .state
-                    .lock()
-                    .map(|t| t.pipeline.stats().entries)
-                    .unwrap_or(0);
+                let entries = turn.lock().map(|t| t.pipeline.stats().entries).unwrap_or(0);
                 progress.update(
                     read_bytes.load(Ordering::Relaxed),
                     total,
@@ -166,7 +165,7 @@ pub fn replay_parallel(
         result
     });
 
-    let mut t = turn.state.into_inner().expect("turn");
+    let mut t = turn.into_inner().expect("turn");
     if let Some(e) = t.failed.take() {
         return Err(e);
     }
@@ -180,7 +179,7 @@ pub fn replay_parallel(
 
     // Per-input figures from the snapshots taken at each input's last chunk.
     let ends = stats_at_input_end.into_inner().expect("stats");
-    let problems = problems.into_inner().expect("problems");
+    let problems = feed.into_inner().expect("feed").problems;
     let mut prev = crate::pipeline::Stats::default();
     for (i, r) in reports.iter_mut().enumerate() {
         r.problem = problems[i].clone();
@@ -208,35 +207,20 @@ struct Feed<'i> {
     idx: usize,
     lines: Option<ChunkReader<Box<dyn io::Read + Send>>>,
     seq: u64,
-    /// A read error of the input just ended, reported after its last chunk.
-    problem: Option<(usize, String)>,
-}
-
-enum Job {
-    Chunk(u64),
-    Problem {
-        seq: u64,
-        input: usize,
-        problem: String,
-    },
-    Done,
+    /// Per input: why it could not be read to the end.
+    problems: Vec<Option<String>>,
 }
 
 impl Feed<'_> {
-    /// Fill `chunk` with the next lines of the stream (the last chunk of each input is
-    /// sent even when empty, so the input's figures are taken at its end).
-    fn next_job(&mut self, chunk: &mut Chunk) -> Job {
-        if let Some((input, problem)) = self.problem.take() {
-            return Job::Problem {
-                seq: self.take_seq(),
-                input,
-                problem,
-            };
-        }
-        if self.lines.is_none() {
-            let Some(input) = self.inputs.get(self.idx) else {
-                return Job::Done;
-            };
+    /// Fill `chunk` with the next lines of the stream and return its place, or `None` at
+    /// the end (the last chunk of each input is sent even when empty, so the input's
+    /// figures are taken at its end).
+    fn next_chunk(&mut self, chunk: &mut Chunk) -> Option<u64> {
+        let lines = loop {
+            if let Some(lines) = &mut self.lines {
+                break lines;
+            }
+            let input = self.inputs.get(self.idx)?;
             match open_input(input, self.read_bytes.clone()) {
                 Ok(r) => {
                     let lines = ChunkReader::new(r, self.max_line_bytes);
@@ -246,19 +230,13 @@ impl Feed<'_> {
                     });
                 }
                 Err(e) => {
+                    self.problems[self.idx] = Some(format!("cannot open: {e}"));
                     self.idx += 1;
-                    return Job::Problem {
-                        seq: self.take_seq(),
-                        input: self.idx - 1,
-                        problem: format!("cannot open: {e}"),
-                    };
                 }
             }
-        }
-        let idx = self.idx;
-        let lines = self.lines.as_mut().expect("opened above");
+        };
         chunk.clear();
-        chunk.input = idx;
+        chunk.input = self.idx;
         let ended = match lines.fill(chunk, CHUNK_BYTES) {
             Ok(false) => None,
             Ok(true) => Some(None),
@@ -267,11 +245,11 @@ impl Feed<'_> {
         if let Some(problem) = ended {
             chunk.last_of_input = true;
             self.lines = None;
-            self.problem = problem.map(|p| (self.idx, p));
+            self.problems[self.idx] = problem;
             self.idx += 1;
         }
         chunk.seq = self.take_seq();
-        Job::Chunk(chunk.seq)
+        Some(chunk.seq)
     }
 
     fn take_seq(&mut self) -> u64 {
@@ -280,56 +258,96 @@ impl Feed<'_> {
     }
 }
 
-/// The engine's turn, passed along the stream order. A worker whose chunk is next spins
-/// briefly before it sleeps: the turn usually comes within the engine time of one chunk,
-/// and a futex sleep and wake-up per chunk cost more than the spin.
-struct TurnGate<'p> {
-    next: AtomicU64,
-    state: Mutex<Turn<'p>>,
-    cv: Condvar,
+/// The engine's side, shared by the workers: the order chunks reach it in, and the
+/// chunk buffers.
+struct Feeder<'a, 'p> {
+    turn: &'a Mutex<Turn<'p>>,
+    order: &'a Mutex<Order>,
+    freed: &'a Condvar,
+    stats_at_input_end: &'a Mutex<Vec<Option<crate::pipeline::Stats>>>,
+    inputs: &'a [Input],
+    log_errors_per_input: u64,
 }
 
-impl<'p> TurnGate<'p> {
-    fn new(t: Turn<'p>) -> TurnGate<'p> {
-        TurnGate {
-            next: AtomicU64::new(0),
-            state: Mutex::new(t),
-            cv: Condvar::new(),
-        }
-    }
-
-    fn wait(&self, seq: u64) -> std::sync::MutexGuard<'_, Turn<'p>> {
-        let spin_until = Instant::now() + Duration::from_micros(500);
-        let mut n = 0u32;
-        while self.next.load(Ordering::Acquire) != seq {
-            n += 1;
-            if n.is_multiple_of(64) {
-                if Instant::now() >= spin_until {
-                    break;
-                }
-                std::thread::yield_now();
-            } else {
-                std::hint::spin_loop();
+impl Feeder<'_, '_> {
+    /// A free chunk buffer: a new one while fewer than the cap exist, else one the engine
+    /// is done with (waiting for it: the reading is ahead of the engine).
+    fn buffer(&self) -> Buffer {
+        let mut o = self.order.lock().expect("order");
+        loop {
+            if let Some(b) = o.free.pop() {
+                return b;
             }
+            if o.made < o.cap {
+                o.made += 1;
+                let mut chunk = Chunk::default();
+                chunk.data.reserve(CHUNK_CAPACITY);
+                return Buffer {
+                    chunk,
+                    ahead: Ahead::default(),
+                };
+            }
+            o = self.freed.wait(o).expect("order");
         }
-        let mut t = self.state.lock().expect("turn");
-        while self.next.load(Ordering::Acquire) != seq {
-            t.sleepers += 1;
-            t = self.cv.wait(t).expect("turn");
-            t.sleepers -= 1;
-        }
-        t
     }
 
-    /// Pass the turn on to `seq + 1`.
-    fn advance(&self, t: std::sync::MutexGuard<'_, Turn<'p>>, seq: u64) {
-        // Stored under the lock: a waiter checks `next` and goes to sleep under it too,
-        // so it either sees the new value or is counted in `sleepers` and woken.
-        self.next.store(seq + 1, Ordering::Release);
-        let wake = t.sleepers > 0;
-        drop(t);
-        if wake {
-            self.cv.notify_all();
+    fn give_back(&self, b: Buffer) {
+        self.order.lock().expect("order").free.push(b);
+        self.freed.notify_one();
+    }
+
+    /// Chunk `seq` is read: queue it, and feed the engine every chunk next in order unless
+    /// another worker is at it (that worker then feeds this one too, before it stops).
+    fn done(&self, seq: u64, buf: Buffer, alert_tx: &mpsc::Sender<Vec<Alert>>) {
+        let mut o = self.order.lock().expect("order");
+        o.ready.insert(seq, buf);
+        if o.feeding {
+            return;
         }
+        o.feeding = true;
+        loop {
+            let next = o.next;
+            let Some(buf) = o.ready.remove(&next) else {
+                o.feeding = false;
+                return;
+            };
+            drop(o);
+            let buf = self.feed(buf, alert_tx);
+            o = self.order.lock().expect("order");
+            o.next += 1;
+            o.free.push(buf);
+            self.freed.notify_one();
+        }
+    }
+
+    /// Feed one chunk in its turn; the buffer goes back.
+    fn feed(&self, mut buf: Buffer, alert_tx: &mpsc::Sender<Vec<Alert>>) -> Buffer {
+        let Buffer { chunk, ahead } = &mut buf;
+        let input = chunk.input;
+        let mut t = self.turn.lock().expect("turn");
+        let t = &mut *t;
+        let mut alerts = Vec::new();
+        let first_line = t.lines[input];
+        let mut logged = t.logged[input];
+        let name = || self.inputs[input].name();
+        let n = t
+            .pipeline
+            .feed_chunk(chunk, ahead, &mut alerts, &mut |i, reason| {
+                if logged < self.log_errors_per_input {
+                    logged += 1;
+                    tracing::warn!(input = %name(), line = first_line + i as u64 + 1, reason = %reason, "unreadable line skipped");
+                }
+            });
+        t.logged[input] = logged;
+        t.lines[input] += n;
+        if chunk.last_of_input {
+            self.stats_at_input_end.lock().expect("stats")[input] =
+                Some(t.pipeline.stats().clone());
+        }
+        if !alerts.is_empty() && alert_tx.send(alerts).is_err() {
+            t.failed
+                .get_or_insert_with(|| io::Error::other("alert writer stopped"));
+        }
+        buf
     }
 }
