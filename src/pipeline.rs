@@ -230,7 +230,7 @@ impl Pipeline {
         if ahead.prefix() != self.parser.prefix() {
             ahead.read_chunk(chunk, self.parser.prefix());
         }
-        self.feed_read(&chunk.data, ahead, out, on_error)
+        self.feed_read(chunk.data(), ahead, out, on_error)
     }
 
     fn feed_read(

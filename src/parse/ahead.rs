@@ -55,7 +55,7 @@ impl Ahead {
         self.start(prefix);
         for span in &chunk.lines {
             match *span {
-                LineSpan::Line { start, end } => self.line(&chunk.data, start..end),
+                LineSpan::Line { start, end } => self.line(chunk.data(), start..end),
                 LineSpan::TooLong(n) => self.lines.push(Line::TooLong(n)),
             }
         }
@@ -237,12 +237,12 @@ vault: {\"type\":\"response\",\"error\":\"e\\n\"}\n\
             chunk.push_line(l);
         }
         chunk.lines.insert(3, LineSpan::TooLong(10_000_000));
-        let data = chunk.data.clone();
+        let data = chunk.data().to_vec();
         let mut ahead = Ahead::default();
         for _round in 0..2 {
             ahead.read_chunk(&chunk, b"");
             let mut got = Vec::new();
-            ahead.each(&chunk.data, |line, bytes, outcome| {
+            ahead.each(chunk.data(), |line, bytes, outcome| {
                 // A read line's bytes are its original bytes, for a request read again.
                 if let Some((_, Ok(_))) = &outcome {
                     assert!(lines.contains(&line), "{}", String::from_utf8_lossy(line));
@@ -254,7 +254,7 @@ vault: {\"type\":\"response\",\"error\":\"e\\n\"}\n\
                 got.push((d, bytes));
             });
             assert_eq!(got, want);
-            assert_eq!(chunk.data, data, "the chunk is left as it was");
+            assert_eq!(chunk.data(), data, "the chunk is left as it was");
         }
     }
 }

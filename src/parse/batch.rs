@@ -19,7 +19,11 @@ pub enum LineSpan {
 /// Whole lines of one input, in order.
 #[derive(Default)]
 pub struct Chunk {
-    pub data: Vec<u8>,
+    /// The lines' bytes are `buf[..len]`. Past `len`, `buf` stays initialised from chunk
+    /// to chunk, so reading into it never zero-fills (a reader without `read_buf`, such
+    /// as a counting wrapper, would otherwise have every byte zeroed before it is read).
+    buf: Vec<u8>,
+    len: usize,
     pub lines: Vec<LineSpan>,
     /// Position of the chunk in the stream (chunks are consumed in this order).
     pub seq: u64,
@@ -30,18 +34,53 @@ pub struct Chunk {
 }
 
 impl Chunk {
+    /// The bytes the line spans point into.
+    pub fn data(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+
     pub fn clear(&mut self) {
-        self.data.clear();
+        self.len = 0;
         self.lines.clear();
         self.last_of_input = false;
     }
 
     pub fn push_line(&mut self, line: &[u8]) {
-        let start = self.data.len();
-        self.data.extend_from_slice(line);
+        let start = self.len;
+        self.extend(line);
         self.lines.push(LineSpan::Line {
             start,
-            end: self.data.len(),
+            end: self.len,
         });
+    }
+
+    /// Append bytes to the data.
+    pub fn extend(&mut self, bytes: &[u8]) {
+        self.spare(bytes.len()).copy_from_slice(bytes);
+        self.len += bytes.len();
+    }
+
+    /// Room for `n` bytes past the data, to read into; [`Chunk::grow`] then takes in
+    /// what was read.
+    pub fn spare(&mut self, n: usize) -> &mut [u8] {
+        if self.buf.len() < self.len + n {
+            self.buf.resize(self.len + n, 0);
+        }
+        &mut self.buf[self.len..self.len + n]
+    }
+
+    /// Take in `n` bytes written into [`Chunk::spare`].
+    pub fn grow(&mut self, n: usize) {
+        self.len = (self.len + n).min(self.buf.len());
+    }
+
+    /// Keep the first `n` bytes of the data.
+    pub fn truncate(&mut self, n: usize) {
+        self.len = self.len.min(n);
+    }
+
+    /// The data and the line spans, to frame the one into the other.
+    pub fn parts(&mut self) -> (&[u8], &mut Vec<LineSpan>) {
+        (&self.buf[..self.len], &mut self.lines)
     }
 }

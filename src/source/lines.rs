@@ -175,68 +175,76 @@ impl<R: Read> ChunkReader<R> {
     /// Fill `chunk` (cleared by the caller) with about `target` bytes of whole lines;
     /// `Ok(true)` when the input ended with this chunk.
     pub fn fill(&mut self, chunk: &mut Chunk, target: usize) -> io::Result<bool> {
-        let data = &mut chunk.data;
-        data.extend_from_slice(&self.carry);
+        chunk.extend(&self.carry);
         self.carry.clear();
         let mut scan = 0;
         let mut drained = false;
         loop {
             // Frame what is buffered: whole lines, and over-long ones as markers.
-            scan = self.frame(&mut chunk.lines, data, scan);
+            let (data, lines) = chunk.parts();
+            scan = self.frame(lines, data, scan);
             // The unfinished line: skip it once it is over the cap.
             let partial = data.len() - scan;
             if let Some(n) = self.skipping.as_mut() {
                 *n += partial as u64;
-                data.truncate(scan);
+                chunk.truncate(scan);
             } else if partial > self.max_line {
                 self.skipping = Some(partial as u64);
-                data.truncate(scan);
+                chunk.truncate(scan);
             }
+            let end = chunk.data().len();
             if self.eof {
                 match self.skipping.take() {
                     Some(n) => chunk.lines.push(LineSpan::TooLong(n)),
-                    None if scan < data.len() => chunk.lines.push(LineSpan::Line {
-                        start: scan,
-                        end: data.len(),
-                    }),
+                    None if scan < end => chunk.lines.push(LineSpan::Line { start: scan, end }),
                     None => {}
                 }
                 return Ok(true);
             }
             if scan >= target || (drained && !chunk.lines.is_empty()) {
-                self.carry.extend_from_slice(&data[scan..]);
-                data.truncate(scan);
+                self.carry.extend_from_slice(&chunk.data()[scan..]);
+                chunk.truncate(scan);
                 return Ok(false);
             }
             const PIPE: usize = 64 * 1024;
-            let read = if self.streaming {
-                // One read: whatever the pipe holds now.
-                let at = data.len();
-                data.resize(at + PIPE, 0);
-                let r = read_retrying(&mut self.inner, &mut data[at..]);
-                data.truncate(at + *r.as_ref().unwrap_or(&0));
-                r.map(|n| {
-                    drained = n < PIPE;
-                    (n, 1)
-                })
+            // Into the chunk's spare room: a pipe's worth when streaming (one read, of
+            // whatever the pipe holds now); else up to the target, at least 64 KiB, fewer
+            // bytes only at the end of the input.
+            let want = if self.streaming {
+                PIPE
             } else {
-                // Straight into the chunk's spare room (no zero-filling): up to the target,
-                // at least 64 KiB; fewer bytes only at the end of the input.
-                let want = (target.saturating_sub(data.len())).max(PIPE);
-                (&mut self.inner)
-                    .take(want as u64)
-                    .read_to_end(data)
-                    .map(|n| (n, want))
+                target.saturating_sub(end).max(PIPE)
             };
+            let room = chunk.spare(want);
+            let mut got = 0;
+            let read = loop {
+                match read_retrying(&mut self.inner, &mut room[got..]) {
+                    Ok(0) => break Ok(()),
+                    Ok(n) => {
+                        got += n;
+                        if self.streaming || got == want {
+                            break Ok(());
+                        }
+                    }
+                    Err(e) => break Err(e),
+                }
+            };
+            chunk.grow(got);
             match read {
-                Ok((0, _)) => self.eof = true,
-                Ok((n, want)) if !self.streaming && n < want => self.eof = true,
-                Ok(_) => {}
+                Ok(()) if self.streaming => {
+                    drained = got < PIPE;
+                    if got == 0 {
+                        self.eof = true;
+                    }
+                }
+                Ok(()) if got < want => self.eof = true,
+                Ok(()) => {}
                 Err(e) => {
                     // What was read before the error is kept: frame its whole lines; the
                     // unfinished one is dropped, as the line reader does.
-                    scan = self.frame(&mut chunk.lines, data, scan);
-                    data.truncate(scan);
+                    let (data, lines) = chunk.parts();
+                    scan = self.frame(lines, data, scan);
+                    chunk.truncate(scan);
                     return Err(e);
                 }
             }
@@ -317,7 +325,7 @@ mod tests {
             for l in &c.lines {
                 out.push(match *l {
                     LineSpan::Line { start, end } => {
-                        String::from_utf8_lossy(&c.data[start..end]).into_owned()
+                        String::from_utf8_lossy(&c.data()[start..end]).into_owned()
                     }
                     LineSpan::TooLong(n) => format!("<too long {n}>"),
                 });
@@ -391,7 +399,7 @@ mod tests {
             .lines
             .iter()
             .map(|l| match *l {
-                LineSpan::Line { start, end } => &c.data[start..end],
+                LineSpan::Line { start, end } => &c.data()[start..end],
                 LineSpan::TooLong(_) => b"?",
             })
             .collect();
@@ -418,7 +426,7 @@ mod tests {
         assert_eq!(c.lines, [LineSpan::Line { start: 0, end: 3 }]);
         let mut c = Chunk::default();
         assert!(!r.fill(&mut c, 256 * 1024).unwrap());
-        assert_eq!(&c.data[..], b"parttwo\n");
+        assert_eq!(c.data(), b"parttwo\n");
         assert_eq!(c.lines, [LineSpan::Line { start: 0, end: 7 }]);
     }
 }

@@ -281,7 +281,7 @@ impl Feeder<'_, '_> {
             if o.made < o.cap {
                 o.made += 1;
                 let mut chunk = Chunk::default();
-                chunk.data.reserve(CHUNK_CAPACITY);
+                chunk.spare(CHUNK_CAPACITY);
                 return Buffer {
                     chunk,
                     ahead: Ahead::default(),
