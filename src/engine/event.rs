@@ -80,6 +80,9 @@ fn capture<'a>(res: &[regex::Regex], s: &'a str) -> Option<&'a str> {
 #[derive(Default)]
 pub struct TenantCache {
     maps: [SpanMap; 3],
+    /// For paths: capture slots reused from entry to entry, and the `tenant` group, per
+    /// path regex. Made on first use; a reload starts a new cache.
+    path_slots: Vec<(regex::CaptureLocations, Option<usize>)>,
 }
 
 /// A value and where its tenant capture sits in it, if it has one.
@@ -108,6 +111,28 @@ impl TenantCache {
             }
         };
         span.map(|(a, b)| &s[a as usize..b as usize])
+    }
+
+    /// [`capture`] for a path, in one search per regex (not a match test and then a
+    /// second search for the groups) and without allocating.
+    fn path<'a>(&mut self, res: &[regex::Regex], s: &'a str) -> Option<&'a str> {
+        if self.path_slots.len() != res.len() {
+            self.path_slots = res
+                .iter()
+                .map(|re| {
+                    let group = re.capture_names().position(|n| n == Some("tenant"));
+                    (re.capture_locations(), group)
+                })
+                .collect();
+        }
+        res.iter()
+            .zip(&mut self.path_slots)
+            .find_map(|(re, (slots, group))| {
+                re.captures_read(slots, s)?;
+                let (a, b) = slots.get((*group)?)?;
+                s.get(a..b)
+            })
+            .filter(|t| !t.is_empty())
     }
 }
 
@@ -216,7 +241,7 @@ impl<'e, 'a> Event<'e, 'a> {
         }
 
         let path = entry.request.path.unwrap_or("");
-        let path_tenant = match capture(&t.paths, path) {
+        let path_tenant = match cache.path(&t.paths, path) {
             Some(x) => PathTenant::Tenant(x),
             None if t
                 .scoped_prefixes
@@ -359,6 +384,25 @@ mod tests {
             }
             assert_eq!(c.capture(NAMESPACE, &res, "crossplane-system"), None);
         }
+        // Paths: not cached, the same captures.
+        let paths = [
+            regex::Regex::new(r"^secret/data/(?P<tenant>[^/]*)/").unwrap(),
+            regex::Regex::new(r"^(kv|db)/(?:(?P<tenant>t\d+)|x)/").unwrap(),
+            regex::Regex::new(r"^(?P<other>z)/(?P<tenant>\w+)").unwrap(),
+        ];
+        for path in [
+            "secret/data/acme/db",
+            "secret/data//db",
+            "kv/t7/a",
+            "kv/x/a",
+            "z/acme",
+            "sys/mounts",
+            "",
+        ] {
+            assert_eq!(c.path(&paths, path), capture(&paths, path), "{path}");
+        }
+        assert_eq!(c.path(&paths, "kv/x/a"), None);
+        assert_eq!(c.path(&paths, "z/acme"), Some("acme"));
         // The same string under another field is looked up on its own.
         assert_eq!(c.capture(ROLE, &[], "bookstore-platform-t1"), None);
         assert_eq!(
