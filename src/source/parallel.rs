@@ -58,6 +58,8 @@ struct Order {
     /// Buffers made so far (at most `cap`).
     made: usize,
     cap: usize,
+    /// A worker panicked while feeding the engine.
+    broken: bool,
 }
 
 pub fn replay_parallel(
@@ -95,6 +97,7 @@ pub fn replay_parallel(
         free: Vec::new(),
         made: 0,
         cap: threads * BUFFERS_PER_WORKER,
+        broken: false,
     });
     let freed = Condvar::new();
     let feed = Mutex::new(Feed {
@@ -121,7 +124,9 @@ pub fn replay_parallel(
             let alert_tx = alert_tx.clone();
             let (feeder, feed, prefix) = (&feeder, &feed, &prefix);
             s.spawn(move || loop {
-                let mut buf = feeder.buffer();
+                let Some(mut buf) = feeder.buffer() else {
+                    return;
+                };
                 let Some(seq) = feed.lock().expect("feed").next_chunk(&mut buf.chunk) else {
                     feeder.give_back(buf);
                     return;
@@ -271,21 +276,26 @@ struct Feeder<'a, 'p> {
 
 impl Feeder<'_, '_> {
     /// A free chunk buffer: a new one while fewer than the cap exist, else one the engine
-    /// is done with (waiting for it: the reading is ahead of the engine).
-    fn buffer(&self) -> Buffer {
+    /// is done with (waiting for it: the reading is ahead of the engine). `None` once a
+    /// worker panicked while feeding: the others stop, and the panic ends the replay
+    /// rather than leaving it waiting for a chunk that never comes.
+    fn buffer(&self) -> Option<Buffer> {
         let mut o = self.order.lock().expect("order");
         loop {
+            if o.broken {
+                return None;
+            }
             if let Some(b) = o.free.pop() {
-                return b;
+                return Some(b);
             }
             if o.made < o.cap {
                 o.made += 1;
                 let mut chunk = Chunk::default();
                 chunk.spare(CHUNK_CAPACITY);
-                return Buffer {
+                return Some(Buffer {
                     chunk,
                     ahead: Ahead::default(),
-                };
+                });
             }
             o = self.freed.wait(o).expect("order");
         }
@@ -305,6 +315,7 @@ impl Feeder<'_, '_> {
             return;
         }
         o.feeding = true;
+        let _unwinding = Unwinding(self);
         loop {
             let next = o.next;
             let Some(buf) = o.ready.remove(&next) else {
@@ -349,5 +360,19 @@ impl Feeder<'_, '_> {
                 .get_or_insert_with(|| io::Error::other("alert writer stopped"));
         }
         buf
+    }
+}
+
+/// Marks the order broken if the worker feeding the engine panics, and wakes the others.
+struct Unwinding<'f, 'a, 'p>(&'f Feeder<'a, 'p>);
+
+impl Drop for Unwinding<'_, '_, '_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            if let Ok(mut o) = self.0.order.lock() {
+                o.broken = true;
+            }
+            self.0.freed.notify_all();
+        }
     }
 }
