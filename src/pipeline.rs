@@ -7,8 +7,7 @@ use std::sync::Arc;
 use crate::alert::Alert;
 use crate::config::Config;
 use crate::engine::{Engine, EngineStats, Outcome, TableSizes};
-use crate::parse::ahead::Ahead;
-use crate::parse::batch::Chunk;
+use crate::parse::ahead::{Ahead, Lines};
 use crate::parse::{Entry, EntryKind, Framing, ParseError, Parser};
 use crate::rules::RuleSet;
 
@@ -196,50 +195,24 @@ impl Pipeline {
         })
     }
 
-    /// Feed the lines of `data`, read ahead into `ahead` (on another thread, say); the
-    /// lines it left are parsed here. The same outcome, line for line, as [`feed_line`] on
-    /// each. `on_error(index, reason)` hears of each unreadable line. Returns the number
-    /// of lines.
+    /// Feed `lines`, read ahead into `ahead` (on another thread, say); the lines it left
+    /// are parsed here. The same outcome, line for line, as [`feed_line`] on each.
+    /// `on_error(index, reason)` hears of each unreadable line. Returns the number of
+    /// lines.
     ///
     /// [`feed_line`]: Pipeline::feed_line
     pub fn feed_ahead(
         &mut self,
-        data: &[u8],
+        lines: Lines<'_>,
         ahead: &mut Ahead,
         out: &mut Vec<Alert>,
         on_error: &mut dyn FnMut(usize, ParseError),
     ) -> u64 {
         if ahead.prefix() != self.parser.prefix() {
             // Read with another prefix: read the lines again with this parser's.
-            ahead.read(data, self.parser.prefix());
+            ahead.read(lines, self.parser.prefix());
         }
-        self.feed_read(data, ahead, out, on_error)
-    }
-
-    /// [`feed_ahead`] for a chunk of lines framed by the replay's chunk reader, read ahead
-    /// with [`Ahead::read_chunk`].
-    ///
-    /// [`feed_ahead`]: Pipeline::feed_ahead
-    pub fn feed_chunk(
-        &mut self,
-        chunk: &Chunk,
-        ahead: &mut Ahead,
-        out: &mut Vec<Alert>,
-        on_error: &mut dyn FnMut(usize, ParseError),
-    ) -> u64 {
-        if ahead.prefix() != self.parser.prefix() {
-            ahead.read_chunk(chunk, self.parser.prefix());
-        }
-        self.feed_read(chunk.data(), ahead, out, on_error)
-    }
-
-    fn feed_read(
-        &mut self,
-        data: &[u8],
-        ahead: &mut Ahead,
-        out: &mut Vec<Alert>,
-        on_error: &mut dyn FnMut(usize, ParseError),
-    ) -> u64 {
+        let data = lines.data();
         let Pipeline { parser, sink, .. } = self;
         let mut n = 0;
         ahead.each(data, |line, bytes, outcome| {

@@ -318,7 +318,8 @@ fn fast_path_agrees_on_hand_made_edge_cases() {
 #[test]
 fn read_ahead_feeds_the_engine_as_line_by_line_does() {
     use auditwatch::config::Config;
-    use auditwatch::parse::ahead::Ahead;
+    use auditwatch::parse::ahead::{Ahead, Lines};
+    use auditwatch::parse::batch::Chunk;
     use auditwatch::pipeline::Pipeline;
     use auditwatch::rules::RuleSet;
     use common::{cross_tenant_allowed, own_tenant_read, rid};
@@ -351,7 +352,8 @@ fn read_ahead_feeds_the_engine_as_line_by_line_does() {
     batches.push(rest);
     let cfg = Arc::new(Config::default());
     let rules = Arc::new(RuleSet::embedded());
-    let run = |ahead_prefix: Option<&str>| {
+    // `chunk`: the batch as parallel replay's chunk reader frames it.
+    let run = |ahead_prefix: Option<&str>, chunk: bool| {
         let mut p = Pipeline::new(cfg.clone(), rules.clone());
         let (mut alerts, mut errors, mut lines) = (Vec::new(), 0, 0);
         let mut ahead = Ahead::default();
@@ -367,8 +369,21 @@ fn read_ahead_feeds_the_engine_as_line_by_line_does() {
                     }
                 }
                 Some(prefix) => {
-                    ahead.read(batch, prefix.as_bytes());
-                    lines += p.feed_ahead(batch, &mut ahead, &mut alerts, &mut |_, _| errors += 1);
+                    let mut c = Chunk::default();
+                    let lines_of = if chunk {
+                        let body = batch.strip_suffix(b"\n").unwrap_or(batch);
+                        if !batch.is_empty() {
+                            for l in body.split(|&b| b == b'\n') {
+                                c.push_line(l);
+                            }
+                        }
+                        Lines::Chunk(&c)
+                    } else {
+                        Lines::Split(batch)
+                    };
+                    ahead.read(lines_of, prefix.as_bytes());
+                    lines +=
+                        p.feed_ahead(lines_of, &mut ahead, &mut alerts, &mut |_, _| errors += 1);
                 }
             }
         }
@@ -376,10 +391,12 @@ fn read_ahead_feeds_the_engine_as_line_by_line_does() {
         let alerts: Vec<String> = alerts.iter().map(|a| a.to_json_line()).collect();
         (alerts, errors, lines, format!("{:?}", p.stats()))
     };
-    let want = run(None);
+    let want = run(None, false);
     let critical = want.0.iter().filter(|a| a.contains("\"critical\"")).count();
     assert_eq!(critical, 200, "a critical alert per cross-tenant read");
     assert_eq!(want.2, 600);
-    assert_eq!(run(Some("")), want);
-    assert_eq!(run(Some("vault: ")), want);
+    for chunk in [false, true] {
+        assert_eq!(run(Some(""), chunk), want, "chunk {chunk}");
+        assert_eq!(run(Some("vault: "), chunk), want, "chunk {chunk}");
+    }
 }

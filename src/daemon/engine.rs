@@ -25,7 +25,7 @@ use crate::alert::Alert;
 use crate::config::Config;
 use crate::engine::{EngineStats, TableSizes};
 use crate::metrics::{Metrics, TABLES};
-use crate::parse::ahead::Ahead;
+use crate::parse::ahead::{Ahead, Lines};
 use crate::parse::time::parse_rfc3339_nanos;
 use crate::parse::ParseError;
 use crate::pipeline::{Pipeline, Stats};
@@ -138,7 +138,7 @@ fn read_ahead(
         match queue.pop(Duration::from_millis(200)) {
             Pop::Batch(b) => {
                 let mut ahead = recycled.try_recv().unwrap_or_default();
-                ahead.read(&b.data, prefix);
+                ahead.read(Lines::Split(&b.data), prefix);
                 if to_engine.send((b, ahead)).is_err() {
                     return;
                 }
@@ -275,7 +275,7 @@ impl EngineThread {
         let before: Stats = self.pipeline.stats().clone();
         let lines = self
             .pipeline
-            .feed_ahead(&b.data, ahead, alerts, &mut |_, e: ParseError| {
+            .feed_ahead(Lines::Split(&b.data), ahead, alerts, &mut |_, e: ParseError| {
                 if let Some(n) = logged.get_mut(sid.min(logged.len() - 1)) {
                     if *n < 10 {
                         *n += 1;

@@ -29,6 +29,25 @@ enum Line {
     TooLong(u64),
 }
 
+/// Lines to read ahead.
+#[derive(Clone, Copy)]
+pub enum Lines<'a> {
+    /// A buffer split on `\n`, a last line without one counted too (the daemon's batches).
+    Split(&'a [u8]),
+    /// A chunk, as its reader framed it (parallel replay).
+    Chunk(&'a Chunk),
+}
+
+impl<'a> Lines<'a> {
+    /// The bytes the lines sit in.
+    pub fn data(self) -> &'a [u8] {
+        match self {
+            Lines::Split(data) => data,
+            Lines::Chunk(chunk) => chunk.data(),
+        }
+    }
+}
+
 /// The lines of one buffer, read ahead. Reused buffer after buffer.
 #[derive(Default)]
 pub struct Ahead {
@@ -39,24 +58,26 @@ pub struct Ahead {
 }
 
 impl Ahead {
-    /// Read the lines of `data`: split on `\n`, a last line without one counted too.
-    pub fn read(&mut self, data: &[u8], prefix: &[u8]) {
+    /// Read `lines` with the fast path, framing each with `prefix`.
+    pub fn read(&mut self, lines: Lines<'_>, prefix: &[u8]) {
         self.start(prefix);
-        let mut start = 0;
-        while start < data.len() {
-            let end = memchr::memchr(b'\n', &data[start..]).map_or(data.len(), |p| start + p);
-            self.line(data, start..end);
-            start = end + 1;
-        }
-    }
-
-    /// Read the lines of a chunk, as its reader framed them.
-    pub fn read_chunk(&mut self, chunk: &Chunk, prefix: &[u8]) {
-        self.start(prefix);
-        for span in &chunk.lines {
-            match *span {
-                LineSpan::Line { start, end } => self.line(chunk.data(), start..end),
-                LineSpan::TooLong(n) => self.lines.push(Line::TooLong(n)),
+        match lines {
+            Lines::Split(data) => {
+                let mut start = 0;
+                while start < data.len() {
+                    let end =
+                        memchr::memchr(b'\n', &data[start..]).map_or(data.len(), |p| start + p);
+                    self.line(data, start..end);
+                    start = end + 1;
+                }
+            }
+            Lines::Chunk(chunk) => {
+                for span in &chunk.lines {
+                    match *span {
+                        LineSpan::Line { start, end } => self.line(chunk.data(), start..end),
+                        LineSpan::TooLong(n) => self.lines.push(Line::TooLong(n)),
+                    }
+                }
             }
         }
     }
@@ -103,8 +124,7 @@ impl Ahead {
         self.lines.is_empty()
     }
 
-    /// Each line of `data` (the buffer given to [`Ahead::read`], or the chunk's data) in
-    /// order, with its size in the input (newline included) and its outcome when it was
+    /// Each line of `data` (that of the lines given to [`Ahead::read`]) in order, with its size in the input (newline included) and its outcome when it was
     /// read ahead, or `None` when the caller must parse it.
     pub fn each(
         &mut self,
@@ -173,7 +193,7 @@ vault: {\"type\":\"response\",\"error\":\"e\\n\"}\n\
             .collect();
         let mut ahead = Ahead::default();
         for _ in 0..2 {
-            ahead.read(data, b"vault: ");
+            ahead.read(Lines::Split(data), b"vault: ");
             assert_eq!(ahead.len(), 6);
             let mut got = Vec::new();
             let mut read_ahead = 0;
@@ -240,7 +260,7 @@ vault: {\"type\":\"response\",\"error\":\"e\\n\"}\n\
         let data = chunk.data().to_vec();
         let mut ahead = Ahead::default();
         for _round in 0..2 {
-            ahead.read_chunk(&chunk, b"");
+            ahead.read(Lines::Chunk(&chunk), b"");
             let mut got = Vec::new();
             ahead.each(chunk.data(), |line, bytes, outcome| {
                 // A read line's bytes are its original bytes, for a request read again.

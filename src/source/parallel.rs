@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use super::lines::ChunkReader;
 use super::replay::{open_input, total_size, Input, InputReport, Progress, ReplayOptions};
 use crate::alert::Alert;
-use crate::parse::ahead::Ahead;
+use crate::parse::ahead::{Ahead, Lines};
 use crate::parse::batch::Chunk;
 use crate::pipeline::Pipeline;
 
@@ -132,7 +132,7 @@ pub fn replay_parallel(
                     return;
                 };
                 let Buffer { chunk, ahead } = &mut buf;
-                ahead.read_chunk(chunk, prefix.as_bytes());
+                ahead.read(Lines::Chunk(chunk), prefix.as_bytes());
                 feeder.done(seq, buf, &alert_tx);
             });
         }
@@ -343,7 +343,7 @@ impl Feeder<'_, '_> {
         let name = || self.inputs[input].name();
         let n = t
             .pipeline
-            .feed_chunk(chunk, ahead, &mut alerts, &mut |i, reason| {
+            .feed_ahead(Lines::Chunk(chunk), ahead, &mut alerts, &mut |i, reason| {
                 if logged < self.log_errors_per_input {
                     logged += 1;
                     tracing::warn!(input = %name(), line = first_line + i as u64 + 1, reason = %reason, "unreadable line skipped");
