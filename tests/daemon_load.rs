@@ -135,14 +135,19 @@ spool: {{dir: '{}', memory_bytes: {memory}}}
     });
     let results: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
     let written = start.elapsed();
-    d.wait_until("every byte read", Duration::from_secs(600), |d| {
+    // Polled often: the rates below are worked out from when these first hold.
+    let every = Duration::from_millis(10);
+    d.wait_polling("every byte read", Duration::from_secs(600), every, |d| {
         d.metric("auditwatch_source_bytes_total", &[]) >= total_bytes as f64
     });
     let read = start.elapsed();
     let spilled = d.metric("auditwatch_spilled_bytes_total", &[]);
-    d.wait_until("every entry processed", Duration::from_secs(1200), |d| {
-        d.metric("auditwatch_events_total", &[]) >= total_entries as f64
-    });
+    d.wait_polling(
+        "every entry processed",
+        Duration::from_secs(1200),
+        every,
+        |d| d.metric("auditwatch_events_total", &[]) >= total_entries as f64,
+    );
     let processed = start.elapsed();
     // Figures are worked out once the daemon is done, so this test's own work (hashing
     // 200,000 ids, sorting) does not take the cores from the daemon it measures.

@@ -309,13 +309,26 @@ impl Daemon {
 
     /// Poll until `f` holds (bounded).
     #[track_caller]
-    pub fn wait_until(&self, what: &str, timeout: Duration, mut f: impl FnMut(&Daemon) -> bool) {
+    pub fn wait_until(&self, what: &str, timeout: Duration, f: impl FnMut(&Daemon) -> bool) {
+        self.wait_polling(what, timeout, Duration::from_millis(50), f)
+    }
+
+    /// [`Daemon::wait_until`], polling every `every`: a timing taken from when `f` first
+    /// holds is late by up to one interval.
+    #[track_caller]
+    pub fn wait_polling(
+        &self,
+        what: &str,
+        timeout: Duration,
+        every: Duration,
+        mut f: impl FnMut(&Daemon) -> bool,
+    ) {
         let start = Instant::now();
         while !f(self) {
             if start.elapsed() > timeout {
                 panic!("timed out waiting for {what}:\n{}", self.log_text());
             }
-            std::thread::sleep(Duration::from_millis(50));
+            std::thread::sleep(every);
         }
     }
 
