@@ -2,11 +2,17 @@
 //! that spills to an on-disk spool when the engine is behind.
 //!
 //! Invariants: a socket source never waits here ([`Queue::push`] returns at once: memory
-//! while under `memory_bytes`, else the spool, else the batch is dropped and counted);
-//! once anything is on disk every later non-waiting push goes to disk too, and the engine
-//! takes memory first, then the spool oldest first, so each source's lines keep their
-//! order. File sources use [`Queue::push_wait`], which waits for room instead of spilling
-//! (the file itself is their buffer) and yields to a non-empty spool. Spool segments are
+//! while under `memory_bytes`, else the spool, else the batch is dropped and counted).
+//! Batches wait in three parts, taken in this order: the head (memory), the spool (disk,
+//! oldest first) and, while the spool is not empty, the tail (memory again). A push while
+//! the spool is not empty goes to the tail when memory has room; when it has not, the
+//! tail's oldest batches go to the spool until it has (or, with an empty tail, the push
+//! itself does). So each source's lines keep their order, memory stays within
+//! `memory_bytes`, and only what memory cannot hold goes through the disk: an engine
+//! that falls behind for a while does not send everything after that through the disk.
+//! When the spool empties, the tail becomes part of the head. File sources use
+//! [`Queue::push_wait`], which waits for room instead of spilling (the file itself is
+//! their buffer) and yields to a non-empty spool. Spool segments are
 //! append-only files of records `[magic u8][name_len u8][len u32 le][name][lines]`; a
 //! segment is deleted once read; segments left by an earlier run are replayed first.
 
@@ -44,7 +50,11 @@ pub struct Queue {
 }
 
 struct Inner {
+    /// The head: batches older than anything on the spool.
     mem: VecDeque<Batch>,
+    /// The tail: batches newer than anything on the spool (empty while the spool is).
+    tail: VecDeque<Batch>,
+    /// Bytes in the head and the tail.
     mem_bytes: u64,
     mem_by_source: Vec<u64>,
     spool: Spool,
@@ -91,6 +101,7 @@ impl Queue {
         let q = Queue {
             inner: Mutex::new(Inner {
                 mem: VecDeque::new(),
+                tail: VecDeque::new(),
                 mem_bytes: 0,
                 mem_by_source: vec![0; n],
                 spool,
@@ -159,28 +170,46 @@ impl Queue {
             return true;
         }
         let mut inner = self.lock();
+        inner.settle();
         let len = batch.data.len() as u64;
         let id = batch.source;
-        let ok = if inner.spool.records == 0
-            && (inner.mem_bytes + len <= self.memory_cap || inner.mem.is_empty())
-        {
-            inner.mem_bytes += len;
-            if let Some(b) = inner.mem_by_source.get_mut(id as usize) {
-                *b += len;
-            }
+        let room = |inner: &Inner| inner.mem_bytes + len <= self.memory_cap;
+        let ok = if inner.spool.records == 0 && (room(&inner) || inner.mem.is_empty()) {
+            inner.add(id, len);
             inner.mem.push_back(batch);
             true
         } else {
-            let name = self.name(id).to_string();
-            match inner.spool.append(id, &name, &batch.data) {
-                Ok(()) => {
-                    self.metrics
-                        .spilled_bytes
-                        .with_label_values(&[&name])
-                        .inc_by(len);
+            // Behind the spool: the tail, once the oldest of it has made room on disk.
+            let mut spilled = Ok(());
+            while !room(&inner) && spilled.is_ok() {
+                let Some(old) = inner.tail.pop_front() else {
+                    break;
+                };
+                spilled = self.spill(&mut inner, &old);
+                match &spilled {
+                    Ok(()) => {
+                        inner.remove(old.source, old.data.len() as u64);
+                        if old.source != id {
+                            self.publish_source(&inner, old.source);
+                        }
+                    }
+                    Err(_) => inner.tail.push_front(old),
+                }
+            }
+            let done = match spilled {
+                Ok(()) if inner.spool.records > 0 && room(&inner) => None,
+                Ok(()) => Some(self.spill(&mut inner, &batch)),
+                Err(e) => Some(Err(e)),
+            };
+            match done {
+                None => {
+                    inner.add(id, len);
+                    inner.tail.push_back(batch);
                     true
                 }
-                Err(reason) => {
+                Some(Ok(())) => true,
+                Some(Err(reason)) => {
+                    let name = self.name(id).to_string();
                     let lines = memchr::memchr_iter(b'\n', &batch.data).count() as u64;
                     self.metrics
                         .dropped_lines
@@ -204,6 +233,17 @@ impl Queue {
         ok
     }
 
+    /// Write a batch to the spool, counted as spilled for its source.
+    fn spill(&self, inner: &mut Inner, batch: &Batch) -> Result<(), SpillError> {
+        let name = self.name(batch.source);
+        inner.spool.append(batch.source, name, &batch.data)?;
+        self.metrics
+            .spilled_bytes
+            .with_label_values(&[name])
+            .inc_by(batch.data.len() as u64);
+        Ok(())
+    }
+
     /// Queue a batch, waiting while memory is full or the spool is not empty. Returns
     /// false (batch dropped, not counted: the caller has not committed it) when the
     /// consumer is gone or `give_up` says so.
@@ -217,6 +257,7 @@ impl Queue {
         let mut inner = self.lock();
         while !inner.abandoned
             && (inner.spool.records > 0
+                || !inner.tail.is_empty()
                 || (inner.mem_bytes + len > self.memory_cap && !inner.mem.is_empty()))
         {
             if give_up() {
@@ -231,10 +272,7 @@ impl Queue {
         if inner.abandoned {
             return false;
         }
-        inner.mem_bytes += len;
-        if let Some(b) = inner.mem_by_source.get_mut(id as usize) {
-            *b += len;
-        }
+        inner.add(id, len);
         inner.mem.push_back(batch);
         self.publish_source(&inner, id);
         drop(inner);
@@ -242,17 +280,14 @@ impl Queue {
         true
     }
 
-    /// The next batch: memory first, then the spool; waits up to `timeout`.
+    /// The next batch: the head, then the spool, then the tail; waits up to `timeout`.
     pub fn pop(&self, timeout: Duration) -> Pop {
         let deadline = Instant::now() + timeout;
         let mut inner = self.lock();
         loop {
+            inner.settle();
             if let Some(b) = inner.mem.pop_front() {
-                let len = b.data.len() as u64;
-                inner.mem_bytes -= len;
-                if let Some(x) = inner.mem_by_source.get_mut(b.source as usize) {
-                    *x = x.saturating_sub(len);
-                }
+                inner.remove(b.source, b.data.len() as u64);
                 self.publish_source(&inner, b.source);
                 drop(inner);
                 self.not_full.notify_all();
@@ -262,6 +297,7 @@ impl Queue {
                 let names = self.names.clone();
                 match inner.spool.read_next(&names) {
                     Ok(Some(b)) => {
+                        inner.settle();
                         self.publish_source(&inner, b.source);
                         if inner.spool.records == 0 {
                             drop(inner);
@@ -314,6 +350,33 @@ impl Queue {
     pub fn backlog(&self) -> (u64, u64) {
         let inner = self.lock();
         (inner.mem_bytes, inner.spool.disk_bytes)
+    }
+}
+
+impl Inner {
+    /// Once the spool is empty, the tail follows the head.
+    fn settle(&mut self) {
+        if self.spool.records == 0 && !self.tail.is_empty() {
+            let mut tail = std::mem::take(&mut self.tail);
+            self.mem.append(&mut tail);
+            self.tail = tail;
+        }
+    }
+
+    /// `len` bytes of `id` come into memory.
+    fn add(&mut self, id: SourceId, len: u64) {
+        self.mem_bytes += len;
+        if let Some(b) = self.mem_by_source.get_mut(id as usize) {
+            *b += len;
+        }
+    }
+
+    /// `len` bytes of `id` leave memory.
+    fn remove(&mut self, id: SourceId, len: u64) {
+        self.mem_bytes -= len;
+        if let Some(x) = self.mem_by_source.get_mut(id as usize) {
+            *x = x.saturating_sub(len);
+        }
     }
 }
 
@@ -682,6 +745,96 @@ mod tests {
         assert!(
             !q.push_wait(batch(0, "more\n"), &|| false),
             "no consumer: give up"
+        );
+    }
+
+    #[test]
+    fn behind_the_spool_only_what_memory_cannot_hold_goes_to_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = Arc::new(Metrics::new());
+        let names = vec!["a".to_string(), "b".to_string()];
+        let q = Queue::new(&settings(dir.path(), 100, 1 << 20), &names, m.clone()).unwrap();
+        let spilled = || {
+            m.spilled_bytes.with_label_values(&["a"]).get()
+                + m.spilled_bytes.with_label_values(&["b"]).get()
+        };
+        // 25-byte batches: four fill memory, the next two go to disk.
+        let line = |i: u32| format!("{i:024}\n");
+        let mut want = Vec::new();
+        let mut push = |i: u32| {
+            let s = (i % 2) as SourceId;
+            assert!(q.push(batch(s, &line(i))));
+            want.push(format!("{s}:{}", line(i)));
+        };
+        (0..6).for_each(&mut push);
+        assert_eq!(spilled(), 50);
+        // The engine takes three: behind the spool, three new ones fit in memory.
+        let mut got: Vec<String> = (0..3)
+            .map(|_| match q.pop(Duration::from_millis(1)) {
+                Pop::Batch(b) => format!("{}:{}", b.source, String::from_utf8(b.data).unwrap()),
+                _ => panic!("a batch"),
+            })
+            .collect();
+        (6..9).for_each(&mut push);
+        assert_eq!(spilled(), 50, "memory had room");
+        assert_eq!(q.backlog(), (100, 2 * (HEADER as u64 + 1 + 25)));
+        // Memory full again: the oldest of those three goes to disk to make room.
+        push(9);
+        assert_eq!(spilled(), 75);
+        assert_eq!(q.backlog().0, 100);
+        got.extend(drain(&q));
+        assert_eq!(got, want, "in order: memory, then disk, then memory");
+        assert_eq!(q.backlog(), (0, 0));
+        assert_eq!(m.backlog_bytes.with_label_values(&["a", "memory"]).get(), 0);
+        assert_eq!(m.backlog_bytes.with_label_values(&["b", "spool"]).get(), 0);
+    }
+
+    #[test]
+    fn any_mix_of_pushes_and_pops_keeps_the_order_and_the_memory_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = Arc::new(Metrics::new());
+        let names = vec!["a".to_string(), "b".to_string(), "c".to_string()];
+        let cap = 300;
+        let q = Queue::new(&settings(dir.path(), cap, 1 << 30), &names, m.clone()).unwrap();
+        let mut model = VecDeque::new();
+        let mut seed = 0x2545_f491_u64;
+        let mut next = |n: u64| {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) % n
+        };
+        for i in 0..20_000u32 {
+            if next(100) < 55 {
+                let s = next(3) as SourceId;
+                let text = format!("{i}{}\n", "x".repeat(next(120) as usize));
+                assert!(q.push(batch(s, &text)));
+                model.push_back(format!("{s}:{text}"));
+            } else {
+                match q.pop(Duration::from_millis(0)) {
+                    Pop::Batch(b) => {
+                        let got = format!("{}:{}", b.source, String::from_utf8(b.data).unwrap());
+                        assert_eq!(Some(got), model.pop_front(), "pop {i}");
+                    }
+                    _ => assert!(
+                        model.is_empty(),
+                        "pop {i}: nothing, yet {} queued",
+                        model.len()
+                    ),
+                }
+            }
+            assert!(q.backlog().0 <= cap, "memory over its bound at {i}");
+        }
+        let rest: Vec<String> = model.into_iter().collect();
+        assert_eq!(drain(&q), rest);
+        assert_eq!(q.backlog(), (0, 0));
+        let spilled: u64 = names
+            .iter()
+            .map(|n| m.spilled_bytes.with_label_values(&[n]).get())
+            .sum();
+        assert!(
+            spilled > 10_000,
+            "the mix must go through the disk: {spilled}"
         );
     }
 }
