@@ -488,16 +488,20 @@ impl Spool {
             unreachable!("a writer was just opened")
         };
         let name = &name.as_bytes()[..name.len().min(255)];
-        let mut rec_buf = Vec::with_capacity(HEADER + name.len() + data.len());
-        rec_buf.push(MAGIC);
-        rec_buf.push(name.len() as u8);
-        rec_buf.extend_from_slice(&(data.len() as u32).to_le_bytes());
-        rec_buf.extend_from_slice(name);
-        rec_buf.extend_from_slice(data);
-        f.write_all(&rec_buf)?;
-        *size += rec_buf.len() as u64;
+        // The header and name, then the lines as they are: no copy of the batch (this
+        // runs on the thread that reads the socket). A crash between the two writes
+        // leaves a torn record, which a restart ignores.
+        let mut head = Vec::with_capacity(HEADER + name.len());
+        head.push(MAGIC);
+        head.push(name.len() as u8);
+        head.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        head.extend_from_slice(name);
+        f.write_all(&head)?;
+        f.write_all(data)?;
+        let rec = (head.len() + data.len()) as u64;
+        *size += rec;
         self.records += 1;
-        self.disk_bytes += rec_buf.len() as u64;
+        self.disk_bytes += rec;
         if let Some(b) = self.by_source.get_mut(id as usize) {
             *b += data.len() as u64;
         }
