@@ -615,8 +615,15 @@ fn read_record(r: &mut impl Read) -> io::Result<Option<(Vec<u8>, Vec<u8>)>> {
     let len = u32::from_le_bytes([h[2], h[3], h[4], h[5]]) as usize;
     let mut name = vec![0u8; name_len];
     r.read_exact(&mut name)?;
-    let mut data = vec![0u8; len];
-    r.read_exact(&mut data)?;
+    // Read into spare capacity (no zero-fill first: the reader is buffered).
+    let mut data = Vec::with_capacity(len);
+    r.take(len as u64).read_to_end(&mut data)?;
+    if data.len() < len {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "torn spool record",
+        ));
+    }
     Ok(Some((name, data)))
 }
 
