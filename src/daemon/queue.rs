@@ -848,4 +848,34 @@ mod tests {
             "the mix must go through the disk: {spilled}"
         );
     }
+
+    #[test]
+    fn a_full_spool_keeps_the_tail_and_drops_only_the_new_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = Arc::new(Metrics::new());
+        // Memory for two 10-byte batches; the spool for one record (6 + 1 + 10 bytes).
+        let q = Queue::new(&settings(dir.path(), 20, 20), &["s".into()], m.clone()).unwrap();
+        let b = |c: char| batch(0, &format!("{}\n", c.to_string().repeat(9)));
+        assert!(q.push(b('a')));
+        assert!(q.push(b('b')));
+        assert!(q.push(b('c')), "to disk");
+        assert!(matches!(q.pop(Duration::from_millis(1)), Pop::Batch(_)));
+        assert!(q.push(b('d')), "behind the spool, in memory");
+        // Memory full, and the tail's oldest cannot go to the full spool: the new batch is
+        // dropped and counted, the tail stays.
+        assert!(!q.push(b('e')));
+        assert_eq!(
+            m.dropped_lines
+                .with_label_values(&["s", "spool_full"])
+                .get(),
+            1
+        );
+        let rest: Vec<String> = drain(&q);
+        let want: Vec<String> = ['b', 'c', 'd']
+            .iter()
+            .map(|c| format!("0:{}\n", c.to_string().repeat(9)))
+            .collect();
+        assert_eq!(rest, want);
+        assert_eq!(q.backlog(), (0, 0));
+    }
 }
