@@ -134,12 +134,12 @@ impl Pipeline {
         }
     }
 
-    /// Only entries with `since <= time < until` reach the engine.
     /// The framing prefix the parser strips.
     pub fn prefix(&self) -> &[u8] {
         self.parser.prefix()
     }
 
+    /// Only entries with `since <= time < until` reach the engine.
     pub fn set_time_range(&mut self, since: Option<i64>, until: Option<i64>) {
         self.sink.since = since;
         self.sink.until = until;

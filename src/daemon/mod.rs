@@ -3,8 +3,9 @@
 //! Shape: a small tokio runtime does the I/O (socket sources, the HTTP endpoint, signals);
 //! file sources read on their own threads; the engine is synchronous and runs on its own
 //! thread fed by the bounded [`queue::Queue`] (which spills to disk instead of ever
-//! making a socket peer wait), through a parse thread that reads each batch ahead. Config and rules are validated before this module is
-//! entered, so nothing is bound with a bad config.
+//! making a socket peer wait), through a parse thread that reads each batch ahead. Config
+//! and rules are validated before this module is entered, so nothing is bound with a bad
+//! config.
 //!
 //! Signals: SIGHUP reloads config and rules atomically (a bad set is rejected and logged,
 //! the running one keeps going, detection state survives) and reopens the alert file;

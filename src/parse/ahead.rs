@@ -124,8 +124,9 @@ impl Ahead {
         self.lines.is_empty()
     }
 
-    /// Each line of `data` (that of the lines given to [`Ahead::read`]) in order, with its size in the input (newline included) and its outcome when it was
-    /// read ahead, or `None` when the caller must parse it.
+    /// Each line of `data` (that of the lines given to [`Ahead::read`]) in order, with its
+    /// size in the input (newline included) and its outcome when it was read ahead, or
+    /// `None` when the caller must parse it.
     pub fn each(
         &mut self,
         data: &[u8],

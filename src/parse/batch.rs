@@ -1,5 +1,6 @@
 //! Chunks of lines: what parallel replay reads ahead on several threads (with
-//! [`super::ahead::Ahead::read_chunk`]) while one engine consumes them in input order.
+//! [`super::ahead::Ahead::read`] and [`super::ahead::Lines::Chunk`]) while one engine
+//! consumes them in input order.
 //!
 //! A [`Chunk`] holds whole lines (framed by [`crate::source::lines::ChunkReader`], so
 //! over-long lines arrive as markers, never as bytes). The chunk itself is never

@@ -401,7 +401,7 @@ impl<'a> Entry<'a> {
 
 /// Lines read by the fast path, and what making their views takes: the arena their
 /// records point into, and buffers reused line after line. The one path from the fast path
-/// to views, for the line, batch and read-ahead parsers.
+/// to views, for the line parser and for lines read ahead.
 #[derive(Default)]
 pub(crate) struct Skimmed {
     arena: Arena,
