@@ -26,8 +26,6 @@ pub struct Chunk {
     buf: Vec<u8>,
     len: usize,
     pub lines: Vec<LineSpan>,
-    /// Position of the chunk in the stream (chunks are consumed in this order).
-    pub seq: u64,
     /// Index of the input the lines come from.
     pub input: usize,
     /// The last chunk of its input.

@@ -166,8 +166,7 @@ pub fn run_all(rules: &RuleSet, cfg: &Arc<Config>) -> Vec<ExampleResult> {
             let mut p = Pipeline::new(cfg.clone(), only.clone());
             let mut alerts = Vec::new();
             for l in &ex.lines {
-                let b = l.clone().into_bytes();
-                let _ = p.feed_line(&b, &mut alerts);
+                let _ = p.feed_line(l.as_bytes(), &mut alerts);
             }
             p.finish(&mut alerts);
             let failure = judge(ex, &alerts);

@@ -211,6 +211,7 @@ struct Feed<'i> {
     /// The input being read (or next to open).
     idx: usize,
     lines: Option<ChunkReader<Box<dyn io::Read + Send>>>,
+    /// The place in the stream of the next chunk.
     seq: u64,
     /// Per input: why it could not be read to the end.
     problems: Vec<Option<String>>,
@@ -253,13 +254,8 @@ impl Feed<'_> {
             self.problems[self.idx] = problem;
             self.idx += 1;
         }
-        chunk.seq = self.take_seq();
-        Some(chunk.seq)
-    }
-
-    fn take_seq(&mut self) -> u64 {
         self.seq += 1;
-        self.seq - 1
+        Some(self.seq - 1)
     }
 }
 
