@@ -125,7 +125,7 @@ impl Queue {
     fn lock(&self) -> MutexGuard<'_, Inner> {
         // A panic while holding the lock leaves consistent data (no partial updates
         // span an unwind point), so a poisoned lock is still usable.
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+        crate::fsutil::lock(&self.inner)
     }
 
     fn name(&self, id: SourceId) -> &str {

@@ -287,7 +287,7 @@ impl Conns {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Arc<Slot>>> {
-        self.slots.lock().unwrap_or_else(|p| p.into_inner())
+        crate::fsutil::lock(&self.slots)
     }
 }
 
