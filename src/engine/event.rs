@@ -62,6 +62,9 @@ pub struct Event<'e, 'a> {
     pub role: Option<&'a str>,
 }
 
+/// The first non-empty `tenant` capture of the first regex that matches: what
+/// [`TenantCache`] gives, the plain way (the reference its test checks it against).
+#[cfg(test)]
 fn capture<'a>(res: &[regex::Regex], s: &'a str) -> Option<&'a str> {
     res.iter()
         .filter(|re| re.is_match(s))
@@ -80,10 +83,13 @@ fn capture<'a>(res: &[regex::Regex], s: &'a str) -> Option<&'a str> {
 #[derive(Default)]
 pub struct TenantCache {
     maps: [SpanMap; 3],
-    /// For paths: capture slots reused from entry to entry, and the `tenant` group, per
-    /// path regex. Made on first use; a reload starts a new cache.
-    path_slots: Vec<(regex::CaptureLocations, Option<usize>)>,
+    /// Per regex list (namespaces, roles, policies, paths): capture slots reused from
+    /// search to search, and the `tenant` group, per regex. Made on first use; a reload
+    /// starts a new cache.
+    slots: [Vec<Slots>; 4],
 }
+
+type Slots = (regex::CaptureLocations, Option<usize>);
 
 /// A value and where its tenant capture sits in it, if it has one.
 type SpanMap = HashMap<Box<str>, Option<(u32, u32)>, foldhash::fast::RandomState>;
@@ -91,6 +97,7 @@ type SpanMap = HashMap<Box<str>, Option<(u32, u32)>, foldhash::fast::RandomState
 const NAMESPACE: usize = 0;
 const ROLE: usize = 1;
 const POLICY: usize = 2;
+const PATH: usize = 3;
 const CACHE_CAP: usize = 4096;
 
 impl TenantCache {
@@ -99,7 +106,7 @@ impl TenantCache {
         let span = match map.get(s) {
             Some(span) => *span,
             None => {
-                let span = capture(res, s).map(|t| {
+                let span = search(&mut self.slots[which], res, s).map(|t| {
                     let start = t.as_ptr() as usize - s.as_ptr() as usize;
                     (start as u32, (start + t.len()) as u32)
                 });
@@ -113,27 +120,33 @@ impl TenantCache {
         span.map(|(a, b)| &s[a as usize..b as usize])
     }
 
-    /// [`capture`] for a path, in one search per regex (not a match test and then a
-    /// second search for the groups) and without allocating.
+    /// A path's tenant: not cached (paths are nearly all distinct).
     fn path<'a>(&mut self, res: &[regex::Regex], s: &'a str) -> Option<&'a str> {
-        if self.path_slots.len() != res.len() {
-            self.path_slots = res
-                .iter()
-                .map(|re| {
-                    let group = re.capture_names().position(|n| n == Some("tenant"));
-                    (re.capture_locations(), group)
-                })
-                .collect();
-        }
-        res.iter()
-            .zip(&mut self.path_slots)
-            .find_map(|(re, (slots, group))| {
-                re.captures_read(slots, s)?;
-                let (a, b) = slots.get((*group)?)?;
-                s.get(a..b)
-            })
-            .filter(|t| !t.is_empty())
+        search(&mut self.slots[PATH], res, s)
     }
+}
+
+/// The first non-empty `tenant` capture of the first regex that matches `s` with one: one
+/// search per regex (not a match test and then a second search for the groups), into
+/// reused slots.
+fn search<'a>(slots: &mut Vec<Slots>, res: &[regex::Regex], s: &'a str) -> Option<&'a str> {
+    if slots.len() != res.len() {
+        *slots = res
+            .iter()
+            .map(|re| {
+                let group = re.capture_names().position(|n| n == Some("tenant"));
+                (re.capture_locations(), group)
+            })
+            .collect();
+    }
+    res.iter()
+        .zip(slots.iter_mut())
+        .find_map(|(re, (locs, group))| {
+            re.captures_read(locs, s)?;
+            let (a, b) = locs.get((*group)?)?;
+            s.get(a..b)
+        })
+        .filter(|t| !t.is_empty())
 }
 
 impl<'e, 'a> Event<'e, 'a> {
