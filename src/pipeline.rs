@@ -212,10 +212,9 @@ impl Pipeline {
             // Read with another prefix: read the lines again with this parser's.
             ahead.read(lines, self.parser.prefix());
         }
-        let data = lines.data();
         let Pipeline { parser, sink, .. } = self;
         let mut n = 0;
-        ahead.each(data, |line, bytes, outcome| {
+        ahead.each(lines, |line, bytes, outcome| {
             let r = match outcome {
                 Some((framing, result)) => sink.accept(framing, result, Some(line), bytes, out),
                 None => parser.parse(line, |framing, result| {

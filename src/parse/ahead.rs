@@ -124,14 +124,15 @@ impl Ahead {
         self.lines.is_empty()
     }
 
-    /// Each line of `data` (that of the lines given to [`Ahead::read`]) in order, with its
-    /// size in the input (newline included) and its outcome when it was read ahead, or
-    /// `None` when the caller must parse it.
+    /// Each of `lines` (those given to [`Ahead::read`]) in order, with its size in the
+    /// input (newline included) and its outcome when it was read ahead, or `None` when the
+    /// caller must parse it.
     pub fn each(
         &mut self,
-        data: &[u8],
+        lines: Lines<'_>,
         mut f: impl FnMut(&[u8], u64, Option<(Framing, Result<Entry<'_>, ParseError>)>),
     ) {
+        let data = lines.data();
         let mut texts: Vec<&str> = std::mem::take(&mut self.texts);
         for l in &self.lines {
             if let Line::Read { body, .. } = l {
@@ -139,9 +140,9 @@ impl Ahead {
                 texts.push(simdutf8::basic::from_utf8(&data[body.clone()]).unwrap_or(""));
             }
         }
-        let lines = &self.lines;
+        let read = &self.lines;
         self.skimmed.views(&texts, |views| {
-            for l in lines {
+            for l in read {
                 match l {
                     Line::Read {
                         line, framing, rec, ..
@@ -198,7 +199,7 @@ vault: {\"type\":\"response\",\"error\":\"e\\n\"}\n\
             assert_eq!(ahead.len(), 6);
             let mut got = Vec::new();
             let mut read_ahead = 0;
-            ahead.each(data, |line, _, outcome| {
+            ahead.each(Lines::Split(data), |line, _, outcome| {
                 got.push(match outcome {
                     Some((framing, r)) => {
                         read_ahead += 1;
@@ -263,7 +264,7 @@ vault: {\"type\":\"response\",\"error\":\"e\\n\"}\n\
         for _round in 0..2 {
             ahead.read(Lines::Chunk(&chunk), b"");
             let mut got = Vec::new();
-            ahead.each(chunk.data(), |line, bytes, outcome| {
+            ahead.each(Lines::Chunk(&chunk), |line, bytes, outcome| {
                 // A read line's bytes are its original bytes, for a request read again.
                 if let Some((_, Ok(_))) = &outcome {
                     assert!(lines.contains(&line), "{}", String::from_utf8_lossy(line));
