@@ -127,10 +127,11 @@ fn last_time(data: &[u8]) -> Option<i64> {
 /// The parse thread: takes each batch off the queue and reads its lines ahead (the fast
 /// path), so the engine thread only makes the views and runs the engine. At most
 /// [`READ_AHEAD`] batches wait between the two; the rest stay in the queue (and its spool).
+/// `None` tells the engine thread the input has ended.
 fn read_ahead(
     queue: &Queue,
     prefix: &[u8],
-    to_engine: SyncSender<(Batch, Ahead)>,
+    to_engine: SyncSender<Option<(Batch, Ahead)>>,
     recycled: Receiver<Ahead>,
     engine_gone: &AtomicBool,
 ) {
@@ -139,12 +140,15 @@ fn read_ahead(
             Pop::Batch(b) => {
                 let mut ahead = recycled.try_recv().unwrap_or_default();
                 ahead.read(Lines::Split(&b.data), prefix);
-                if to_engine.send((b, ahead)).is_err() {
+                if to_engine.send(Some((b, ahead))).is_err() {
                     return;
                 }
             }
             Pop::Empty => {}
-            Pop::Done => return,
+            Pop::Done => {
+                let _ = to_engine.send(None);
+                return;
+            }
         }
     }
 }
@@ -183,7 +187,7 @@ impl EngineThread {
 
     fn consume(
         mut self,
-        batches: Receiver<(Batch, Ahead)>,
+        batches: Receiver<Option<(Batch, Ahead)>>,
         recycle: mpsc::Sender<Ahead>,
     ) -> EngineReport {
         let mut report = EngineReport::default();
@@ -193,7 +197,7 @@ impl EngineThread {
         let mut last_gauges = Instant::now() - Duration::from_secs(60);
         let mut engine_seen = EngineStats::default();
         let mut logged_errors: Vec<u32> = vec![0; self.sources.len() + 1];
-        loop {
+        let ended = loop {
             self.heartbeat
                 .store((now_unix_nanos() / 1_000_000) as u64, Ordering::Relaxed);
             while let Ok(c) = self.control.try_recv() {
@@ -204,7 +208,7 @@ impl EngineThread {
                 .unwrap_or(Duration::from_millis(200))
                 .min(Duration::from_millis(200));
             match batches.recv_timeout(wait) {
-                Ok((b, mut ahead)) => {
+                Ok(Some((b, mut ahead))) => {
                     // A reload sent before this batch was queued applies to it.
                     while let Ok(c) = self.control.try_recv() {
                         self.control(c);
@@ -213,8 +217,14 @@ impl EngineThread {
                     let _ = recycle.send(ahead);
                     last_input = Instant::now();
                 }
+                Ok(None) => break true,
                 Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => break,
+                // The parse thread stopped before the end (it panicked): the input has not
+                // ended, so nothing is judged as if it had.
+                Err(RecvTimeoutError::Disconnected) => {
+                    tracing::error!("the parse thread stopped before the end of input");
+                    break false;
+                }
             }
             if let Some(tick) = self.tick {
                 if last_input.elapsed() >= tick && last_advance.elapsed() >= tick {
@@ -231,9 +241,9 @@ impl EngineThread {
                 self.gauges(&mut engine_seen);
                 last_gauges = Instant::now();
             }
-        }
+        };
         // End of input: timers up to the newest event time, as replay's finish does first.
-        if let Some(m) = self.pipeline.engine().max_time() {
+        if let Some(m) = self.pipeline.engine().max_time().filter(|_| ended) {
             let lateness = self.pipeline.engine().config().engine.lateness_secs as i64;
             self.pipeline
                 .engine_mut()
