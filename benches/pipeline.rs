@@ -1,6 +1,7 @@
 //! Criterion benches on realistic generated traffic (`auditwatch simulate`'s generator):
 //! the parser alone (its fast path, and simd-json alone for comparison), parser + engine
-//! with every shipped rule, and end-to-end replay of a file on one thread and on two. Throughput is reported in bytes and entries.
+//! with every shipped rule, and end-to-end replay of a file on one thread and on two.
+//! Throughput is reported in bytes and entries.
 //! `cargo bench --bench pipeline`; the large-file comparison is `benches/compare.sh`.
 
 use std::io::Write;
