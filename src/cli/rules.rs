@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use auditwatch::rules::examples;
+use auditwatch::pipeline::examples;
 
 use super::{load_checked, load_rules, EXIT_RUNTIME};
 

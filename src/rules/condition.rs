@@ -68,37 +68,48 @@ pub const FIELD_NAMES: &[&str] = &[
     "metadata.<key>",
 ];
 
+/// The fields without a payload, in the order of [`FIELD_NAMES`] (whose last entry is
+/// `metadata.<key>`): a name's position in one is its field's position in the other, so
+/// the two lists and [`Field::index`] are the only encodings to keep in step, and a unit
+/// test ties them.
+const FIXED_FIELDS: &[Field] = &[
+    Field::Type,
+    Field::Operation,
+    Field::Path,
+    Field::MountType,
+    Field::MountPoint,
+    Field::Error,
+    Field::Outcome,
+    Field::RemoteAddress,
+    Field::DisplayName,
+    Field::EntityId,
+    Field::AuthMethod,
+    Field::Policies,
+    Field::Role,
+    Field::ServiceAccount,
+    Field::Namespace,
+    Field::TokenType,
+    Field::LeaseId,
+    Field::RequestId,
+    Field::Tenant,
+    Field::TargetTenant,
+    Field::IdentityClass,
+    Field::UserAgent,
+    Field::RawToken,
+];
+
 impl Field {
     pub fn parse(s: &str) -> Option<Field> {
-        Some(match s {
-            "type" => Field::Type,
-            "operation" => Field::Operation,
-            "path" => Field::Path,
-            "mount_type" => Field::MountType,
-            "mount_point" => Field::MountPoint,
-            "error" => Field::Error,
-            "outcome" => Field::Outcome,
-            "remote_address" => Field::RemoteAddress,
-            "display_name" => Field::DisplayName,
-            "entity_id" => Field::EntityId,
-            "auth_method" => Field::AuthMethod,
-            "policies" => Field::Policies,
-            "role" => Field::Role,
-            "service_account" => Field::ServiceAccount,
-            "namespace" => Field::Namespace,
-            "token_type" => Field::TokenType,
-            "lease_id" => Field::LeaseId,
-            "request_id" => Field::RequestId,
-            "tenant" => Field::Tenant,
-            "target_tenant" => Field::TargetTenant,
-            "identity_class" => Field::IdentityClass,
-            "user_agent" => Field::UserAgent,
-            "raw_token" => Field::RawToken,
-            _ => match s.strip_prefix("metadata.") {
-                Some(k) if !k.is_empty() => Field::Metadata(k.to_string()),
-                _ => return None,
-            },
-        })
+        if let Some(i) = FIELD_NAMES[..FIXED_FIELDS.len()]
+            .iter()
+            .position(|n| *n == s)
+        {
+            return Some(FIXED_FIELDS[i].clone());
+        }
+        match s.strip_prefix("metadata.") {
+            Some(k) if !k.is_empty() => Some(Field::Metadata(k.to_string())),
+            _ => None,
+        }
     }
 
     pub fn name(&self) -> String {
@@ -480,5 +491,183 @@ pub fn strip_port(s: &str) -> &str {
             host
         }
         _ => s,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An event as a plain table of field values, for conditions on their own.
+    struct Values {
+        fields: Vec<(Field, Vec<&'static str>)>,
+        classes: u8,
+    }
+
+    impl Fields for Values {
+        fn any_value(&self, field: &Field, f: &mut dyn FnMut(&str) -> bool) -> bool {
+            self.fields
+                .iter()
+                .filter(|(k, _)| k == field)
+                .flat_map(|(_, vs)| vs.iter())
+                .any(|v| f(v))
+        }
+        fn classes(&self) -> u8 {
+            self.classes
+        }
+    }
+
+    fn decode(text: &str) -> Result<Condition, Vec<String>> {
+        let mut ctx = Ctx::new("test.yaml");
+        let node = ctx.load(text).expect("yaml");
+        let c = Condition::decode(&mut ctx, &node);
+        match c {
+            Some(c) if ctx.problems.is_empty() => Ok(c),
+            _ => Err(ctx.problems.iter().map(|p| p.message.clone()).collect()),
+        }
+    }
+
+    fn ev() -> Values {
+        Values {
+            fields: vec![
+                (Field::Path, vec!["secret/data/bookstore-platform/lumen/db"]),
+                (Field::Operation, vec!["read"]),
+                (
+                    Field::Policies,
+                    vec!["default", "bookstore-platform-app-lumen"],
+                ),
+                (Field::RemoteAddress, vec!["10.42.0.7:5696"]),
+                (Field::Metadata("role".into()), vec!["ci"]),
+            ],
+            classes: IdentityClass::Human.bit(),
+        }
+    }
+
+    fn holds(text: &str) -> bool {
+        let c = decode(text).unwrap_or_else(|e| panic!("{text}: {e:?}"));
+        c.eval(&ev(), &mut Vec::new())
+    }
+
+    #[test]
+    fn every_field_name_parses_to_the_field_that_names_it() {
+        assert_eq!(FIELD_NAMES.len(), FIXED_FIELDS.len() + 1);
+        for (i, f) in FIXED_FIELDS.iter().enumerate() {
+            assert_eq!(f.index(), i, "{f:?} is out of place in FIXED_FIELDS");
+            assert_eq!(f.name(), FIELD_NAMES[i]);
+            assert_eq!(Field::parse(&f.name()).as_ref(), Some(f));
+        }
+        let m = Field::Metadata("service_account_name".into());
+        assert_eq!(m.index(), FIXED_FIELDS.len(), "metadata is the last name");
+        assert_eq!(Field::parse("metadata.service_account_name"), Some(m));
+        assert_eq!(Field::parse("metadata."), None);
+        assert_eq!(Field::parse("paths"), None);
+    }
+
+    #[test]
+    fn each_operator_tests_any_value_of_its_field() {
+        assert!(holds("{field: operation, equals: read}"));
+        assert!(!holds("{field: operation, equals: list}"));
+        assert!(holds(
+            "{field: policies, in: [root, bookstore-platform-app-lumen]}"
+        ));
+        assert!(holds("{field: path, prefix: [sys/, secret/data/]}"));
+        assert!(holds("{field: path, glob: 'secret/data/*/lumen/*'}"));
+        assert!(holds("{field: remote_address, cidr: [10.42.0.0/16]}"));
+        assert!(!holds("{field: remote_address, cidr: [10.43.0.0/16]}"));
+        assert!(holds("{field: metadata.role, equals: ci}"));
+        assert!(holds("{field: error, exists: false}"));
+        assert!(!holds("{field: path, exists: false}"));
+        assert!(holds("{identity: [machine_admin, human]}"));
+        assert!(!holds("{identity: eso}"));
+    }
+
+    #[test]
+    fn all_any_and_not_combine_and_a_bare_list_means_all() {
+        assert!(holds(
+            "[{field: operation, equals: read}, {field: path, prefix: secret/}]"
+        ));
+        assert!(!holds(
+            "[{field: operation, equals: read}, {field: path, prefix: sys/}]"
+        ));
+        assert!(holds(
+            "{any: [{field: operation, equals: list}, {field: operation, equals: read}]}"
+        ));
+        assert!(holds("{not: {field: operation, equals: delete}}"));
+        assert!(!holds(
+            "{all: [{field: operation, equals: read}, {not: {identity: human}}]}"
+        ));
+    }
+
+    #[test]
+    fn regex_captures_are_returned_and_a_negated_test_captures_nothing() {
+        let c = decode(
+            "{field: path, regex: '^secret/data/bookstore-platform/(?P<target_tenant>[^/]+)/'}",
+        )
+        .unwrap();
+        let mut caps = Vec::new();
+        assert!(c.eval(&ev(), &mut caps));
+        assert_eq!(
+            caps,
+            vec![("target_tenant".to_string(), "lumen".to_string())]
+        );
+        let not = decode("{not: {field: path, regex: '(?P<x>nomatch)|(?P<y>lumen)'}}").unwrap();
+        let mut caps = Vec::new();
+        assert!(!not.eval(&ev(), &mut caps));
+        assert!(caps.is_empty());
+    }
+
+    #[test]
+    fn optimising_an_all_changes_its_order_never_its_result() {
+        let text = "{all: [{field: path, regex: 'lumen'}, {identity: human}, {field: operation, in: [read]}]}";
+        let mut c = decode(text).unwrap();
+        let before = c.eval(&ev(), &mut Vec::new());
+        c.optimise();
+        let Condition::All(cs) = &c else { panic!() };
+        assert!(
+            matches!(cs[0], Condition::Identity(_)),
+            "the cheapest test runs first"
+        );
+        assert!(matches!(
+            cs[2],
+            Condition::Test {
+                op: Op::Regex(_),
+                ..
+            }
+        ));
+        assert_eq!(c.eval(&ev(), &mut Vec::new()), before);
+    }
+
+    #[test]
+    fn bad_conditions_report_every_problem() {
+        let e = decode("{field: paht, equals: x}").unwrap_err();
+        assert!(
+            e.iter().any(|m| m.contains("unknown field `paht`")),
+            "{e:?}"
+        );
+        let e = decode("{field: path, equals: x, prefix: y}").unwrap_err();
+        assert!(
+            e.iter().any(|m| m.contains("exactly one operator")),
+            "{e:?}"
+        );
+        let e = decode("{field: path, regex: '('}").unwrap_err();
+        assert!(!e.is_empty());
+        let e = decode("{identity: [robot]}").unwrap_err();
+        assert!(
+            e.iter()
+                .any(|m| m.contains("unknown identity class `robot`")),
+            "{e:?}"
+        );
+        let e = decode("{any: []}").unwrap_err();
+        assert!(e.iter().any(|m| m.contains("at least one")), "{e:?}");
+        let e = decode("{field: remote_address, cidr: [not-a-net]}").unwrap_err();
+        assert!(!e.is_empty());
+    }
+
+    #[test]
+    fn ports_are_stripped_from_addresses_but_ipv6_is_kept_whole() {
+        assert_eq!(strip_port("10.0.0.1:5696"), "10.0.0.1");
+        assert_eq!(strip_port("10.0.0.1"), "10.0.0.1");
+        assert_eq!(strip_port("[::1]:80"), "::1");
+        assert_eq!(strip_port("fe80::1"), "fe80::1");
     }
 }

@@ -2,15 +2,9 @@
 //! `auditwatch rules test` feeds each example through the real pipeline (the entries are
 //! serialised to JSON lines and parsed like any input) with only that rule loaded.
 
-use std::sync::Arc;
-
-use crate::alert::{Alert, Severity};
+use crate::alert::Severity;
 use crate::config::yaml::{self, Ctx, MapReader, Node};
-use crate::config::Config;
 use crate::parse::time::{format_rfc3339, parse_rfc3339_nanos};
-use crate::pipeline::Pipeline;
-
-use super::RuleSet;
 
 #[derive(Clone, Debug)]
 pub struct Example {
@@ -145,74 +139,4 @@ fn substitute(v: &mut serde_json::Value, i: &str) {
         serde_json::Value::Object(o) => o.values_mut().for_each(|x| substitute(x, i)),
         _ => {}
     }
-}
-
-/// The outcome of one example.
-#[derive(Debug)]
-pub struct ExampleResult {
-    pub rule: String,
-    pub example: String,
-    pub location: String,
-    pub failure: Option<String>,
-    pub alerts: Vec<Alert>,
-}
-
-/// Run every example of every rule; each example sees only its own rule.
-pub fn run_all(rules: &RuleSet, cfg: &Arc<Config>) -> Vec<ExampleResult> {
-    let mut results = Vec::new();
-    for rule in &rules.rules {
-        let only = Arc::new(rules.only(&rule.id));
-        for ex in &rule.examples {
-            let mut p = Pipeline::new(cfg.clone(), only.clone());
-            let mut alerts = Vec::new();
-            for l in &ex.lines {
-                let _ = p.feed_line(l.as_bytes(), &mut alerts);
-            }
-            p.finish(&mut alerts);
-            let failure = judge(ex, &alerts);
-            results.push(ExampleResult {
-                rule: rule.id.clone(),
-                example: ex.name.clone(),
-                location: format!("{}:{}", rule.file, ex.line),
-                failure,
-                alerts,
-            });
-        }
-    }
-    results
-}
-
-fn judge(ex: &Example, alerts: &[Alert]) -> Option<String> {
-    if !ex.expect_fire {
-        return (!alerts.is_empty()).then(|| {
-            format!(
-                "expected no alert, got {}: {}",
-                alerts.len(),
-                alerts[0].summary
-            )
-        });
-    }
-    if alerts.is_empty() {
-        return Some("expected an alert, got none".into());
-    }
-    if let Some(c) = ex.count {
-        if alerts.len() as u64 != c {
-            return Some(format!("expected {c} alert(s), got {}", alerts.len()));
-        }
-    }
-    if let Some(s) = ex.severity {
-        if alerts[0].severity != s {
-            return Some(format!("expected severity {s}, got {}", alerts[0].severity));
-        }
-    }
-    if let Some(k) = &ex.evidence_kind {
-        let got = alerts[0].evidence.get("kind").and_then(|v| v.as_str());
-        if got != Some(k.as_str()) {
-            return Some(format!(
-                "expected evidence.kind {k}, got {}",
-                got.unwrap_or("none")
-            ));
-        }
-    }
-    None
 }

@@ -2,6 +2,8 @@
 //! the counters every front end reports (entries by type, parse errors by reason). Replay,
 //! the daemon, rule examples, tests and benches all feed lines through this one type.
 
+pub mod examples;
+
 use std::sync::Arc;
 
 use crate::alert::Alert;

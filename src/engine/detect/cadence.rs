@@ -1,196 +1,180 @@
-//! State of the stateful detectors. Every table is bounded: entries are evicted by event
-//! time once they can no longer contribute, and a hard cap evicts the least recently seen
-//! keys (counted, never silent). Nothing here reads a clock: time is passed in.
+//! `cadence`: the rhythm of reads per key (an ESO identity and a path). Reads much faster
+//! than usual are `too_frequent` (a loop); a dynamic credential refreshed slower than its
+//! lease allows is a `lease_race`; a key silent for much longer than its learned interval
+//! is `stale`, fired on the watermark once per silence. Thresholds come from the config's
+//! `cadence` and `leases`. About a million keys fit in well under 256 MiB.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{BinaryHeap, VecDeque};
+use std::hash::BuildHasher;
 
 use foldhash::fast::RandomState;
 use hashbrown::HashTable;
-use std::hash::BuildHasher;
+use serde_json::{json, Map as JsonMap, Value as Json};
 
-pub type Map<K, V> = HashMap<K, V, RandomState>;
+use crate::alert::{Alert, Severity};
+use crate::config::Config;
+use crate::engine::build::{bare_alert, render};
+use crate::engine::event::{Event, Outcome};
+use crate::parse::time::format_rfc3339;
+use crate::rules::condition::Field;
+use crate::rules::{CadenceCheck, CadenceSpec, Rule};
 
-pub const NANOS: i64 = 1_000_000_000;
+use super::window::{slide, Episode, NANOS};
+use super::{key_evidence, key_string, Fired};
 
-/// One alert per episode. An episode starts when the condition first holds and ends only
-/// once it has not held for a whole window, so a count hovering around its threshold is
-/// one episode, not an alert at every crossing.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Episode {
-    /// Event time the condition last held, while an episode is open.
-    last_held: Option<i64>,
+/// A `cadence` detector: its settings and its keys.
+pub struct Cadence {
+    spec: CadenceSpec,
+    state: CadenceState,
 }
 
-impl Episode {
-    /// Record whether the condition holds at `t`; true when this starts a new episode.
-    pub fn update(&mut self, holds: bool, t: i64, window: i64) -> bool {
-        if let Some(last) = self.last_held {
-            if t - last > window {
-                self.last_held = None;
-            }
+impl Cadence {
+    pub fn new(spec: CadenceSpec) -> Cadence {
+        Cadence {
+            spec,
+            state: CadenceState::default(),
         }
-        if !holds {
-            return false;
-        }
-        let starts = self.last_held.is_none();
-        self.last_held = Some(self.last_held.map_or(t, |l| l.max(t)));
-        starts
     }
-}
 
-/// Insert `t` into a sorted window of at most `cap` times measured back from the newest;
-/// true when the window holds `cap` times. Entries may arrive a little out of order.
-fn slide(times: &mut VecDeque<i64>, t: i64, window: i64, cap: usize) -> bool {
-    let pos = times.partition_point(|&x| x <= t);
-    times.insert(pos, t);
-    let newest = *times.back().expect("just inserted");
-    while times.front().is_some_and(|&f| f <= newest - window) {
-        times.pop_front();
+    pub fn adopt(&mut self, old: Cadence) {
+        self.state = old.state;
     }
-    while times.len() > cap {
-        times.pop_front();
+
+    pub fn evicted(&self) -> u64 {
+        self.state.evicted
     }
-    times.len() >= cap
-}
 
-/// Count-in-window per key: one alert per episode (the condition holding continuously).
-#[derive(Default)]
-pub struct CountState {
-    keys: Map<Box<str>, CountKey>,
-    pub evicted: u64,
-}
+    pub fn keys(&self) -> usize {
+        self.state.len()
+    }
 
-struct CountKey {
-    times: VecDeque<i64>,
-    episode: Episode,
-    last: i64,
-}
+    pub fn timers(&self) -> usize {
+        self.state.timers()
+    }
 
-impl CountState {
-    /// Record an event; `Some(count)` when a new episode starts.
+    /// A read of a key: too frequent or a lease race fire now; the stale deadline is
+    /// (re)armed. Denied reads are not the rhythm of a working controller.
     pub fn observe(
         &mut self,
-        key: &str,
-        t: i64,
-        window_secs: u64,
-        threshold: u64,
-        max_keys: u64,
-    ) -> Option<usize> {
-        let window = window_secs as i64 * NANOS;
-        if !self.keys.contains_key(key) {
-            self.make_room(t - window, max_keys);
+        ev: &Event<'_, '_>,
+        cfg: &Config,
+        evidence: &mut JsonMap<String, Json>,
+    ) -> Option<Fired> {
+        if ev.outcome != Outcome::Allowed {
+            return None;
         }
-        let k = self.keys.entry(key.into()).or_insert_with(|| CountKey {
-            times: VecDeque::new(),
-            episode: Episode::default(),
-            last: t,
-        });
-        k.last = k.last.max(t);
-        let holds = slide(&mut k.times, t, window, threshold as usize);
-        k.episode.update(holds, t, window).then_some(k.times.len())
+        let key = key_string(ev, &self.spec.key);
+        let checks = &self.spec.checks;
+        let c = &cfg.cadence;
+        let params = CadenceParams {
+            duplicate_within: c.duplicate_within_secs as i64 * NANOS,
+            frequent_window: c.too_frequent_window_secs as i64 * NANOS,
+            frequent_min_reads: c.too_frequent_min_reads as usize,
+            max_keys: c.max_keys as usize,
+        };
+        let st = &mut self.state;
+        let (slot, obs) = st.observe(&key, ev.time, &params);
+        let mut fire = false;
+        if checks.contains(&CadenceCheck::TooFrequent) {
+            if let Some(n) = obs.too_frequent {
+                evidence.insert("kind".into(), json!("too_frequent"));
+                evidence.insert("reads_in_window".into(), json!(n));
+                evidence.insert("window_secs".into(), json!(params.frequent_window / NANOS));
+                fire = true;
+            }
+        }
+        let mut floor = None;
+        if !fire && checks.contains(&CadenceCheck::LeaseRace) {
+            let path = ev.entry.request.path.unwrap_or("");
+            if let (Some(ttl), Some(iv)) = (cfg.leases.ttl_secs(path), obs.interval) {
+                let ratio = cfg.leases.max_refresh_ratio;
+                let limit = (ttl as f64 * ratio * NANOS as f64) as i64;
+                let k = st.key_mut(slot).expect("observed key is live");
+                if iv > limit {
+                    if !k.race_episode {
+                        k.race_episode = true;
+                        evidence.insert("kind".into(), json!("lease_race"));
+                        evidence.insert("observed_interval_secs".into(), json!(iv / NANOS));
+                        evidence.insert("lease_ttl_secs".into(), json!(ttl));
+                        evidence.insert("max_refresh_ratio".into(), json!(ratio));
+                        evidence.insert("expected_max_interval_secs".into(), json!(limit / NANOS));
+                        if iv >= ttl as i64 * NANOS {
+                            evidence.insert(
+                                "escalation".into(),
+                                json!("interval reached the full lease TTL"),
+                            );
+                            floor = Some(Severity::High);
+                        }
+                        fire = true;
+                    }
+                } else {
+                    k.race_episode = false;
+                }
+            }
+        }
+        if checks.contains(&CadenceCheck::Stale) {
+            let k = st.key(slot).expect("observed key is live").1;
+            let deadline = match k.learned_interval_secs() {
+                Some(learned) if k.intervals_seen() >= c.stale_min_intervals as u32 => {
+                    let wait =
+                        (learned as f64 * c.stale_factor).max(c.stale_min_secs as f64) as i64;
+                    k.last_read + wait * NANOS
+                }
+                _ => 0,
+            };
+            st.set_deadline(slot, deadline);
+        }
+        fire.then_some(Fired { floor })
     }
 
-    fn make_room(&mut self, horizon: i64, max_keys: u64) {
-        if (self.keys.len() as u64) < max_keys {
+    /// `stale` alerts for keys whose deadline the watermark has passed, once per silence.
+    pub fn fire_stale(&mut self, rule: &Rule, cfg: &Config, watermark: i64, out: &mut Vec<Alert>) {
+        if !self.spec.checks.contains(&CadenceCheck::Stale) {
             return;
         }
-        let before = self.keys.len();
-        self.keys.retain(|_, k| k.last > horizon);
-        if self.keys.len() as u64 >= max_keys {
-            let mut lasts: Vec<i64> = self.keys.values().map(|k| k.last).collect();
-            let cut = lasts.len() / 2;
-            let (_, pivot, _) = lasts.select_nth_unstable(cut);
-            let pivot = *pivot;
-            self.keys.retain(|_, k| k.last > pivot);
-        }
-        self.evicted += (before - self.keys.len()) as u64;
-    }
-
-    pub fn len(&self) -> usize {
-        self.keys.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.keys.is_empty()
-    }
-}
-
-/// Distinct values per key in a window.
-#[derive(Default)]
-pub struct DistinctState {
-    keys: Map<Box<str>, DistinctKey>,
-    pub evicted: u64,
-}
-
-struct DistinctKey {
-    values: Map<Box<str>, i64>,
-    episode: Episode,
-    last: i64,
-}
-
-impl DistinctState {
-    /// Record a value; `Some(sample)` (a few of the values) when a new episode starts.
-    pub fn observe(
-        &mut self,
-        key: &str,
-        value: &str,
-        t: i64,
-        window_secs: u64,
-        threshold: u64,
-        max_keys: u64,
-    ) -> Option<(usize, Vec<String>)> {
-        let window = window_secs as i64 * NANOS;
-        if !self.keys.contains_key(key) && self.keys.len() as u64 >= max_keys {
-            let before = self.keys.len();
-            self.keys.retain(|_, k| k.last > t - window);
-            if self.keys.len() as u64 >= max_keys {
-                let mut lasts: Vec<i64> = self.keys.values().map(|k| k.last).collect();
-                let cut = lasts.len() / 2;
-                let pivot = *lasts.select_nth_unstable(cut).1;
-                self.keys.retain(|_, k| k.last > pivot);
+        let key = &self.spec.key;
+        let st = &mut self.state;
+        for slot in st.due(watermark) {
+            let Some((k, state)) = st.key(slot) else {
+                continue;
+            };
+            let mut evidence = JsonMap::new();
+            evidence.insert("kind".into(), json!("stale"));
+            evidence.insert("last_read".into(), json!(format_rfc3339(state.last_read)));
+            let learned = state.learned_interval_secs().unwrap_or(0);
+            evidence.insert("learned_interval_secs".into(), json!(learned));
+            evidence.insert(
+                "silent_for_secs".into(),
+                json!((state.deadline - state.last_read) / NANOS),
+            );
+            key_evidence(&mut evidence, key, k);
+            let mut alert = bare_alert(rule, state.deadline, rule.severity, evidence);
+            for (f, v) in key.iter().zip(k.split('\u{1f}')) {
+                if v.is_empty() {
+                    continue;
+                }
+                match f {
+                    Field::Path => alert.path = Some(v.to_string()),
+                    Field::Tenant => alert.tenant = Some(v.to_string()),
+                    Field::Namespace => alert.actor.namespace = Some(v.to_string()),
+                    Field::DisplayName => alert.actor.display_name = Some(v.to_string()),
+                    Field::ServiceAccount => alert.actor.service_account = Some(v.to_string()),
+                    _ => {}
+                }
             }
-            self.evicted += (before - self.keys.len()) as u64;
-        }
-        let k = self.keys.entry(key.into()).or_insert_with(|| DistinctKey {
-            values: Map::default(),
-            episode: Episode::default(),
-            last: t,
-        });
-        k.last = k.last.max(t);
-        match k.values.get_mut(value) {
-            Some(seen) => *seen = (*seen).max(t),
-            None => {
-                k.values.insert(value.into(), t);
+            if alert.tenant.is_none() {
+                if let Some(ns) = &alert.actor.namespace {
+                    alert.tenant = cfg.tenancy.namespace.iter().find_map(|re| {
+                        re.captures(ns)
+                            .and_then(|c| c.name("tenant"))
+                            .map(|m| m.as_str().to_string())
+                    });
+                }
             }
+            alert.summary = render(rule, &alert);
+            out.push(alert);
         }
-        // Values age out of the window; the table never holds more than the threshold
-        // plus what arrived within one window.
-        if k.values.len() as u64 >= threshold || k.values.len() > 4096 {
-            k.values.retain(|_, seen| *seen > t - window);
-        }
-        if k.values.len() > 4096 + threshold as usize {
-            let mut times: Vec<i64> = k.values.values().copied().collect();
-            let cut = times.len() - threshold as usize;
-            let pivot = *times.select_nth_unstable(cut).1;
-            k.values.retain(|_, seen| *seen >= pivot);
-        }
-        let holds = k.values.len() as u64 >= threshold;
-        if k.episode.update(holds, t, window) {
-            let mut sample: Vec<String> = k.values.keys().map(|s| s.to_string()).collect();
-            sample.sort();
-            sample.truncate(10);
-            return Some((k.values.len(), sample));
-        }
-        None
-    }
-
-    pub fn len(&self) -> usize {
-        self.keys.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.keys.is_empty()
     }
 }
 
@@ -465,42 +449,9 @@ impl CadenceState {
     }
 }
 
-/// Absence of matching events.
-#[derive(Default)]
-pub struct AbsenceState {
-    pub last_seen: Option<i64>,
-    pub fired: bool,
-    /// The stream carried `min_events` within a window before its last event.
-    pub busy: bool,
-    recent: VecDeque<i64>,
-}
-
-impl AbsenceState {
-    pub fn observe(&mut self, t: i64, window: i64, min_events: u64) {
-        self.busy = slide(&mut self.recent, t, window, min_events as usize);
-        self.last_seen = Some(self.last_seen.map_or(t, |l| l.max(t)));
-        self.fired = false;
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn an_episode_hovering_around_its_threshold_is_one_episode() {
-        let mut e = Episode::default();
-        let w = 30 * NANOS;
-        assert!(e.update(true, 0, w));
-        // Dips below and back within the window: the same episode.
-        assert!(!e.update(false, 10 * NANOS, w));
-        assert!(!e.update(true, 20 * NANOS, w));
-        assert!(!e.update(false, 45 * NANOS, w));
-        assert!(!e.update(true, 49 * NANOS, w));
-        // Quiet for more than a window: the next hold is a new episode.
-        assert!(!e.update(false, 100 * NANOS, w));
-        assert!(e.update(true, 101 * NANOS, w));
-    }
 
     #[test]
     fn cadence_keys_survive_eviction_and_pages_and_a_loop_is_found_from_its_second_read() {
@@ -534,19 +485,5 @@ mod tests {
         assert!(c.observe(key, t0, &p).1.too_frequent.is_none());
         assert!(c.observe(key, t0 + 5 * NANOS, &p).1.too_frequent.is_none());
         assert_eq!(c.observe(key, t0 + 10 * NANOS, &p).1.too_frequent, Some(3));
-    }
-
-    #[test]
-    fn a_count_fires_once_per_episode() {
-        let mut c = CountState::default();
-        let fired: Vec<i64> = (0..200)
-            .filter_map(|i| c.observe("k", i * NANOS, 60, 10, 100).map(|_| i))
-            .collect();
-        assert_eq!(fired, vec![9]);
-        let again = c.observe("k", 1000 * NANOS, 60, 1, 100);
-        assert!(
-            again.is_some(),
-            "a new burst after a quiet window is a new episode"
-        );
     }
 }

@@ -1,0 +1,165 @@
+//! The detectors, one file per kind. Each kind is one type that owns its settings (from
+//! the rule's `detector` block) and its state, so the state moves with the detector: on a
+//! reload, a rule whose id and kind are unchanged keeps its state under its new settings.
+//! A detector sees an event and says whether it fires (with its evidence); the stateful
+//! ones also fire on the watermark (absence, `stale`). Nothing here reads a clock.
+
+pub mod absence;
+pub mod cadence;
+pub mod count;
+pub mod distinct;
+pub mod hours;
+pub mod tenant;
+pub mod window;
+
+use serde_json::{json, Map as JsonMap, Value as Json};
+
+use crate::alert::{Alert, Severity};
+use crate::config::Config;
+use crate::rules::condition::{Field, Fields};
+use crate::rules::{self, Rule};
+
+use super::event::Event;
+use super::TableSizes;
+pub use window::{Map, NANOS};
+
+/// A detector that fired on an event.
+#[derive(Default)]
+pub struct Fired {
+    /// The severity may not be lower than this (an escalation).
+    pub floor: Option<Severity>,
+}
+
+/// One rule's detector: its settings and its state.
+pub enum Detector {
+    Match,
+    TenantMismatch,
+    TimeWindow,
+    Count(count::Count),
+    Distinct(distinct::Distinct),
+    Cadence(cadence::Cadence),
+    Absence(absence::Absence),
+}
+
+impl Detector {
+    /// A fresh detector for a rule's settings.
+    pub fn new(spec: &rules::Detector) -> Detector {
+        match spec {
+            rules::Detector::Match => Detector::Match,
+            rules::Detector::TenantMismatch => Detector::TenantMismatch,
+            rules::Detector::TimeWindow => Detector::TimeWindow,
+            rules::Detector::Count(s) => Detector::Count(count::Count::new(s.clone())),
+            rules::Detector::Distinct(s) => Detector::Distinct(distinct::Distinct::new(s.clone())),
+            rules::Detector::Cadence(s) => Detector::Cadence(cadence::Cadence::new(s.clone())),
+            rules::Detector::Absence(s) => Detector::Absence(absence::Absence::new(s.clone())),
+        }
+    }
+
+    /// Take over `old`'s state when it is of the same kind (a reload); false otherwise.
+    pub fn adopt(&mut self, old: Detector) -> bool {
+        match (self, old) {
+            (Detector::Match, Detector::Match)
+            | (Detector::TenantMismatch, Detector::TenantMismatch)
+            | (Detector::TimeWindow, Detector::TimeWindow) => true,
+            (Detector::Count(new), Detector::Count(old)) => {
+                new.adopt(old);
+                true
+            }
+            (Detector::Distinct(new), Detector::Distinct(old)) => {
+                new.adopt(old);
+                true
+            }
+            (Detector::Cadence(new), Detector::Cadence(old)) => {
+                new.adopt(old);
+                true
+            }
+            (Detector::Absence(new), Detector::Absence(old)) => {
+                new.adopt(old);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Judge an event the rule's condition selected; `Some` when the detector fires, with
+    /// its evidence added to `evidence`.
+    pub fn observe(
+        &mut self,
+        ev: &Event<'_, '_>,
+        cfg: &Config,
+        evidence: &mut JsonMap<String, Json>,
+    ) -> Option<Fired> {
+        let fired = match self {
+            Detector::Match => true,
+            Detector::TenantMismatch => tenant::observe(ev, evidence),
+            Detector::TimeWindow => hours::observe(ev, cfg, evidence),
+            Detector::Count(d) => d.observe(ev, evidence),
+            Detector::Distinct(d) => d.observe(ev, evidence),
+            Detector::Cadence(d) => return d.observe(ev, cfg, evidence),
+            Detector::Absence(d) => {
+                d.observe(ev.time);
+                false
+            }
+        };
+        fired.then(Fired::default)
+    }
+
+    /// The watermark moved to `watermark`: findings about what did not happen by then.
+    pub fn advance(&mut self, rule: &Rule, cfg: &Config, watermark: i64, out: &mut Vec<Alert>) {
+        match self {
+            Detector::Cadence(d) => d.fire_stale(rule, cfg, watermark, out),
+            Detector::Absence(d) => d.fire_silence(rule, watermark, out),
+            _ => {}
+        }
+    }
+
+    /// Keys evicted from this detector's tables to stay within their caps.
+    pub fn evicted(&self) -> u64 {
+        match self {
+            Detector::Count(d) => d.evicted(),
+            Detector::Distinct(d) => d.evicted(),
+            Detector::Cadence(d) => d.evicted(),
+            _ => 0,
+        }
+    }
+
+    /// Add this detector's table sizes.
+    pub fn sizes(&self, t: &mut TableSizes) {
+        match self {
+            Detector::Count(d) => t.count_keys += d.keys(),
+            Detector::Distinct(d) => t.distinct_keys += d.keys(),
+            Detector::Cadence(d) => {
+                t.cadence_keys += d.keys();
+                t.cadence_timers += d.timers();
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The state key of an event: the first value of each key field, joined by U+001F.
+pub fn key_string(ev: &Event<'_, '_>, key: &[Field]) -> String {
+    let mut s = String::new();
+    for (n, f) in key.iter().enumerate() {
+        if n > 0 {
+            s.push('\u{1f}');
+        }
+        ev.any_value(f, &mut |v| {
+            s.push_str(v);
+            true
+        });
+    }
+    s
+}
+
+/// The key's fields and values as `evidence.key`.
+pub fn key_evidence(evidence: &mut JsonMap<String, Json>, key: &[Field], k: &str) {
+    if key.is_empty() {
+        return;
+    }
+    let mut m = JsonMap::new();
+    for (f, v) in key.iter().zip(k.split('\u{1f}')) {
+        m.insert(f.name(), if v.is_empty() { Json::Null } else { json!(v) });
+    }
+    evidence.insert("key".into(), Json::Object(m));
+}
