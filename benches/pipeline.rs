@@ -12,7 +12,8 @@ use auditwatch::parse::Parser;
 use auditwatch::pipeline::Pipeline;
 use auditwatch::rules::RuleSet;
 use auditwatch::simulate::{SimConfig, Simulation};
-use auditwatch::source::replay::{self, Input, Progress, ReplayOptions};
+use auditwatch::source::input::{Input, Progress, ReplayOptions};
+use auditwatch::source::replay;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 
 /// About `target` bytes of simulated platform traffic (50 tenants, every injection off).

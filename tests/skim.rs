@@ -319,7 +319,7 @@ fn fast_path_agrees_on_hand_made_edge_cases() {
 fn read_ahead_feeds_the_engine_as_line_by_line_does() {
     use auditwatch::config::Config;
     use auditwatch::parse::ahead::{Ahead, Lines};
-    use auditwatch::parse::batch::Chunk;
+    use auditwatch::parse::chunk::Chunk;
     use auditwatch::pipeline::Pipeline;
     use auditwatch::rules::RuleSet;
     use common::{cross_tenant_allowed, own_tenant_read, rid};

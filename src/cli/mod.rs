@@ -8,9 +8,9 @@ pub mod simulate;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use auditwatch::config::yaml::Problem;
-use auditwatch::config::Config;
+use auditwatch::daemon::config::DaemonConfig;
 use auditwatch::rules::RuleSet;
+use auditwatch::yaml::Problem;
 
 pub const EXIT_RUNTIME: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
@@ -37,11 +37,12 @@ pub fn print_problems(what: &str, problems: &[Problem]) {
     eprintln!("{} problem(s) in {what}", problems.len());
 }
 
-/// Load the config (default when `None`); problems are printed.
-pub fn load_config(path: Option<&Path>) -> Result<Arc<Config>, u8> {
+/// Load the config (default when `None`); problems are printed. The whole file is
+/// validated, the daemon's parts too, so one file serves `replay` and `run` alike.
+pub fn load_config(path: Option<&Path>) -> Result<Arc<DaemonConfig>, u8> {
     match path {
-        None => Ok(Arc::new(Config::default())),
-        Some(p) => Config::load(p).map(Arc::new).map_err(|problems| {
+        None => Ok(Arc::new(DaemonConfig::default())),
+        Some(p) => DaemonConfig::load(p).map(Arc::new).map_err(|problems| {
             print_problems("the config", &problems);
             EXIT_USAGE
         }),
@@ -64,12 +65,12 @@ pub fn load_rules(dir: Option<&PathBuf>) -> Result<Arc<RuleSet>, u8> {
 pub fn load_checked(
     config: Option<&Path>,
     rules: Option<&PathBuf>,
-) -> Result<(Arc<Config>, Arc<RuleSet>), u8> {
+) -> Result<(Arc<DaemonConfig>, Arc<RuleSet>), u8> {
     let (cfg, rules) = match (load_config(config), load_rules(rules)) {
         (Ok(c), Ok(r)) => (c, r),
         _ => return Err(EXIT_USAGE),
     };
-    let problems = rules.problems_with(&cfg);
+    let problems = rules.problems_with(&cfg.detection);
     if !problems.is_empty() {
         print_problems("the rules", &problems);
         return Err(EXIT_USAGE);
@@ -78,9 +79,9 @@ pub fn load_checked(
 }
 
 pub fn config_check(file: &Path) -> u8 {
-    match Config::load(file) {
+    match DaemonConfig::load(file) {
         Ok(cfg) => {
-            let problems = RuleSet::embedded().problems_with(&cfg);
+            let problems = RuleSet::embedded().problems_with(&cfg.detection);
             if problems.is_empty() {
                 println!("{}: ok", file.display());
                 0

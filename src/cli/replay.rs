@@ -11,7 +11,8 @@ use auditwatch::parse::time::parse_time_bound;
 use auditwatch::parse::ParseError;
 use auditwatch::pipeline::Pipeline;
 use auditwatch::report::{self, Recorder};
-use auditwatch::source::replay::{self, Progress, ReplayOptions};
+use auditwatch::source::input::{self, Progress, ReplayOptions};
+use auditwatch::source::replay;
 
 use super::{load_checked, EXIT_FAIL_ON, EXIT_RUNTIME, EXIT_USAGE};
 use crate::Format;
@@ -130,7 +131,7 @@ pub fn run(args: ReplayArgs) -> u8 {
         }
         paths.push("-".into());
     }
-    let (inputs, skipped) = match replay::expand(&paths) {
+    let (inputs, skipped) = match input::expand(&paths) {
         Ok(x) => x,
         Err(e) => {
             eprintln!("error: {e}");
@@ -148,9 +149,9 @@ pub fn run(args: ReplayArgs) -> u8 {
         None => Box::new(io::stdout().lock()),
     };
     let mut out = BufWriter::with_capacity(64 * 1024, out);
-    let live = inputs.iter().any(|i| matches!(i, replay::Input::Stdin));
+    let live = inputs.iter().any(|i| matches!(i, input::Input::Stdin));
 
-    let mut pipeline = Pipeline::new(cfg.clone(), rules.clone());
+    let mut pipeline = Pipeline::new(cfg.detection.clone(), rules.clone());
     pipeline.set_time_range(since, until);
     let recorder = report_to
         .as_ref()
@@ -159,7 +160,7 @@ pub fn run(args: ReplayArgs) -> u8 {
         pipeline.set_observer(Some(r.observer()));
     }
     let opts = ReplayOptions {
-        max_line_bytes: cfg.parse.max_line_bytes as usize,
+        max_line_bytes: cfg.detection.parse.max_line_bytes as usize,
         threads: args.threads.map_or_else(
             || std::thread::available_parallelism().map_or(1, |n| n.get()),
             usize::from,
@@ -276,8 +277,8 @@ fn report_target(path: Option<&std::path::Path>) -> Result<Option<(PathBuf, repo
 /// What a replay did, for the summary and `--stats-json`.
 struct Outcome<'a> {
     pipeline: &'a Pipeline,
-    reports: &'a [replay::InputReport],
-    skipped: &'a [replay::InputReport],
+    reports: &'a [input::InputReport],
+    skipped: &'a [input::InputReport],
     by_class: &'a BTreeMap<(String, Severity), u64>,
     elapsed: Duration,
     rules_origin: &'a str,
@@ -306,7 +307,7 @@ fn stats_json(o: &Outcome<'_>) -> serde_json::Value {
         *alerts_by_category.entry(c).or_default() += n;
         *alerts_by_severity.entry(sev.as_str()).or_default() += n;
     }
-    let input = |r: &replay::InputReport| {
+    let input = |r: &input::InputReport| {
         json!({"name": r.name, "bytes": r.bytes, "lines": r.lines, "entries": r.entries,
                "parse_errors": r.parse_errors, "skipped": r.skipped, "problem": r.problem})
     };

@@ -20,7 +20,7 @@ pub fn test(dir: Option<PathBuf>, config: Option<PathBuf>, verbose: bool) -> u8 
         Ok(x) => x,
         Err(code) => return code,
     };
-    let results = examples::run_all(&rules, &cfg);
+    let results = examples::run_all(&rules, &cfg.detection);
     let mut failed = 0;
     for r in &results {
         match &r.failure {

@@ -5,8 +5,8 @@ use jiff::civil::Weekday;
 use jiff::tz::TimeZone;
 use jiff::Timestamp;
 
-use super::yaml::{self, Ctx, MapReader, Node};
 use crate::parse::time::{parse_rfc3339_nanos, parse_time_bound};
+use crate::yaml::{self, Ctx, MapReader, Node};
 
 #[derive(Clone, Debug)]
 pub struct ChangeWindow {

@@ -7,18 +7,16 @@
 //! before a config validates.
 
 pub mod calendar;
-pub mod daemon;
 pub mod glob;
-pub mod yaml;
 
 use std::collections::BTreeMap;
 
 use ipnet::IpNet;
 use regex::Regex;
 
+use crate::yaml::{self, Ctx, MapReader, Node, Problem};
 pub use calendar::BusinessHours;
 pub use glob::Glob;
-use yaml::{Ctx, MapReader, Node, Problem};
 
 /// The built-in default configuration, as shipped.
 pub const DEFAULT_YAML: &str = include_str!("default.yaml");
@@ -34,14 +32,6 @@ pub struct Config {
     pub allow_lists: BTreeMap<String, Vec<AllowEntry>>,
     pub engine: EngineLimits,
     pub parse: ParseSettings,
-    /// `auditwatch run` only: the HTTP endpoint and run loop.
-    pub server: daemon::Server,
-    /// `auditwatch run` only: where audit entries come from.
-    pub sources: Vec<daemon::Source>,
-    /// `auditwatch run` only: where alerts go (`output`, `alertmanager`, `email`).
-    pub sinks: crate::sink::Settings,
-    /// `auditwatch run` only: the ingest queue and its disk spool.
-    pub spool: daemon::Spool,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -150,7 +140,7 @@ impl Default for Config {
 }
 
 impl Config {
-    fn empty() -> Config {
+    pub(crate) fn empty() -> Config {
         Config {
             tenancy: Tenancy::default(),
             identities: Identities::default(),
@@ -161,105 +151,57 @@ impl Config {
             allow_lists: BTreeMap::new(),
             engine: EngineLimits::default(),
             parse: ParseSettings::default(),
-            server: daemon::Server::default(),
-            sources: Vec::new(),
-            sinks: crate::sink::Settings::default(),
-            spool: daemon::Spool::default(),
         }
     }
 
     /// The built-in default with the user's `text` (named `file`) applied on top.
-    /// An empty `text` yields the default. Every problem is returned.
+    /// An empty `text` yields the default. Every problem is returned; a key that is not
+    /// detection config (the daemon's `server`, `sources`, sinks, `spool`) is one of them:
+    /// a whole daemon config file is read by the daemon's config, which holds this one.
     pub fn from_yaml_str(file: &str, text: &str) -> Result<Config, Vec<Problem>> {
         let mut cfg = Config::empty();
-        let mut ctx = Ctx::new("<built-in default>");
-        if let Some(node) = ctx.load(DEFAULT_YAML) {
-            cfg.apply(&mut ctx, &node);
-        }
-        assert!(
-            ctx.problems.is_empty(),
-            "built-in default config: {:?}",
-            ctx.problems
-        );
-        if !text.trim().is_empty() {
-            let mut ctx = Ctx::new(file);
-            if let Some(node) = ctx.load(text) {
-                if !yaml::is_null(&node) {
-                    cfg.apply(&mut ctx, &node);
-                }
-            }
-            if !ctx.problems.is_empty() {
-                ctx.problems.sort();
-                return Err(ctx.problems);
-            }
-        }
+        yaml::load_parts(DEFAULT_YAML, file, text, &mut [&mut cfg])?;
         Ok(cfg)
     }
 
     /// Load a config file from disk on top of the default.
     pub fn load(path: &std::path::Path) -> Result<Config, Vec<Problem>> {
-        let name = path.display().to_string();
-        match std::fs::read_to_string(path) {
-            Ok(text) => Config::from_yaml_str(&name, &text),
-            Err(e) => Err(vec![Problem {
-                file: name.into(),
-                line: 1,
-                col: 1,
-                message: format!("cannot read config: {e}"),
-            }]),
-        }
+        let text = yaml::read_file(path)?;
+        Config::from_yaml_str(&path.display().to_string(), &text)
+    }
+}
+
+/// The detection config's top-level keys.
+const KEYS: &[&str] = &[
+    "tenancy",
+    "identities",
+    "admin_policies",
+    "business_hours",
+    "leases",
+    "cadence",
+    "allow_lists",
+    "engine",
+    "parse",
+];
+
+impl yaml::Section for Config {
+    fn keys(&self) -> &'static [&'static str] {
+        KEYS
     }
 
-    fn apply(&mut self, ctx: &mut Ctx, node: &Node) {
-        let Some(mut m) = MapReader::new(ctx, node, "the config") else {
-            return;
-        };
-        if let Some(n) = m.take("tenancy") {
-            apply_tenancy(ctx, n, &mut self.tenancy);
+    fn apply(&mut self, ctx: &mut Ctx, key: &str, n: &Node) {
+        match key {
+            "tenancy" => apply_tenancy(ctx, n, &mut self.tenancy),
+            "identities" => apply_identities(ctx, n, &mut self.identities),
+            "admin_policies" => self.admin_policies = yaml::string_list(ctx, n, "admin_policies"),
+            "business_hours" => self.business_hours.apply(ctx, n),
+            "leases" => apply_leases(ctx, n, &mut self.leases),
+            "cadence" => apply_cadence(ctx, n, &mut self.cadence),
+            "allow_lists" => apply_allow_lists(ctx, n, &mut self.allow_lists),
+            "engine" => apply_engine(ctx, n, &mut self.engine),
+            "parse" => apply_parse(ctx, n, &mut self.parse),
+            other => unreachable!("`{other}` is not in KEYS"),
         }
-        if let Some(n) = m.take("identities") {
-            apply_identities(ctx, n, &mut self.identities);
-        }
-        if let Some(n) = m.take("admin_policies") {
-            self.admin_policies = yaml::string_list(ctx, n, "admin_policies");
-        }
-        if let Some(n) = m.take("business_hours") {
-            self.business_hours.apply(ctx, n);
-        }
-        if let Some(n) = m.take("leases") {
-            apply_leases(ctx, n, &mut self.leases);
-        }
-        if let Some(n) = m.take("cadence") {
-            apply_cadence(ctx, n, &mut self.cadence);
-        }
-        if let Some(n) = m.take("allow_lists") {
-            apply_allow_lists(ctx, n, &mut self.allow_lists);
-        }
-        if let Some(n) = m.take("engine") {
-            apply_engine(ctx, n, &mut self.engine);
-        }
-        if let Some(n) = m.take("parse") {
-            apply_parse(ctx, n, &mut self.parse);
-        }
-        if let Some(n) = m.take("server") {
-            daemon::apply_server(ctx, n, &mut self.server);
-        }
-        if let Some(n) = m.take("sources") {
-            daemon::apply_sources(ctx, n, &mut self.sources);
-        }
-        if let Some(n) = m.take("output") {
-            crate::sink::apply_output(ctx, n, &mut self.sinks);
-        }
-        if let Some(n) = m.take("alertmanager") {
-            crate::sink::alertmanager::apply(ctx, n, &mut self.sinks.alertmanager);
-        }
-        if let Some(n) = m.take("email") {
-            crate::sink::email::apply(ctx, n, &mut self.sinks.email);
-        }
-        if let Some(n) = m.take("spool") {
-            daemon::apply_spool(ctx, n, &mut self.spool);
-        }
-        m.finish(ctx, "the config");
     }
 }
 

@@ -35,7 +35,7 @@ use crate::source::cloudwatch::CwShared;
 use crate::source::tail::TailShared;
 use crate::source::Batch;
 
-use super::queue::{Pop, Queue};
+use crate::ingest::queue::{Pop, Queue};
 
 const NANOS: i64 = 1_000_000_000;
 

@@ -13,9 +13,9 @@
 //! let the engine process everything queued (spool included), flush alerts, write the
 //! file checkpoints, and exit within `server.drain_timeout_secs`.
 
+pub mod config;
 pub mod engine;
 pub mod http;
-pub mod queue;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -25,27 +25,28 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::watch;
 
-use crate::config::daemon::{SourceKind, Spool};
-use crate::config::yaml::Problem;
-use crate::config::Config;
+use crate::ingest::SpoolSettings;
 use crate::metrics::Metrics;
 use crate::pipeline::Pipeline;
 use crate::rules::RuleSet;
 use crate::sink::Sinks;
 use crate::source::cloudwatch::{CloudWatch, CwError, SdkLogs};
+use crate::source::settings::SourceKind;
 use crate::source::socket::{Bound, SourceCtx};
 use crate::source::tail::{Tail, TailError};
 use crate::source::SourceId;
+use crate::yaml::Problem;
 
+use crate::ingest::queue::{Queue, QueueSettings};
+use config::DaemonConfig;
 use engine::{Committer, Control, EngineThread, SourceInfo};
-use queue::{Queue, QueueSettings};
 
 /// What `auditwatch run` hands the daemon: validated settings and where they came from
 /// (for reloads).
 pub struct Options {
     pub config_path: Option<PathBuf>,
     pub rules_path: Option<PathBuf>,
-    pub cfg: Arc<Config>,
+    pub cfg: Arc<DaemonConfig>,
     pub rules: Arc<RuleSet>,
 }
 
@@ -80,10 +81,10 @@ pub enum DaemonError {
 pub fn load(
     config_path: Option<&PathBuf>,
     rules_path: Option<&PathBuf>,
-) -> Result<(Arc<Config>, Arc<RuleSet>), Vec<Problem>> {
+) -> Result<(Arc<DaemonConfig>, Arc<RuleSet>), Vec<Problem>> {
     let cfg = match config_path {
-        None => Ok(Config::default()),
-        Some(p) => Config::load(p),
+        None => Ok(DaemonConfig::default()),
+        Some(p) => DaemonConfig::load(p),
     };
     let rules = match rules_path {
         None => Ok(RuleSet::embedded()),
@@ -91,7 +92,7 @@ pub fn load(
     };
     match (cfg, rules) {
         (Ok(c), Ok(r)) => {
-            let problems = r.problems_with(&c);
+            let problems = r.problems_with(&c.detection);
             if problems.is_empty() {
                 Ok((Arc::new(c), Arc::new(r)))
             } else {
@@ -133,7 +134,7 @@ pub fn run(opts: Options) -> Result<(), DaemonError> {
         Some(d) => (d.clone(), false),
         None => (private_spool_dir(), true),
     };
-    let Spool {
+    let SpoolSettings {
         memory_bytes,
         max_disk_bytes,
         segment_bytes,
@@ -176,7 +177,7 @@ fn run_with_queue(
             .iter()
             .map(move |s| (r.category.as_str(), s.as_str()))
     }));
-    let max_line = cfg.parse.max_line_bytes as usize;
+    let max_line = cfg.detection.parse.max_line_bytes as usize;
     let checkpoint_every = Duration::from_secs(cfg.server.checkpoint_interval_secs);
 
     // File sources first: a bad checkpoint is reported before anything is bound.
@@ -277,7 +278,7 @@ fn run_with_queue(
 
     // The engine thread.
     let (control_tx, control_rx) = mpsc::channel::<Control>();
-    let mut pipeline = Pipeline::new(cfg.clone(), opts.rules.clone());
+    let mut pipeline = Pipeline::new(cfg.detection.clone(), opts.rules.clone());
     pipeline.set_time_range(None, None);
     let tick = (cfg.server.tick_secs > 0).then(|| Duration::from_secs(cfg.server.tick_secs));
     let engine = EngineThread {
@@ -451,11 +452,14 @@ fn reload(opts: &Options, metrics: &Metrics, control: &mpsc::Sender<Control>) {
             {
                 tracing::warn!("server, sources, output, alertmanager, email and spool changes take effect at the next restart; the running ones are kept");
             }
-            if cfg.parse.prefix != old.parse.prefix {
+            if cfg.detection.parse.prefix != old.detection.parse.prefix {
                 tracing::warn!("a parse.prefix change takes effect at the next restart");
             }
             let n = rules.rules.len();
-            if control.send(Control::Reload(cfg, rules)).is_ok() {
+            if control
+                .send(Control::Reload(cfg.detection.clone(), rules))
+                .is_ok()
+            {
                 metrics.reloads.with_label_values(&["ok"]).inc();
                 tracing::info!(rules = n, "reload accepted");
             }

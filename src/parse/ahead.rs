@@ -10,7 +10,7 @@
 
 use std::ops::Range;
 
-use super::batch::{Chunk, LineSpan};
+use super::chunk::{Chunk, LineSpan};
 use super::entry::Skimmed;
 use super::{frame, recycle, Entry, Framing, ParseError};
 

@@ -11,7 +11,7 @@
 //! not. The parser owns both parsers' buffers and reuses them line after line.
 
 pub mod ahead;
-pub mod batch;
+pub mod chunk;
 pub mod entry;
 pub(crate) mod skim;
 pub mod time;

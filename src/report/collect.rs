@@ -30,7 +30,7 @@ use crate::parse::time::{civil_from_days, format_rfc3339};
 use crate::parse::{EntryKind, ParseError};
 use crate::pipeline::{EntryView, Stats};
 use crate::rules::RuleSet;
-use crate::source::replay::InputReport;
+use crate::source::input::InputReport;
 
 const NANOS: i64 = 1_000_000_000;
 

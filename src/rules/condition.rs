@@ -8,8 +8,8 @@
 use ipnet::IpNet;
 use regex::Regex;
 
-use crate::config::yaml::{self, Ctx, MapReader, Node};
 use crate::config::{cidr_list, glob_at, Glob};
+use crate::yaml::{self, Ctx, MapReader, Node};
 
 /// The fields a condition or a key can name. The set is fixed; `metadata.<key>` reads one
 /// auth-metadata entry.

@@ -3,8 +3,8 @@
 //! serialised to JSON lines and parsed like any input) with only that rule loaded.
 
 use crate::alert::Severity;
-use crate::config::yaml::{self, Ctx, MapReader, Node};
 use crate::parse::time::{format_rfc3339, parse_rfc3339_nanos};
+use crate::yaml::{self, Ctx, MapReader, Node};
 
 #[derive(Clone, Debug)]
 pub struct Example {

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::alert::Severity;
-use crate::config::yaml::{self, Ctx, MapReader, Node, Problem};
+use crate::yaml::{self, Ctx, MapReader, Node, Problem};
 use condition::{Condition, Field};
 
 /// The shipped rules, embedded at build time.

@@ -19,7 +19,7 @@ use super::actors::{
     admin_chore, ci_identity, ci_login, human_address, human_identity, human_login, kv_path,
     runner_address, ADMINS, DEVELOPER, HOUR, MIN,
 };
-use super::inject::Item;
+use super::item::Item;
 use super::json::J;
 use super::rng::{Rng, ALNUM};
 use super::vault::{

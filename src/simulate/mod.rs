@@ -29,6 +29,7 @@
 pub mod actors;
 mod extras;
 pub mod inject;
+pub mod item;
 pub mod json;
 pub mod rng;
 pub mod scenarios;
@@ -40,7 +41,7 @@ use std::io::{self, Write};
 
 use serde::Serialize;
 
-pub use inject::AnswerItem;
+pub use item::AnswerItem;
 use vault::{Line, World, SEC};
 
 /// A finding to plant.

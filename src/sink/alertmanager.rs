@@ -35,8 +35,8 @@ use serde_json::{json, Value};
 use tokio::net::TcpStream;
 
 use crate::alert::Alert;
-use crate::config::yaml::{self, Ctx, MapReader, Node};
 use crate::metrics::Metrics;
+use crate::yaml::{self, Ctx, MapReader, Node};
 
 use super::{Inbox, Msg, Running, SinkError};
 
@@ -1092,7 +1092,6 @@ impl LogLimit {
 mod tests {
     use super::*;
     use crate::alert::{Actor, Severity};
-    use crate::config::Config;
 
     fn alert() -> Alert {
         let mut evidence = serde_json::Map::new();
@@ -1385,7 +1384,7 @@ mod tests {
 
     #[test]
     fn config_reads_every_key() {
-        let c = Config::from_yaml_str(
+        let c = crate::sink::Settings::from_yaml_str(
             "u.yaml",
             "alertmanager:
   urls: ['http://am-0:9093/', 'https://am-1.example']
@@ -1399,7 +1398,7 @@ mod tests {
 ",
         )
         .unwrap();
-        let s = &c.sinks.alertmanager;
+        let s = &c.alertmanager;
         assert!(s.enabled());
         assert_eq!(s.urls, ["http://am-0:9093", "https://am-1.example"]);
         assert_eq!(
@@ -1418,12 +1417,17 @@ mod tests {
             Some(std::path::Path::new("/etc/ssl/am-ca.pem"))
         );
         // The built-in default: off, with the documented values.
-        let d = Config::default().sinks.alertmanager;
+        let d = crate::sink::Settings::from_yaml_str("d", "")
+            .unwrap()
+            .alertmanager;
         assert_eq!(d, Settings::default());
         assert!(!d.enabled());
-        let one = Config::from_yaml_str("u.yaml", "alertmanager: {url: 'http://127.0.0.1:9093'}\n")
-            .unwrap();
-        assert_eq!(one.sinks.alertmanager.urls, ["http://127.0.0.1:9093"]);
+        let one = crate::sink::Settings::from_yaml_str(
+            "u.yaml",
+            "alertmanager: {url: 'http://127.0.0.1:9093'}\n",
+        )
+        .unwrap();
+        assert_eq!(one.alertmanager.urls, ["http://127.0.0.1:9093"]);
     }
 
     #[test]
@@ -1440,7 +1444,7 @@ mod tests {
   ca_file: 7
   bogus: 1
 ";
-        let problems = Config::from_yaml_str("u.yaml", text).unwrap_err();
+        let problems = crate::sink::Settings::from_yaml_str("u.yaml", text).unwrap_err();
         let got: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
         let want = [
             "u.yaml:2:8: alertmanager.url must not carry credentials (user:password@)",

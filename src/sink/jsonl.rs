@@ -11,13 +11,19 @@ use std::sync::mpsc::RecvTimeoutError;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::daemon::AlertOutput;
-use crate::config::yaml::{self, Ctx, MapReader};
 use crate::metrics::Metrics;
+use crate::yaml::{self, Ctx, MapReader};
 
 use super::{Inbox, Msg, Running, SinkError};
 
 const NAME: &str = "jsonl";
+
+/// `output`: where alerts go.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AlertOutput {
+    Stdout,
+    File(PathBuf),
+}
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Settings {

@@ -25,8 +25,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::alert::Alert;
-use crate::config::yaml::{self, Ctx, MapReader, Node};
 use crate::metrics::Metrics;
+use crate::yaml::{self, Ctx, MapReader, Node};
 
 /// Settings shared by the sinks (`output:` besides `alerts`), plus each sink's own.
 #[derive(Clone, Debug, PartialEq)]
@@ -60,6 +60,31 @@ impl Default for Settings {
 }
 
 /// `output:` — the JSON lines target and what the sinks share.
+impl yaml::Section for Settings {
+    fn keys(&self) -> &'static [&'static str] {
+        &["output", "alertmanager", "email"]
+    }
+
+    fn apply(&mut self, ctx: &mut Ctx, key: &str, node: &Node) {
+        match key {
+            "output" => apply_output(ctx, node, self),
+            "alertmanager" => alertmanager::apply(ctx, node, &mut self.alertmanager),
+            "email" => email::apply(ctx, node, &mut self.email),
+            other => unreachable!("`{other}` is not a sink key"),
+        }
+    }
+}
+
+impl Settings {
+    /// The sinks' settings of a config file's text on top of the built-in default; the
+    /// file may hold only the sinks' keys.
+    pub fn from_yaml_str(file: &str, text: &str) -> Result<Settings, Vec<yaml::Problem>> {
+        let mut s = Settings::default();
+        yaml::load_parts(crate::config::DEFAULT_YAML, file, text, &mut [&mut s])?;
+        Ok(s)
+    }
+}
+
 pub fn apply_output(ctx: &mut Ctx, node: &Node, s: &mut Settings) {
     let Some(mut m) = MapReader::new(ctx, node, "output") else {
         return;
@@ -373,16 +398,15 @@ mod tests {
 
     #[test]
     fn the_output_settings_are_read_and_bad_ones_reported_with_their_position() {
-        use crate::config::Config;
-        let c = Config::from_yaml_str(
+        let c = crate::sink::Settings::from_yaml_str(
             "o.yaml",
             "output: {alerts: /var/log/a.jsonl, rotate_bytes: 8192, keep_files: 3, queue_alerts: 7, queue_wait_ms: 0, runbook_url: 'https://w/{category}', tenant_label_cap: 2}\n",
         )
         .unwrap();
-        let o = &c.sinks;
+        let o = &c;
         assert_eq!(
             o.jsonl.target,
-            crate::config::daemon::AlertOutput::File("/var/log/a.jsonl".into())
+            crate::sink::jsonl::AlertOutput::File("/var/log/a.jsonl".into())
         );
         assert_eq!((o.jsonl.rotate_bytes, o.jsonl.keep_files), (8192, 3));
         assert_eq!(
@@ -391,7 +415,7 @@ mod tests {
         );
         assert_eq!(o.runbook_url, "https://w/{category}");
         let text = "output:\n  rotate_bytes: 100\n  keep_files: 0\n  queue_alerts: 0\n  queue_wait_ms: 70000\n  tenant_label_cap: 20000\n  colour: red\n";
-        let all: Vec<String> = Config::from_yaml_str("o.yaml", text)
+        let all: Vec<String> = crate::sink::Settings::from_yaml_str("o.yaml", text)
             .unwrap_err()
             .iter()
             .map(|p| p.to_string())

@@ -23,10 +23,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 use super::{Batch, Commit, FileKey, SourceId};
-use crate::config::daemon::CloudWatchSource;
-use crate::daemon::queue::Queue;
 use crate::fsutil::lock;
+use crate::ingest::queue::Queue;
 use crate::metrics::Metrics;
+use crate::source::settings::CloudWatchSource;
 
 pub const CHECKPOINT_VERSION: u32 = 1;
 /// Most event ids kept for de-duplication.
@@ -482,7 +482,7 @@ impl CloudWatch {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::daemon::queue::{Pop, QueueSettings};
+    use crate::ingest::queue::{Pop, QueueSettings};
 
     /// A fake API: a fixed list of events served in pages, after some throttled calls.
     struct Fake {

@@ -4,7 +4,7 @@
 
 use std::io::{self, Read};
 
-use crate::parse::batch::{Chunk, LineSpan};
+use crate::parse::chunk::{Chunk, LineSpan};
 
 /// One framing step.
 pub enum Frame<'b> {

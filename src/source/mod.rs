@@ -6,9 +6,12 @@
 //! and never run detection on the read path.
 
 pub mod cloudwatch;
+pub mod framer;
+pub mod input;
 pub mod lines;
 pub mod parallel;
 pub mod replay;
+pub mod settings;
 pub mod socket;
 pub mod tail;
 

@@ -16,11 +16,11 @@ use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+use super::input::{open_input, total_size, Input, InputReport, Progress, ReplayOptions};
 use super::lines::ChunkReader;
-use super::replay::{open_input, total_size, Input, InputReport, Progress, ReplayOptions};
 use crate::alert::Alert;
 use crate::parse::ahead::{Ahead, Lines};
-use crate::parse::batch::Chunk;
+use crate::parse::chunk::Chunk;
 use crate::pipeline::Pipeline;
 
 /// Bytes of lines per chunk: large enough to amortise hand-offs (~500 lines), small enough

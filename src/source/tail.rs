@@ -29,12 +29,12 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use super::socket::Framer;
+use super::framer::Framer;
 use super::{Batch, Commit, FileKey, SourceId};
-use crate::config::daemon::{FileSource, StartAt};
-use crate::daemon::queue::Queue;
 use crate::fsutil::lock;
+use crate::ingest::queue::Queue;
 use crate::metrics::Metrics;
+use crate::source::settings::{FileSource, StartAt};
 
 /// The checkpoint format version this build writes and reads.
 pub const CHECKPOINT_VERSION: u32 = 1;

@@ -30,8 +30,8 @@ use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use crate::alert::{Alert, Severity};
-use crate::config::yaml::{self, Ctx, MapReader, Node};
 use crate::metrics::Metrics;
+use crate::yaml::{self, Ctx, MapReader, Node};
 
 use super::{Inbox, Msg, Running, SinkError};
 use outbox::{AddError, Entry, Outbox};
@@ -814,7 +814,6 @@ impl Worker {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
 
     #[test]
     fn smtp_urls_choose_the_protection() {
@@ -841,12 +840,12 @@ mod tests {
 
     #[test]
     fn a_complete_email_block_loads() {
-        let c = Config::from_yaml_str(
+        let c = crate::sink::Settings::from_yaml_str(
             "u.yaml",
             "email:\n  smtp: smtps://mail.example.com\n  from: auditwatch@example.com\n  outbox_dir: /var/lib/auditwatch/outbox\n  recipients: {critical: [sec@example.com, oncall@example.com], warning: ops@example.com}\n  digest_minutes: 0.5\n  immediate: high\n  username_env: SMTP_USER\n  password_env: SMTP_PASS\n",
         )
         .unwrap();
-        let e = &c.sinks.email;
+        let e = &c.email;
         assert!(e.enabled());
         assert_eq!(e.digest_ms, 30_000);
         assert_eq!(e.immediate, Severity::High);
@@ -855,9 +854,8 @@ mod tests {
         assert!(e.recipients_for(Severity::Info).is_empty());
         assert_eq!(e.max_per_hour, 60);
         // The default config leaves email off.
-        assert!(!Config::from_yaml_str("u.yaml", "")
+        assert!(!crate::sink::Settings::from_yaml_str("u.yaml", "")
             .unwrap()
-            .sinks
             .email
             .enabled());
     }
@@ -865,7 +863,7 @@ mod tests {
     #[test]
     fn every_bad_email_setting_is_reported_with_its_position() {
         let text = "email:\n  smtp: smtp+plain://mail.example.com:25\n  from: not an address\n  recipients: {critical: [ok@example.com, 'bad@'], urgent: [x@example.com]}\n  digest_minutes: -1\n  immediate: severe\n  max_per_hour: 0\n  username_env: SMTP_USER\n  password_env: 'has space'\n  bogus: 1\n";
-        let problems: Vec<String> = Config::from_yaml_str("u.yaml", text)
+        let problems: Vec<String> = crate::sink::Settings::from_yaml_str("u.yaml", text)
             .unwrap_err()
             .iter()
             .map(|p| p.to_string())

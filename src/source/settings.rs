@@ -1,26 +1,12 @@
-//! The daemon's settings (`auditwatch run`): the HTTP endpoint, the sources, where alerts
-//! go and how the ingest queue spills to disk. Decoded like the rest of the config (every
-//! problem with its position, unknown fields rejected) and validated before any port is
-//! bound; `replay` ignores them.
+//! The sources' settings (`sources:` in the daemon's config): a socket the audit device
+//! writes to, a file device's log tailed with checkpoints, or a CloudWatch Logs group.
+//! Decoded like the rest of the config (every problem with its position, unknown fields
+//! rejected) and validated before any port is bound.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use super::yaml::{self, Ctx, MapReader, Node};
-
-/// `server`: the HTTP endpoint (`/metrics`, `/-/healthy`, `/-/ready`) and the run loop.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Server {
-    /// `None`: no HTTP endpoint (`listen: ''`).
-    pub listen: Option<SocketAddr>,
-    /// How often the idle wall clock advances the engine's watermark; 0 disables it
-    /// (time then comes only from entries, as in replay).
-    pub tick_secs: u64,
-    /// How long SIGINT/SIGTERM may take to drain before the daemon gives up.
-    pub drain_timeout_secs: u64,
-    /// How often file sources write their checkpoint (and at shutdown).
-    pub checkpoint_interval_secs: u64,
-}
+use crate::yaml::{self, non_empty_path, socket_addr, Ctx, MapReader, Node};
 
 /// How a socket source listens.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -86,90 +72,6 @@ pub struct Source {
     /// The metric label and checkpoint name: lowercase letters, digits, `-`, `_`.
     pub name: String,
     pub kind: SourceKind,
-}
-
-/// `output`: where alerts go.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum AlertOutput {
-    Stdout,
-    File(PathBuf),
-}
-
-/// `spool`: the ingest queue between the sources and the engine.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Spool {
-    /// Directory of the on-disk spool; `None`: a private temporary directory removed at
-    /// exit (a set directory keeps what was not processed across restarts).
-    pub dir: Option<PathBuf>,
-    pub memory_bytes: u64,
-    pub max_disk_bytes: u64,
-    pub segment_bytes: u64,
-}
-
-impl Default for Server {
-    fn default() -> Self {
-        Server {
-            listen: None,
-            tick_secs: 1,
-            drain_timeout_secs: 10,
-            checkpoint_interval_secs: 1,
-        }
-    }
-}
-
-impl Default for Spool {
-    fn default() -> Self {
-        Spool {
-            dir: None,
-            memory_bytes: 64 << 20,
-            max_disk_bytes: 1 << 30,
-            segment_bytes: 64 << 20,
-        }
-    }
-}
-
-pub fn apply_server(ctx: &mut Ctx, node: &Node, s: &mut Server) {
-    let Some(mut m) = MapReader::new(ctx, node, "server") else {
-        return;
-    };
-    if let Some(n) = m.take("listen") {
-        if let Some(text) = yaml::string(ctx, n, "server.listen") {
-            if text.is_empty() {
-                s.listen = None;
-            } else if let Some(a) = socket_addr(ctx, n, &text, "server.listen") {
-                s.listen = Some(a);
-            }
-        }
-    }
-    if let Some(n) = m.take("tick_secs") {
-        s.tick_secs = yaml::uint(ctx, n, "tick_secs").unwrap_or(s.tick_secs);
-    }
-    if let Some(n) = m.take("drain_timeout_secs") {
-        s.drain_timeout_secs =
-            yaml::positive(ctx, n, "drain_timeout_secs").unwrap_or(s.drain_timeout_secs);
-    }
-    if let Some(n) = m.take("checkpoint_interval_secs") {
-        s.checkpoint_interval_secs = yaml::positive(ctx, n, "checkpoint_interval_secs")
-            .unwrap_or(s.checkpoint_interval_secs);
-    }
-    m.finish(ctx, "server");
-}
-
-/// `host:port` with an IP literal (or `localhost`); no name is resolved.
-fn socket_addr(ctx: &mut Ctx, node: &Node, text: &str, what: &str) -> Option<SocketAddr> {
-    if let Ok(a) = text.parse::<SocketAddr>() {
-        return Some(a);
-    }
-    if let Some(port) = text.strip_prefix("localhost:") {
-        if let Ok(p) = port.parse::<u16>() {
-            return Some(SocketAddr::from(([127, 0, 0, 1], p)));
-        }
-    }
-    ctx.error(
-        node,
-        format!("{what}: `{text}` is not an address (IP:PORT, e.g. 127.0.0.1:9200 or [::1]:9200)"),
-    );
-    None
 }
 
 pub fn apply_sources(ctx: &mut Ctx, node: &Node, out: &mut Vec<Source>) {
@@ -418,40 +320,12 @@ fn cloudwatch_source(ctx: &mut Ctx, m: &mut MapReader) -> Option<CloudWatchSourc
     })
 }
 
-fn non_empty_path(ctx: &mut Ctx, n: &Node, what: &str) -> Option<PathBuf> {
-    let s = yaml::string(ctx, n, what)?;
-    if s.is_empty() {
-        ctx.error(n, format!("{what} must not be empty"));
-        return None;
+impl yaml::Section for Vec<Source> {
+    fn keys(&self) -> &'static [&'static str] {
+        &["sources"]
     }
-    Some(PathBuf::from(s))
-}
 
-pub fn apply_spool(ctx: &mut Ctx, node: &Node, s: &mut Spool) {
-    let Some(mut m) = MapReader::new(ctx, node, "spool") else {
-        return;
-    };
-    if let Some(n) = m.take("dir") {
-        if let Some(d) = yaml::string(ctx, n, "spool.dir") {
-            s.dir = (!d.is_empty()).then(|| PathBuf::from(d));
-        }
+    fn apply(&mut self, ctx: &mut Ctx, _key: &str, node: &Node) {
+        apply_sources(ctx, node, self);
     }
-    if let Some(n) = m.take("memory_bytes") {
-        match yaml::positive(ctx, n, "memory_bytes") {
-            Some(v) if v >= 65536 => s.memory_bytes = v,
-            Some(_) => ctx.error(n, "memory_bytes must be at least 65536"),
-            None => {}
-        }
-    }
-    if let Some(n) = m.take("max_disk_bytes") {
-        s.max_disk_bytes = yaml::uint(ctx, n, "max_disk_bytes").unwrap_or(s.max_disk_bytes);
-    }
-    if let Some(n) = m.take("segment_bytes") {
-        match yaml::positive(ctx, n, "segment_bytes") {
-            Some(v) if v >= 65536 => s.segment_bytes = v,
-            Some(_) => ctx.error(n, "segment_bytes must be at least 65536"),
-            None => {}
-        }
-    }
-    m.finish(ctx, "spool");
 }

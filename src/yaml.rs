@@ -7,6 +7,8 @@
 //! readers report type errors at the node, and nothing stops at the first problem.
 
 use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use saphyr::{LoadableYamlNode, MarkedYamlOwned, ScalarOwned, YamlDataOwned};
@@ -347,6 +349,108 @@ pub fn to_json(ctx: &mut Ctx, node: &Node) -> serde_json::Value {
             J::Null
         }
     }
+}
+
+
+/// `host:port` with an IP literal (or `localhost`); no name is resolved.
+pub fn socket_addr(ctx: &mut Ctx, node: &Node, text: &str, what: &str) -> Option<SocketAddr> {
+    if let Ok(a) = text.parse::<SocketAddr>() {
+        return Some(a);
+    }
+    if let Some(port) = text.strip_prefix("localhost:") {
+        if let Ok(p) = port.parse::<u16>() {
+            return Some(SocketAddr::from(([127, 0, 0, 1], p)));
+        }
+    }
+    ctx.error(
+        node,
+        format!("{what}: `{text}` is not an address (IP:PORT, e.g. 127.0.0.1:9200 or [::1]:9200)"),
+    );
+    None
+}
+
+/// A path that must not be empty.
+pub fn non_empty_path(ctx: &mut Ctx, n: &Node, what: &str) -> Option<PathBuf> {
+    let s = string(ctx, n, what)?;
+    if s.is_empty() {
+        ctx.error(n, format!("{what} must not be empty"));
+        return None;
+    }
+    Some(PathBuf::from(s))
+}
+
+/// One part of a config file: the top-level keys it owns and how it reads them. A part
+/// lives with the module whose settings it holds (detection config, sources, sinks, the
+/// spool, the server), so no module reads another's keys.
+pub trait Section {
+    /// The top-level keys this part reads.
+    fn keys(&self) -> &'static [&'static str];
+    /// Read one of its keys, applying what is set on top of what is there.
+    fn apply(&mut self, ctx: &mut Ctx, key: &str, node: &Node);
+}
+
+/// Read a config file made of parts: the built-in `default` first (trusted; a key no
+/// part owns is skipped, since the default holds every part's keys), then the user's
+/// `text` (named `file`) on top, key by key, where a key no part owns is reported. Every
+/// problem is returned, sorted.
+pub fn load_parts(
+    default: &str,
+    file: &str,
+    text: &str,
+    parts: &mut [&mut dyn Section],
+) -> Result<(), Vec<Problem>> {
+    let mut ctx = Ctx::new("<built-in default>");
+    if let Some(node) = ctx.load(default) {
+        apply_parts(&mut ctx, &node, parts, false);
+    }
+    assert!(
+        ctx.problems.is_empty(),
+        "built-in default config: {:?}",
+        ctx.problems
+    );
+    if text.trim().is_empty() {
+        return Ok(());
+    }
+    let mut ctx = Ctx::new(file);
+    if let Some(node) = ctx.load(text) {
+        if !is_null(&node) {
+            apply_parts(&mut ctx, &node, parts, true);
+        }
+    }
+    if ctx.problems.is_empty() {
+        Ok(())
+    } else {
+        ctx.problems.sort();
+        Err(ctx.problems)
+    }
+}
+
+fn apply_parts(ctx: &mut Ctx, node: &Node, parts: &mut [&mut dyn Section], strict: bool) {
+    let Some(mut m) = MapReader::new(ctx, node, "the config") else {
+        return;
+    };
+    for part in parts.iter_mut() {
+        for key in part.keys() {
+            if let Some(n) = m.take(key) {
+                part.apply(ctx, key, n);
+            }
+        }
+    }
+    if strict {
+        m.finish(ctx, "the config");
+    }
+}
+
+/// Read a file's text for [`load_parts`]; a file that cannot be read is one problem.
+pub fn read_file(path: &std::path::Path) -> Result<String, Vec<Problem>> {
+    std::fs::read_to_string(path).map_err(|e| {
+        vec![Problem {
+            file: path.display().to_string().into(),
+            line: 1,
+            col: 1,
+            message: format!("cannot read config: {e}"),
+        }]
+    })
 }
 
 #[cfg(test)]
