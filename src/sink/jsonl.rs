@@ -13,11 +13,11 @@ use std::time::Duration;
 
 use crate::config::daemon::AlertOutput;
 use crate::config::yaml::{self, Ctx, MapReader};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, SinkDrop, SinkName};
 
 use super::{Inbox, Msg, Running, SinkError};
 
-const NAME: &str = "jsonl";
+const NAME: &str = SinkName::Jsonl.as_str();
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Settings {
@@ -96,7 +96,7 @@ fn run(mut out: Output, inbox: Inbox, metrics: Arc<Metrics>) {
     let delivered = metrics.sink_delivered.with_label_values(&[NAME]);
     let dropped = metrics
         .sink_dropped
-        .with_label_values(&[NAME, "write_error"]);
+        .with_label_values(&[NAME, SinkDrop::WriteError.as_str()]);
     let backlog = metrics.sink_backlog.with_label_values(&[NAME]);
     // An alert counts as delivered once its bytes were written, and as dropped (with the
     // error, once per failed write) when they could not be: a full disk is never silent.
