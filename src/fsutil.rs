@@ -4,7 +4,6 @@
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard};
 
 /// Replace `path` with `bytes` so that a crash leaves the old or the new content, never a
 /// mix: a temporary file beside it, written and fsynced, renamed over it, and the
@@ -25,12 +24,6 @@ pub fn write_durably(path: &Path, bytes: &[u8]) -> io::Result<()> {
     drop(f);
     fs::rename(&tmp, path)?;
     File::open(dir)?.sync_all()
-}
-
-/// Lock a mutex whose holder may have panicked: the state it guards (positions, seen ids)
-/// stays usable, and losing it would lose more than the panic did.
-pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 #[cfg(test)]

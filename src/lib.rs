@@ -4,6 +4,8 @@
 //! a line into a borrowed [`parse::Entry`], [`engine`] (pure, synchronous, event-time
 //! driven) turns entries into [`alert::Alert`]s using the [`rules`] and [`config`], and
 //! [`sink`] writes alerts. `replay`, the daemon, tests and benches share the same engine.
+//! [`util`] is the bottom layer (backoff, log rate limits, joins, locks) that all of them
+//! may use and that uses none of them.
 #![forbid(unsafe_code)]
 
 pub mod alert;
@@ -20,4 +22,5 @@ pub mod rules;
 pub mod simulate;
 pub mod sink;
 pub mod source;
+pub mod util;
 pub mod yaml;

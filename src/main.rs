@@ -96,7 +96,7 @@ fn main() -> ExitCode {
         },
         Command::Config { command } => match command {
             ConfigCommand::Default => {
-                print!("{}", auditwatch::config::DEFAULT_YAML);
+                cli::out::out!("{}", auditwatch::config::DEFAULT_YAML);
                 0
             }
             ConfigCommand::Check { file } => cli::config_check(&file),

@@ -10,7 +10,7 @@ use prometheus::{Encoder, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts
 
 pub struct Metrics {
     registry: Registry,
-    /// Audit entries read, by source and entry type (`request`, `response`, `other`).
+    /// Audit entries read, by source and entry type ([`EntryType`]).
     pub events: IntCounterVec,
     /// Lines that could not be read, by source and reason.
     pub parse_errors: IntCounterVec,
@@ -22,53 +22,233 @@ pub struct Metrics {
     pub bytes: IntCounterVec,
     /// Open connections per socket source.
     pub connections: IntGaugeVec,
-    /// Connections by outcome (`accepted`, `rejected`, `evicted`, `closed`).
+    /// Connections by outcome ([`ConnectionEvent`]).
     pub connection_events: IntCounterVec,
-    /// Bytes waiting for the engine, by source and where (`memory`, `spool`).
+    /// Bytes waiting for the engine, by source and where ([`BacklogPlace`]).
     pub backlog_bytes: IntGaugeVec,
     /// Bytes written to the disk spool because the engine was behind.
     pub spilled_bytes: IntCounterVec,
-    /// Lines dropped, by source and reason (`fragment`, `spool_full`, `spool_error`,
-    /// `spool_corrupt`, `drain_timeout`).
+    /// Lines dropped, by source and reason ([`LineDrop`]).
     pub dropped_lines: IntCounterVec,
     /// Size of the on-disk spool.
     pub spool_bytes: IntGauge,
     /// Entries of each bounded engine state table.
     pub state_table_size: IntGaugeVec,
-    /// Engine decisions that are not alerts (`duplicate_response`, `timed_out_request`,
-    /// `suppressed_alert`, `allow_listed`, `evicted_key`, `untimed_entry`).
+    /// Engine decisions that are not alerts, by kind ([`EngineEvent`]).
     pub engine_events: IntCounterVec,
-    /// Config and rule reloads by outcome (`ok`, `rejected`).
+    /// Config and rule reloads by outcome ([`ReloadOutcome`]).
     pub reloads: IntCounterVec,
-    /// File sources: rotations seen, by kind (`rename`, `truncate`, `delete`).
+    /// File sources: rotations seen, by kind ([`RotationKind`]).
     pub rotations: IntCounterVec,
-    /// Checkpoint writes by source and outcome (`ok`, `error`).
+    /// Checkpoint writes by source and outcome ([`WriteOutcome`]).
     pub checkpoint_writes: IntCounterVec,
-    /// CloudWatch API calls by source and outcome (`ok`, `throttled`, `error`).
+    /// CloudWatch API calls by source and outcome ([`ApiOutcome`]).
     pub api_calls: IntCounterVec,
     /// Alerts by tenant (capped: `other` beyond `output.tenant_label_cap`, `none` for
     /// platform-wide findings), category, severity and `evidence.kind`.
     pub tenant_alerts: IntCounterVec,
-    /// Alerts a sink delivered (`jsonl` written, `alertmanager` accepted, `email` accepted
-    /// by the SMTP server).
+    /// Alerts a sink delivered ([`SinkName`]: `jsonl` written, `alertmanager` accepted,
+    /// `email` accepted by the SMTP server).
     pub sink_delivered: IntCounterVec,
-    /// Alerts a sink gave up on, by reason (`queue_full`, `sink_down`, `write_error`,
-    /// `rejected`, `expired`, `retry_full`, `shutdown`, `outbox_error`, `outbox_full`).
+    /// Alerts a sink gave up on, by reason ([`SinkDrop`]).
     pub sink_dropped: IntCounterVec,
     /// Failed delivery attempts (each is retried unless counted as dropped).
     pub sink_failures: IntCounterVec,
     /// Alerts waiting in a sink (its queue, retries, the email outbox and digests).
     pub sink_backlog: IntGaugeVec,
-    /// Alerts a sink did not pass on by design, by reason (`duplicate`, `suppressed`,
-    /// `no_recipients`).
+    /// Alerts a sink did not pass on by design, by reason ([`SinkSuppress`]).
     pub sink_suppressed: IntCounterVec,
-    /// Emails accepted by the SMTP server, by kind (`immediate`, `digest`).
+    /// Emails accepted by the SMTP server, by kind ([`MailKind`]).
     pub emails_sent: IntCounterVec,
     /// Alerts that could not be written to the output.
     pub alert_write_errors: IntCounter,
     /// 1 while the daemon is ready (sources bound, engine running, not draining).
     pub ready: IntGauge,
 }
+
+// ---- label values ----
+//
+// Every fixed label value is written here, next to the metrics that carry it, and only
+// here: dashboards and alert rules (`dashboards/`) match these exact strings, so a rename
+// must be a visible, deliberate change (the test at the end lists them all).
+
+/// A closed set of label values: the enum, its exact strings, and all of them in order.
+macro_rules! label_values {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident => $value:literal,)+ }) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum $name {
+            $($(#[$vmeta])* $variant,)+
+        }
+
+        impl $name {
+            /// Every value, in declaration order.
+            pub const ALL: &'static [$name] = &[$($name::$variant,)+];
+
+            /// The label value, exactly as exported.
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $value,)+
+                }
+            }
+        }
+    };
+}
+
+label_values! {
+    /// `sink` of the `auditwatch_sink_*` metrics.
+    SinkName {
+        Jsonl => "jsonl",
+        Alertmanager => "alertmanager",
+        Email => "email",
+    }
+}
+
+label_values! {
+    /// `reason` of `auditwatch_sink_dropped_total`: why a sink gave up on an alert.
+    SinkDrop {
+        /// The sink's queue stayed full for `output.queue_wait_ms`.
+        QueueFull => "queue_full",
+        /// The sink's thread is gone.
+        SinkDown => "sink_down",
+        /// The JSON lines output could not be written.
+        WriteError => "write_error",
+        /// Alertmanager or the SMTP server said no for good.
+        Rejected => "rejected",
+        /// Not delivered within `retry_for_secs`.
+        Expired => "expired",
+        /// Pushed out of a full retry list (`max_pending`).
+        RetryFull => "retry_full",
+        /// Still waiting when the drain ended.
+        Shutdown => "shutdown",
+        /// The email outbox could not store or read it.
+        OutboxError => "outbox_error",
+        /// The email outbox was at `outbox_max_bytes`.
+        OutboxFull => "outbox_full",
+    }
+}
+
+label_values! {
+    /// `reason` of `auditwatch_sink_suppressed_total`: alerts not passed on by design.
+    SinkSuppress {
+        Duplicate => "duplicate",
+        Suppressed => "suppressed",
+        NoRecipients => "no_recipients",
+    }
+}
+
+label_values! {
+    /// `kind` of `auditwatch_emails_sent_total`.
+    MailKind {
+        Immediate => "immediate",
+        Digest => "digest",
+    }
+}
+
+label_values! {
+    /// `type` of `auditwatch_events_total`: the audit entry's type.
+    EntryType {
+        Request => "request",
+        Response => "response",
+        Other => "other",
+    }
+}
+
+label_values! {
+    /// `outcome` of `auditwatch_source_connection_events_total`.
+    ConnectionEvent {
+        Accepted => "accepted",
+        /// Refused at `max_connections` with no idle peer to close.
+        Rejected => "rejected",
+        /// The idlest peer, closed to make room at the cap.
+        Evicted => "evicted",
+        Closed => "closed",
+    }
+}
+
+label_values! {
+    /// `where` of `auditwatch_backlog_bytes`.
+    BacklogPlace {
+        Memory => "memory",
+        Spool => "spool",
+    }
+}
+
+label_values! {
+    /// `reason` of `auditwatch_dropped_lines_total`.
+    LineDrop {
+        /// An unterminated line cut by a closed connection, a truncation or a rotation.
+        Fragment => "fragment",
+        SpoolFull => "spool_full",
+        SpoolError => "spool_error",
+        SpoolCorrupt => "spool_corrupt",
+        /// A checkpointed file that is gone at start.
+        FileGone => "file_gone",
+    }
+}
+
+label_values! {
+    /// `kind` of `auditwatch_engine_events_total`: engine decisions that are not alerts.
+    EngineEvent {
+        DuplicateResponse => "duplicate_response",
+        TimedOutRequest => "timed_out_request",
+        SuppressedAlert => "suppressed_alert",
+        AllowListed => "allow_listed",
+        EvictedKey => "evicted_key",
+        UntimedEntry => "untimed_entry",
+    }
+}
+
+label_values! {
+    /// `outcome` of `auditwatch_reloads_total`.
+    ReloadOutcome {
+        Ok => "ok",
+        Rejected => "rejected",
+    }
+}
+
+label_values! {
+    /// `kind` of `auditwatch_file_rotations_total`.
+    RotationKind {
+        Rename => "rename",
+        Truncate => "truncate",
+        Delete => "delete",
+    }
+}
+
+label_values! {
+    /// `outcome` of `auditwatch_checkpoint_writes_total`.
+    WriteOutcome {
+        Ok => "ok",
+        Error => "error",
+    }
+}
+
+impl WriteOutcome {
+    pub fn of<T, E>(r: &Result<T, E>) -> WriteOutcome {
+        if r.is_ok() {
+            WriteOutcome::Ok
+        } else {
+            WriteOutcome::Error
+        }
+    }
+}
+
+label_values! {
+    /// `outcome` of `auditwatch_source_api_calls_total`.
+    ApiOutcome {
+        Ok => "ok",
+        Throttled => "throttled",
+        Error => "error",
+    }
+}
+
+/// `source` of the spooled lines of a source that is no longer configured.
+pub const SOURCE_RESTORED: &str = "restored";
+/// `tenant` of `auditwatch_tenant_alerts_total` for a platform-wide alert (no tenant).
+pub const TENANT_NONE: &str = "none";
+/// `tenant` of `auditwatch_tenant_alerts_total` past `output.tenant_label_cap`.
+pub const TENANT_OTHER: &str = "other";
 
 /// Names of the state tables in `auditwatch_state_table_size`.
 pub const TABLES: [&str; 7] = [
@@ -250,15 +430,15 @@ impl Metrics {
 
     /// Create the series of a source up front, so dashboards see zeros, not gaps.
     pub fn init_source(&self, source: &str) {
-        for t in ["request", "response", "other"] {
-            self.events.with_label_values(&[source, t]);
+        for t in EntryType::ALL {
+            self.events.with_label_values(&[source, t.as_str()]);
         }
         for r in crate::parse::ParseError::ALL {
             self.parse_errors.with_label_values(&[source, r.as_str()]);
         }
         self.bytes.with_label_values(&[source]);
-        for w in ["memory", "spool"] {
-            self.backlog_bytes.with_label_values(&[source, w]);
+        for w in BacklogPlace::ALL {
+            self.backlog_bytes.with_label_values(&[source, w.as_str()]);
         }
         self.spilled_bytes.with_label_values(&[source]);
     }
@@ -304,5 +484,107 @@ mod tests {
             "auditwatch_alerts_total{category=\"cross_tenant_read\",severity=\"critical\"} 1"
         ));
         assert!(text.contains("auditwatch_events_total{source=\"socket\",type=\"request\"} 0"));
+    }
+
+    /// Every fixed label value, enum by enum. Dashboards and alert rules match these
+    /// strings: a change here is a breaking change for them (update `dashboards/` too).
+    #[test]
+    fn label_values_are_exactly_these() {
+        fn all<T: Copy>(values: &[T], as_str: fn(T) -> &'static str) -> Vec<&'static str> {
+            values.iter().map(|&v| as_str(v)).collect()
+        }
+        let got: Vec<(&str, Vec<&str>)> = vec![
+            ("SinkName", all(SinkName::ALL, SinkName::as_str)),
+            ("SinkDrop", all(SinkDrop::ALL, SinkDrop::as_str)),
+            ("SinkSuppress", all(SinkSuppress::ALL, SinkSuppress::as_str)),
+            ("MailKind", all(MailKind::ALL, MailKind::as_str)),
+            ("EntryType", all(EntryType::ALL, EntryType::as_str)),
+            (
+                "ConnectionEvent",
+                all(ConnectionEvent::ALL, ConnectionEvent::as_str),
+            ),
+            ("BacklogPlace", all(BacklogPlace::ALL, BacklogPlace::as_str)),
+            ("LineDrop", all(LineDrop::ALL, LineDrop::as_str)),
+            ("EngineEvent", all(EngineEvent::ALL, EngineEvent::as_str)),
+            (
+                "ReloadOutcome",
+                all(ReloadOutcome::ALL, ReloadOutcome::as_str),
+            ),
+            ("RotationKind", all(RotationKind::ALL, RotationKind::as_str)),
+            ("WriteOutcome", all(WriteOutcome::ALL, WriteOutcome::as_str)),
+            ("ApiOutcome", all(ApiOutcome::ALL, ApiOutcome::as_str)),
+            ("TABLES", TABLES.to_vec()),
+            (
+                "tenant, source",
+                vec![TENANT_NONE, TENANT_OTHER, SOURCE_RESTORED],
+            ),
+        ];
+        let want: Vec<(&str, Vec<&str>)> = vec![
+            ("SinkName", vec!["jsonl", "alertmanager", "email"]),
+            (
+                "SinkDrop",
+                vec![
+                    "queue_full",
+                    "sink_down",
+                    "write_error",
+                    "rejected",
+                    "expired",
+                    "retry_full",
+                    "shutdown",
+                    "outbox_error",
+                    "outbox_full",
+                ],
+            ),
+            (
+                "SinkSuppress",
+                vec!["duplicate", "suppressed", "no_recipients"],
+            ),
+            ("MailKind", vec!["immediate", "digest"]),
+            ("EntryType", vec!["request", "response", "other"]),
+            (
+                "ConnectionEvent",
+                vec!["accepted", "rejected", "evicted", "closed"],
+            ),
+            ("BacklogPlace", vec!["memory", "spool"]),
+            (
+                "LineDrop",
+                vec![
+                    "fragment",
+                    "spool_full",
+                    "spool_error",
+                    "spool_corrupt",
+                    "file_gone",
+                ],
+            ),
+            (
+                "EngineEvent",
+                vec![
+                    "duplicate_response",
+                    "timed_out_request",
+                    "suppressed_alert",
+                    "allow_listed",
+                    "evicted_key",
+                    "untimed_entry",
+                ],
+            ),
+            ("ReloadOutcome", vec!["ok", "rejected"]),
+            ("RotationKind", vec!["rename", "truncate", "delete"]),
+            ("WriteOutcome", vec!["ok", "error"]),
+            ("ApiOutcome", vec!["ok", "throttled", "error"]),
+            (
+                "TABLES",
+                vec![
+                    "pending_requests",
+                    "decided_requests",
+                    "count_keys",
+                    "distinct_keys",
+                    "cadence_keys",
+                    "cadence_timers",
+                    "suppression_keys",
+                ],
+            ),
+            ("tenant, source", vec!["none", "other", "restored"]),
+        ];
+        assert_eq!(got, want);
     }
 }

@@ -351,7 +351,6 @@ pub fn to_json(ctx: &mut Ctx, node: &Node) -> serde_json::Value {
     }
 }
 
-
 /// `host:port` with an IP literal (or `localhost`); no name is resolved.
 pub fn socket_addr(ctx: &mut Ctx, node: &Node, text: &str, what: &str) -> Option<SocketAddr> {
     if let Ok(a) = text.parse::<SocketAddr>() {

@@ -1,5 +1,8 @@
-//! Command implementations. Each returns the process exit code.
+//! Command implementations. Each returns the process exit code; what they print to
+//! stdout goes through [`out`], which also ends any of them quietly (exit 0) when the
+//! reader of a stdout pipe goes away.
 
+pub mod out;
 pub mod replay;
 pub mod rules;
 pub mod run;
@@ -83,7 +86,7 @@ pub fn config_check(file: &Path) -> u8 {
         Ok(cfg) => {
             let problems = RuleSet::embedded().problems_with(&cfg.detection);
             if problems.is_empty() {
-                println!("{}: ok", file.display());
+                out::outln!("{}: ok", file.display());
                 0
             } else {
                 print_problems("the config", &problems);

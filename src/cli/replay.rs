@@ -146,7 +146,7 @@ pub fn run(args: ReplayArgs) -> u8 {
                 return EXIT_RUNTIME;
             }
         },
-        None => Box::new(io::stdout().lock()),
+        None => Box::new(super::out::stdout()),
     };
     let mut out = BufWriter::with_capacity(64 * 1024, out);
     let live = inputs.iter().any(|i| matches!(i, input::Input::Stdin));

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use auditwatch::pipeline::examples;
 
+use super::out::outln;
 use super::{load_checked, load_rules, EXIT_RUNTIME};
 
 pub fn check(dir: Option<PathBuf>, config: Option<PathBuf>) -> u8 {
@@ -11,7 +12,7 @@ pub fn check(dir: Option<PathBuf>, config: Option<PathBuf>) -> u8 {
         Ok(x) => x,
         Err(code) => return code,
     };
-    println!("{} rule(s) ok ({})", rules.rules.len(), rules.origin);
+    outln!("{} rule(s) ok ({})", rules.rules.len(), rules.origin);
     0
 }
 
@@ -26,13 +27,13 @@ pub fn test(dir: Option<PathBuf>, config: Option<PathBuf>, verbose: bool) -> u8 
         match &r.failure {
             Some(f) => {
                 failed += 1;
-                println!("FAIL {} [{}] {}: {f}", r.location, r.rule, r.example);
+                outln!("FAIL {} [{}] {}: {f}", r.location, r.rule, r.example);
             }
-            None if verbose => println!("ok   {} [{}] {}", r.location, r.rule, r.example),
+            None if verbose => outln!("ok   {} [{}] {}", r.location, r.rule, r.example),
             None => {}
         }
     }
-    println!("{} passed, {} failed", results.len() - failed, failed);
+    outln!("{} passed, {} failed", results.len() - failed, failed);
     if failed > 0 {
         EXIT_RUNTIME
     } else {
@@ -46,7 +47,7 @@ pub fn list(dir: Option<PathBuf>) -> u8 {
         Err(code) => return code,
     };
     for r in &rules.rules {
-        println!(
+        outln!(
             "{:<24} {:<20} {:<9} {:<16} {}",
             r.id,
             r.category,

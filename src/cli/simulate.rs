@@ -170,7 +170,8 @@ pub fn run(args: SimulateArgs) -> u8 {
     };
     match result {
         Ok(_) => 0,
-        // A closed pipe (`| head`) is the reader's choice, not a failure.
+        // A socket peer that closes (tcp://, unix://) is the reader's choice, not a
+        // failure, as a closed stdout pipe is (that one ends in `super::out`).
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => 0,
         Err(e) => {
             eprintln!("error: writing audit lines: {e}");
@@ -181,7 +182,7 @@ pub fn run(args: SimulateArgs) -> u8 {
 
 /// Where the lines go.
 enum Output {
-    Stdout(BufWriter<io::Stdout>),
+    Stdout(BufWriter<super::out::Stdout>),
     File(BufWriter<File>),
     Tcp(TcpStream),
     Unix(UnixStream),
@@ -191,7 +192,7 @@ enum Output {
 impl Output {
     fn open(spec: Option<&str>) -> io::Result<Output> {
         Ok(match spec {
-            None | Some("-") => Output::Stdout(BufWriter::new(io::stdout())),
+            None | Some("-") => Output::Stdout(BufWriter::new(super::out::stdout())),
             Some(s) => {
                 if let Some(addr) = s.strip_prefix("tcp://") {
                     let stream = TcpStream::connect(addr)?;

@@ -24,7 +24,7 @@ use memchr::memmem;
 use crate::alert::Alert;
 use crate::config::Config;
 use crate::engine::{EngineStats, TableSizes};
-use crate::metrics::{Metrics, TABLES};
+use crate::metrics::{EngineEvent, EntryType, Metrics, TABLES};
 use crate::parse::ahead::{Ahead, Lines};
 use crate::parse::time::parse_rfc3339_nanos;
 use crate::parse::ParseError;
@@ -296,12 +296,12 @@ impl EngineThread {
         let after = self.pipeline.stats();
         let m = &self.metrics;
         for (ty, d) in [
-            ("request", after.requests - before.requests),
-            ("response", after.responses - before.responses),
-            ("other", after.other_types - before.other_types),
+            (EntryType::Request, after.requests - before.requests),
+            (EntryType::Response, after.responses - before.responses),
+            (EntryType::Other, after.other_types - before.other_types),
         ] {
             if d > 0 {
-                m.events.with_label_values(&[&name, ty]).inc_by(d);
+                m.events.with_label_values(&[&name, ty.as_str()]).inc_by(d);
             }
         }
         for r in ParseError::ALL {
@@ -355,28 +355,32 @@ impl EngineThread {
         let m = &self.metrics.engine_events;
         for (kind, a, b) in [
             (
-                "duplicate_response",
+                EngineEvent::DuplicateResponse,
                 now.duplicate_responses,
                 seen.duplicate_responses,
             ),
             (
-                "timed_out_request",
+                EngineEvent::TimedOutRequest,
                 now.timed_out_requests,
                 seen.timed_out_requests,
             ),
             (
-                "suppressed_alert",
+                EngineEvent::SuppressedAlert,
                 now.suppressed_alerts,
                 seen.suppressed_alerts,
             ),
-            ("allow_listed", now.allow_listed, seen.allow_listed),
-            ("evicted_key", now.evicted_keys, seen.evicted_keys),
-            ("untimed_entry", now.untimed, seen.untimed),
+            (
+                EngineEvent::AllowListed,
+                now.allow_listed,
+                seen.allow_listed,
+            ),
+            (EngineEvent::EvictedKey, now.evicted_keys, seen.evicted_keys),
+            (EngineEvent::UntimedEntry, now.untimed, seen.untimed),
         ] {
             if a > b {
-                m.with_label_values(&[kind]).inc_by(a - b);
+                m.with_label_values(&[kind.as_str()]).inc_by(a - b);
             } else {
-                m.with_label_values(&[kind]);
+                m.with_label_values(&[kind.as_str()]);
             }
         }
         *seen = now;

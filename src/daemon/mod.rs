@@ -26,7 +26,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::watch;
 
 use crate::ingest::SpoolSettings;
-use crate::metrics::Metrics;
+use crate::metrics::{EntryType, Metrics, ReloadOutcome};
 use crate::pipeline::Pipeline;
 use crate::rules::RuleSet;
 use crate::sink::Sinks;
@@ -389,12 +389,8 @@ fn run_with_queue(
         }
     });
     for h in tail_threads {
-        while !h.is_finished() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        if h.is_finished() {
-            let _ = h.join();
-        }
+        // A tail thread still reading at the deadline is left: the queue closes anyway.
+        let _ = crate::util::thread::join_until(h, deadline);
     }
     queue.close();
     let left = deadline.saturating_duration_since(Instant::now());
@@ -410,9 +406,14 @@ fn run_with_queue(
                 s.close(deadline.max(Instant::now() + Duration::from_secs(1)));
             }
             for n in names {
-                let entries: u64 = ["request", "response", "other"]
+                let entries: u64 = EntryType::ALL
                     .iter()
-                    .map(|t| metrics.events.with_label_values(&[n.as_str(), t]).get())
+                    .map(|t| {
+                        metrics
+                            .events
+                            .with_label_values(&[n.as_str(), t.as_str()])
+                            .get()
+                    })
                     .sum();
                 tracing::info!(source = %n, entries, "source totals");
             }
@@ -460,12 +461,18 @@ fn reload(opts: &Options, metrics: &Metrics, control: &mpsc::Sender<Control>) {
                 .send(Control::Reload(cfg.detection.clone(), rules))
                 .is_ok()
             {
-                metrics.reloads.with_label_values(&["ok"]).inc();
+                metrics
+                    .reloads
+                    .with_label_values(&[ReloadOutcome::Ok.as_str()])
+                    .inc();
                 tracing::info!(rules = n, "reload accepted");
             }
         }
         Err(problems) => {
-            metrics.reloads.with_label_values(&["rejected"]).inc();
+            metrics
+                .reloads
+                .with_label_values(&[ReloadOutcome::Rejected.as_str()])
+                .inc();
             for p in &problems {
                 tracing::error!(problem = %p, "reload rejected");
             }

@@ -23,8 +23,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use crate::metrics::Metrics;
+use crate::metrics::{BacklogPlace, LineDrop, Metrics, SOURCE_RESTORED};
 use crate::source::{Batch, SourceId};
+use crate::util::lograte::LogRate;
+use crate::util::sync::wait_timeout;
 
 const MAGIC: u8 = 0xa7;
 const HEADER: usize = 6;
@@ -61,7 +63,8 @@ struct Inner {
     closed: bool,
     /// Set when the consumer is gone: waiting pushers give up.
     abandoned: bool,
-    last_spool_error_log: Option<Instant>,
+    /// The "dropped lines" error, at most once per 10 s.
+    spool_error_log: LogRate,
 }
 
 /// What [`Queue::pop`] found.
@@ -82,7 +85,7 @@ impl Queue {
         metrics: Arc<Metrics>,
     ) -> io::Result<Queue> {
         let mut names: Vec<String> = names.to_vec();
-        names.push("restored".into());
+        names.push(SOURCE_RESTORED.into());
         let spool = Spool::open(
             &settings.spool_dir,
             settings.segment_bytes,
@@ -107,7 +110,7 @@ impl Queue {
                 spool,
                 closed: false,
                 abandoned: false,
-                last_spool_error_log: None,
+                spool_error_log: LogRate::new(Duration::from_secs(10)),
             }),
             not_empty: Condvar::new(),
             not_full: Condvar::new(),
@@ -125,25 +128,25 @@ impl Queue {
     fn lock(&self) -> MutexGuard<'_, Inner> {
         // A panic while holding the lock leaves consistent data (no partial updates
         // span an unwind point), so a poisoned lock is still usable.
-        crate::fsutil::lock(&self.inner)
+        crate::util::sync::lock(&self.inner)
     }
 
     fn name(&self, id: SourceId) -> &str {
         self.names
             .get(id as usize)
             .map(String::as_str)
-            .unwrap_or("restored")
+            .unwrap_or(SOURCE_RESTORED)
     }
 
     fn publish(&self, inner: &Inner) {
         for (i, name) in self.names.iter().enumerate() {
             self.metrics
                 .backlog_bytes
-                .with_label_values(&[name, "memory"])
+                .with_label_values(&[name, BacklogPlace::Memory.as_str()])
                 .set(inner.mem_by_source[i] as i64);
             self.metrics
                 .backlog_bytes
-                .with_label_values(&[name, "spool"])
+                .with_label_values(&[name, BacklogPlace::Spool.as_str()])
                 .set(inner.spool.by_source[i] as i64);
         }
         self.metrics.spool_bytes.set(inner.spool.disk_bytes as i64);
@@ -154,11 +157,11 @@ impl Queue {
         let name = self.name(id);
         self.metrics
             .backlog_bytes
-            .with_label_values(&[name, "memory"])
+            .with_label_values(&[name, BacklogPlace::Memory.as_str()])
             .set(inner.mem_by_source.get(i).copied().unwrap_or(0) as i64);
         self.metrics
             .backlog_bytes
-            .with_label_values(&[name, "spool"])
+            .with_label_values(&[name, BacklogPlace::Spool.as_str()])
             .set(inner.spool.by_source.get(i).copied().unwrap_or(0) as i64);
         self.metrics.spool_bytes.set(inner.spool.disk_bytes as i64);
     }
@@ -215,13 +218,8 @@ impl Queue {
                         .dropped_lines
                         .with_label_values(&[&name, reason.label()])
                         .inc_by(lines);
-                    let now = Instant::now();
-                    if inner
-                        .last_spool_error_log
-                        .is_none_or(|t| now.duration_since(t) > Duration::from_secs(10))
-                    {
-                        inner.last_spool_error_log = Some(now);
-                        tracing::error!(source = %name, lines, reason = %reason, "engine behind and spool unavailable: dropped lines");
+                    if let Some(more) = inner.spool_error_log.allow(Instant::now()) {
+                        tracing::error!(source = %name, lines, reason = %reason, similar_lines_suppressed = more, "engine behind and spool unavailable: dropped lines");
                     }
                     false
                 }
@@ -263,11 +261,7 @@ impl Queue {
             if give_up() {
                 return false;
             }
-            inner = self
-                .not_full
-                .wait_timeout(inner, Duration::from_millis(100))
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
+            inner = wait_timeout(&self.not_full, inner, Duration::from_millis(100));
         }
         if inner.abandoned {
             return false;
@@ -311,7 +305,7 @@ impl Queue {
                         tracing::error!(error = %e, records = lost, "spool unreadable: its remaining records are dropped");
                         self.metrics
                             .dropped_lines
-                            .with_label_values(&["restored", "spool_corrupt"])
+                            .with_label_values(&[SOURCE_RESTORED, LineDrop::SpoolCorrupt.as_str()])
                             .inc_by(lost);
                         inner.spool.reset();
                         self.publish(&inner);
@@ -326,11 +320,7 @@ impl Queue {
             if now >= deadline {
                 return Pop::Empty;
             }
-            inner = self
-                .not_empty
-                .wait_timeout(inner, deadline - now)
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
+            inner = wait_timeout(&self.not_empty, inner, deadline - now);
         }
     }
 
@@ -392,8 +382,8 @@ pub enum SpillError {
 impl SpillError {
     fn label(&self) -> &'static str {
         match self {
-            SpillError::Full => "spool_full",
-            SpillError::Io(_) => "spool_error",
+            SpillError::Full => LineDrop::SpoolFull.as_str(),
+            SpillError::Io(_) => LineDrop::SpoolError.as_str(),
         }
     }
 }

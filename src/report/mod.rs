@@ -54,7 +54,7 @@ impl Recorder {
     }
 
     fn lock(&self) -> MutexGuard<'_, Collector> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
+        crate::util::sync::lock(&self.0)
     }
 
     /// The observer to hand to [`crate::pipeline::Pipeline::set_observer`].

@@ -11,12 +11,12 @@ use std::sync::mpsc::RecvTimeoutError;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, SinkDrop, SinkName};
 use crate::yaml::{self, Ctx, MapReader};
 
 use super::{Inbox, Msg, Running, SinkError};
 
-const NAME: &str = "jsonl";
+const NAME: &str = SinkName::Jsonl.as_str();
 
 /// `output`: where alerts go.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -102,7 +102,7 @@ fn run(mut out: Output, inbox: Inbox, metrics: Arc<Metrics>) {
     let delivered = metrics.sink_delivered.with_label_values(&[NAME]);
     let dropped = metrics
         .sink_dropped
-        .with_label_values(&[NAME, "write_error"]);
+        .with_label_values(&[NAME, SinkDrop::WriteError.as_str()]);
     let backlog = metrics.sink_backlog.with_label_values(&[NAME]);
     // An alert counts as delivered once its bytes were written, and as dropped (with the
     // error, once per failed write) when they could not be: a full disk is never silent.

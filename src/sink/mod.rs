@@ -25,7 +25,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::alert::Alert;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, SinkDrop, TENANT_NONE, TENANT_OTHER};
+use crate::util::lograte::LogRate;
+use crate::util::thread::join_until;
 use crate::yaml::{self, Ctx, MapReader, Node};
 
 /// Settings shared by the sinks (`output:` besides `alerts`), plus each sink's own.
@@ -185,7 +187,9 @@ pub struct Sinks {
     running: Vec<Running>,
     metrics: Arc<Metrics>,
     tenants: LabelCap,
-    last_drop_log: Vec<Option<Instant>>,
+    /// Per sink: the "alert dropped" error, at most once per 10 s (a stuck sink must not
+    /// flood the log).
+    drop_log: Vec<LogRate>,
     /// How long a full queue is waited on before its alert is dropped.
     queue_wait: Duration,
     /// Sinks whose queue stayed full for `queue_wait`: dropped at once until they drain.
@@ -220,14 +224,14 @@ impl Sinks {
             metrics.sink_failures.with_label_values(&[r.name]);
             metrics
                 .sink_dropped
-                .with_label_values(&[r.name, "queue_full"]);
+                .with_label_values(&[r.name, SinkDrop::QueueFull.as_str()]);
         }
         let n = running.len();
         Ok(Sinks {
             running,
             tenants: LabelCap::new(s.tenant_label_cap),
             metrics,
-            last_drop_log: vec![None; n],
+            drop_log: vec![LogRate::new(Duration::from_secs(10)); n],
             queue_wait: Duration::from_millis(s.queue_wait_ms),
             stuck: vec![false; n],
         })
@@ -271,25 +275,23 @@ impl Sinks {
                     Err(TrySendError::Full(m)) => {
                         if self.stuck[i] || Instant::now() >= deadline {
                             self.stuck[i] = true;
-                            break Some("queue_full");
+                            break Some(SinkDrop::QueueFull);
                         }
                         msg = m;
                         std::thread::sleep(Duration::from_micros(200));
                     }
-                    Err(TrySendError::Disconnected(_)) => break Some("sink_down"),
+                    Err(TrySendError::Disconnected(_)) => break Some(SinkDrop::SinkDown),
                 }
             };
             let Some(why) = why else { continue };
             r.tx.queued.fetch_sub(1, Ordering::Relaxed);
             self.metrics
                 .sink_dropped
-                .with_label_values(&[r.name, why])
+                .with_label_values(&[r.name, why.as_str()])
                 .inc();
-            // One log line per sink per 10 s at most: a stuck sink must not flood the log.
-            let now = Instant::now();
-            if self.last_drop_log[i].is_none_or(|t| now - t >= Duration::from_secs(10)) {
-                self.last_drop_log[i] = Some(now);
-                tracing::error!(sink = r.name, reason = why, rule = %a.rule, request_id = a.request_id.as_deref().unwrap_or("-"),
+            if let Some(more) = self.drop_log[i].allow(Instant::now()) {
+                tracing::error!(sink = r.name, reason = why.as_str(), rule = %a.rule, request_id = a.request_id.as_deref().unwrap_or("-"),
+                    similar_lines_suppressed = more,
                     "alert dropped for this sink (its queue stayed full or it stopped); see auditwatch_sink_dropped_total");
             }
         }
@@ -311,12 +313,7 @@ impl Sinks {
             threads.push((r.name, r.thread));
         }
         for (name, t) in threads {
-            while !t.is_finished() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            if t.is_finished() {
-                let _ = t.join();
-            } else {
+            if join_until(t, deadline).is_none() {
                 tracing::error!(
                     sink = name,
                     "sink did not finish before the drain deadline; what it still held is lost (email keeps its outbox)"
@@ -342,15 +339,15 @@ impl LabelCap {
     }
 
     pub fn label<'a>(&'a mut self, tenant: Option<&'a str>) -> &'a str {
-        let Some(t) = tenant else { return "none" };
+        let Some(t) = tenant else { return TENANT_NONE };
         if self.seen.contains(t) {
             return t;
         }
-        if self.seen.len() < self.cap && t != "other" && t != "none" {
+        if self.seen.len() < self.cap && t != TENANT_OTHER && t != TENANT_NONE {
             self.seen.insert(t.to_string());
             return t;
         }
-        "other"
+        TENANT_OTHER
     }
 }
 
@@ -486,7 +483,7 @@ mod tests {
             ],
             metrics: metrics.clone(),
             tenants: LabelCap::new(3),
-            last_drop_log: vec![None; 2],
+            drop_log: vec![LogRate::new(Duration::from_secs(10)); 2],
             queue_wait: Duration::from_millis(20),
             stuck: vec![false; 2],
         };
@@ -556,7 +553,7 @@ mod tests {
             }],
             metrics: metrics.clone(),
             tenants: LabelCap::new(3),
-            last_drop_log: vec![None],
+            drop_log: vec![LogRate::new(Duration::from_secs(10))],
             queue_wait: Duration::from_secs(1),
             stuck: vec![false],
         };

@@ -23,14 +23,18 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 use super::{Batch, Commit, FileKey, SourceId};
-use crate::fsutil::lock;
 use crate::ingest::queue::Queue;
-use crate::metrics::Metrics;
+use crate::metrics::{ApiOutcome, Metrics, WriteOutcome};
 use crate::source::settings::CloudWatchSource;
+use crate::util::backoff::Backoff;
+use crate::util::sync::lock;
 
 pub const CHECKPOINT_VERSION: u32 = 1;
 /// Most event ids kept for de-duplication.
 const MAX_SEEN: usize = 200_000;
+/// After a failed call: 1 s doubling to 60 s, no jitter (one poller per log group, nothing
+/// to spread out).
+const BACKOFF: Backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(60), 0);
 
 /// One log event.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -209,7 +213,7 @@ impl CwShared {
         let r = write_atomic(&self.path, &cp);
         self.metrics
             .checkpoint_writes
-            .with_label_values(&[self.name.as_str(), if r.is_ok() { "ok" } else { "error" }])
+            .with_label_values(&[self.name.as_str(), WriteOutcome::of(&r).as_str()])
             .inc();
         match r {
             Ok(()) => {
@@ -336,7 +340,7 @@ impl CloudWatch {
     /// Poll until `stop`; the final checkpoint is the daemon's to write after the drain.
     pub async fn run(self, api: Arc<dyn LogsApi>, mut stop: tokio::sync::watch::Receiver<bool>) {
         let name = self.shared.name.clone();
-        let mut backoff = Duration::ZERO;
+        let mut backoff = BACKOFF;
         let mut seq: u64 = 0;
         let hard = AtomicBool::new(false);
         loop {
@@ -346,24 +350,21 @@ impl CloudWatch {
                 r = self.poll(api.as_ref(), &mut seq, &hard) => r,
                 _ = stop.changed() => return,
             };
-            match polled {
+            let wait = match polled {
                 Ok(n) => {
-                    backoff = Duration::ZERO;
+                    backoff.reset();
                     if n > 0 {
                         tracing::debug!(source = %name, events = n, "fetched events");
                     }
+                    Duration::from_secs(self.cfg.poll_secs)
                 }
                 Err(e) => {
-                    backoff = (backoff * 2).clamp(Duration::from_secs(1), Duration::from_secs(60));
-                    tracing::warn!(source = %name, error = %e, backoff_secs = backoff.as_secs(), "cloudwatch call failed: backing off");
+                    let wait = backoff.fail(0);
+                    tracing::warn!(source = %name, error = %e, backoff_secs = wait.as_secs(), "cloudwatch call failed: backing off");
+                    wait
                 }
-            }
-            let _ = self.shared.write_checkpoint();
-            let wait = if backoff.is_zero() {
-                Duration::from_secs(self.cfg.poll_secs)
-            } else {
-                backoff
             };
+            let _ = self.shared.write_checkpoint();
             tokio::select! {
                 _ = stop.changed() => return,
                 _ = tokio::time::sleep(wait) => {}
@@ -401,18 +402,18 @@ impl CloudWatch {
                 Ok(p) => {
                     self.metrics
                         .api_calls
-                        .with_label_values(&[name, "ok"])
+                        .with_label_values(&[name, ApiOutcome::Ok.as_str()])
                         .inc();
                     p
                 }
                 Err(e) => {
                     let outcome = match e {
-                        ApiError::Throttled(_) => "throttled",
-                        ApiError::Other(_) => "error",
+                        ApiError::Throttled(_) => ApiOutcome::Throttled,
+                        ApiError::Other(_) => ApiOutcome::Error,
                     };
                     self.metrics
                         .api_calls
-                        .with_label_values(&[name, outcome])
+                        .with_label_values(&[name, outcome.as_str()])
                         .inc();
                     return Err(e);
                 }

@@ -24,8 +24,10 @@ use tokio::sync::{watch, Notify};
 use super::framer::{FrameStats, Framer};
 use super::{Batch, SourceId};
 use crate::ingest::queue::Queue;
-use crate::metrics::Metrics;
+use crate::metrics::{ConnectionEvent, LineDrop, Metrics};
+use crate::parse::ParseError;
 use crate::source::settings::{Listen, SocketSource};
+use crate::util::lograte::LogRate;
 
 /// How long a connection is still read after shutdown begins.
 const DRAIN_READ: Duration = Duration::from_millis(200);
@@ -45,7 +47,7 @@ impl SourceCtx {
         if st.too_long > 0 {
             self.metrics
                 .parse_errors
-                .with_label_values(&[&self.name, "line_too_long"])
+                .with_label_values(&[&self.name, ParseError::LineTooLong.as_str()])
                 .inc_by(st.too_long);
             tracing::warn!(source = %self.name, lines = st.too_long, "skipped lines over parse.max_line_bytes");
         }
@@ -61,7 +63,7 @@ impl SourceCtx {
     fn fragment(&self, bytes: usize, why: &str) {
         self.metrics
             .dropped_lines
-            .with_label_values(&[&self.name, "fragment"])
+            .with_label_values(&[&self.name, LineDrop::Fragment.as_str()])
             .inc();
         tracing::warn!(source = %self.name, bytes, reason = why, "discarded an unterminated fragment");
     }
@@ -154,7 +156,7 @@ impl Conns {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Arc<Slot>>> {
-        crate::fsutil::lock(&self.slots)
+        crate::util::sync::lock(&self.slots)
     }
 }
 
@@ -175,7 +177,7 @@ async fn accept_loop<F, Fut, S>(
     });
     let mut tasks = tokio::task::JoinSet::new();
     let evict_after = cfg.evict_idle_after_secs * 1000;
-    let mut last_reject_log: Option<Instant> = None;
+    let mut reject_log = LogRate::new(Duration::from_secs(10));
     loop {
         let stream = tokio::select! {
             biased;
@@ -209,7 +211,7 @@ async fn accept_loop<F, Fut, S>(
                         slots.retain(|x| x.id != s.id);
                         ctx.metrics
                             .connection_events
-                            .with_label_values(&[&ctx.name, "evicted"])
+                            .with_label_values(&[&ctx.name, ConnectionEvent::Evicted.as_str()])
                             .inc();
                         tracing::warn!(source = %ctx.name, cap = cfg.max_connections, "connection cap reached: closed the idlest connection");
                         true
@@ -223,12 +225,10 @@ async fn accept_loop<F, Fut, S>(
         if !admitted {
             ctx.metrics
                 .connection_events
-                .with_label_values(&[&ctx.name, "rejected"])
+                .with_label_values(&[&ctx.name, ConnectionEvent::Rejected.as_str()])
                 .inc();
-            let now = Instant::now();
-            if last_reject_log.is_none_or(|t| now.duration_since(t) > Duration::from_secs(10)) {
-                last_reject_log = Some(now);
-                tracing::error!(source = %ctx.name, cap = cfg.max_connections, "connection cap reached and no idle peer: refused a connection");
+            if let Some(more) = reject_log.allow(Instant::now()) {
+                tracing::error!(source = %ctx.name, cap = cfg.max_connections, similar_lines_suppressed = more, "connection cap reached and no idle peer: refused a connection");
             }
             drop(stream);
             continue;
@@ -241,7 +241,7 @@ async fn accept_loop<F, Fut, S>(
         conns.lock().push(slot.clone());
         ctx.metrics
             .connection_events
-            .with_label_values(&[&ctx.name, "accepted"])
+            .with_label_values(&[&ctx.name, ConnectionEvent::Accepted.as_str()])
             .inc();
         ctx.metrics
             .connections
@@ -260,7 +260,7 @@ async fn accept_loop<F, Fut, S>(
                 .dec();
             ctx.metrics
                 .connection_events
-                .with_label_values(&[&ctx.name, "closed"])
+                .with_label_values(&[&ctx.name, ConnectionEvent::Closed.as_str()])
                 .inc();
         });
     }

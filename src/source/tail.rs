@@ -31,10 +31,11 @@ use serde::{Deserialize, Serialize};
 
 use super::framer::Framer;
 use super::{Batch, Commit, FileKey, SourceId};
-use crate::fsutil::lock;
 use crate::ingest::queue::Queue;
-use crate::metrics::Metrics;
+use crate::metrics::{LineDrop, Metrics, RotationKind, WriteOutcome};
+use crate::parse::ParseError;
 use crate::source::settings::{FileSource, StartAt};
+use crate::util::sync::lock;
 
 /// The checkpoint format version this build writes and reads.
 pub const CHECKPOINT_VERSION: u32 = 1;
@@ -119,10 +120,10 @@ impl TailShared {
             return Ok(());
         }
         let result = write_atomic(&self.checkpoint_path, &cp);
-        let outcome = if result.is_ok() { "ok" } else { "error" };
+        let outcome = WriteOutcome::of(&result);
         self.metrics
             .checkpoint_writes
-            .with_label_values(&[&self.name, outcome])
+            .with_label_values(&[&self.name, outcome.as_str()])
             .inc();
         match &result {
             Ok(()) => *last = Some(cp),
@@ -320,7 +321,7 @@ impl Tail {
                 tracing::warn!(source = %self.name(), ino = key.ino, offset = entry.offset, "a checkpointed file is gone (rotated away or deleted): lines written to it after the checkpoint are lost");
                 self.metrics
                     .dropped_lines
-                    .with_label_values(&[self.name(), "file_gone"])
+                    .with_label_values(&[self.name(), LineDrop::FileGone.as_str()])
                     .inc();
                 continue;
             };
@@ -329,7 +330,7 @@ impl Tail {
                 tracing::warn!(source = %self.name(), ino = key.ino, checkpoint = entry.offset, "file shorter than its checkpoint or not at a line boundary (truncated): reading it from the start");
                 self.metrics
                     .rotations
-                    .with_label_values(&[self.name(), "truncate"])
+                    .with_label_values(&[self.name(), RotationKind::Truncate.as_str()])
                     .inc();
             }
             let current = at_path == Some(key);
@@ -386,7 +387,7 @@ impl Tail {
                         f.deleted = true;
                         self.metrics
                             .rotations
-                            .with_label_values(&[&name, "delete"])
+                            .with_label_values(&[&name, RotationKind::Delete.as_str()])
                             .inc();
                         tracing::warn!(source = %name, path = %self.cfg.path.display(), "file deleted: following the open file until a new one appears");
                     }
@@ -406,7 +407,7 @@ impl Tail {
                         };
                         self.metrics
                             .rotations
-                            .with_label_values(&[&name, "rename"])
+                            .with_label_values(&[&name, RotationKind::Rename.as_str()])
                             .inc();
                         tracing::info!(source = %name, previous = kind, "rotation: a new file is at the path; draining the old one");
                         self.files[i].current = false;
@@ -466,13 +467,13 @@ impl Tail {
         if truncated {
             self.metrics
                 .rotations
-                .with_label_values(&[&name, "truncate"])
+                .with_label_values(&[&name, RotationKind::Truncate.as_str()])
                 .inc();
             tracing::warn!(source = %name, size, position = f.read_pos, "file truncated (copytruncate?): reading it from the start");
             if let Some(n) = f.framer.discard() {
                 self.metrics
                     .dropped_lines
-                    .with_label_values(&[&name, "fragment"])
+                    .with_label_values(&[&name, LineDrop::Fragment.as_str()])
                     .inc();
                 tracing::warn!(source = %name, bytes = n, "discarded an unterminated line cut by truncation");
             }
@@ -511,7 +512,7 @@ impl Tail {
             if st.too_long > 0 {
                 self.metrics
                     .parse_errors
-                    .with_label_values(&[&name, "line_too_long"])
+                    .with_label_values(&[&name, ParseError::LineTooLong.as_str()])
                     .inc_by(st.too_long);
                 tracing::warn!(source = %name, lines = st.too_long, "skipped lines over parse.max_line_bytes");
             }
@@ -564,7 +565,7 @@ impl Tail {
                 if let Some(n) = f.framer.discard() {
                     metrics
                         .dropped_lines
-                        .with_label_values(&[&name, "fragment"])
+                        .with_label_values(&[&name, LineDrop::Fragment.as_str()])
                         .inc();
                     tracing::warn!(source = %name, bytes = n, "a rotated file ended mid-line: discarded the fragment");
                 }

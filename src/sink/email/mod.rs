@@ -30,14 +30,16 @@ use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use crate::alert::{Alert, Severity};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, SinkDrop, SinkName, SinkSuppress};
+use crate::util::backoff::Rng;
+use crate::util::lograte::LogRates;
 use crate::yaml::{self, Ctx, MapReader, Node};
 
 use super::{Inbox, Msg, Running, SinkError};
 use outbox::{AddError, Entry, Outbox};
 use plan::{Backoff, Filter, Kind, RateCap, Verdict};
 
-const NAME: &str = "email";
+const NAME: &str = SinkName::Email.as_str();
 /// The longest dedup and suppression windows (a week).
 const WEEK_SECS: u64 = 7 * 86_400;
 /// How long one SMTP delivery may take.
@@ -468,20 +470,22 @@ pub fn start(s: &super::Settings, metrics: Arc<Metrics>) -> Result<Running, Sink
         tracing::error!(path = %p.display(), error = %why, "unreadable email outbox entry set aside as .bad; its alert is not mailed");
         metrics
             .sink_dropped
-            .with_label_values(&[NAME, "outbox_error"])
+            .with_label_values(&[NAME, SinkDrop::OutboxError.as_str()])
             .inc();
     }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|err| setup(format!("cannot start the email runtime: {err}")))?;
-    for r in ["duplicate", "suppressed"] {
-        metrics.sink_suppressed.with_label_values(&[NAME, r]);
+    for r in [SinkSuppress::Duplicate, SinkSuppress::Suppressed] {
+        metrics
+            .sink_suppressed
+            .with_label_values(&[NAME, r.as_str()]);
     }
-    for r in ["outbox_full", "outbox_error"] {
-        metrics.sink_dropped.with_label_values(&[NAME, r]);
+    for r in [SinkDrop::OutboxFull, SinkDrop::OutboxError] {
+        metrics.sink_dropped.with_label_values(&[NAME, r.as_str()]);
     }
-    for k in [Kind::Immediate, Kind::Digest] {
+    for k in Kind::ALL {
         metrics.emails_sent.with_label_values(&[k.as_str()]);
     }
     let mut filter = Filter::new(e.dedup_window_secs, e.suppress_window_secs);
@@ -504,8 +508,8 @@ pub fn start(s: &super::Settings, metrics: Arc<Metrics>) -> Result<Running, Sink
         metrics,
         global: Backoff::default(),
         groups: HashMap::new(),
-        rng: (now_ms() as u64) ^ (u64::from(std::process::id()) << 32) | 1,
-        logs: HashMap::new(),
+        rng: Rng::from_clock(),
+        logs: LogRates::new(LOG_EVERY),
         e,
     };
     let thread = std::thread::Builder::new()
@@ -533,9 +537,10 @@ struct Worker {
     global: Backoff,
     /// A server that refuses one mail (permanent errors): only that group waits.
     groups: HashMap<String, Backoff>,
-    rng: u64,
-    /// Last time each kind of trouble was logged, and how many lines were skipped since.
-    logs: HashMap<&'static str, (Instant, u64)>,
+    /// Jitter for the backoffs.
+    rng: Rng,
+    /// One line per kind of trouble per [`LOG_EVERY`].
+    logs: LogRates<&'static str>,
 }
 
 impl Worker {
@@ -579,31 +584,9 @@ impl Worker {
             .set((self.outbox.len() as u64 + queued) as i64);
     }
 
-    fn rand(&mut self) -> u64 {
-        // xorshift64*: jitter only.
-        self.rng ^= self.rng >> 12;
-        self.rng ^= self.rng << 25;
-        self.rng ^= self.rng >> 27;
-        self.rng.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
     /// Whether a line about `what` may be logged now; the lines skipped since the last.
     fn may_log(&mut self, what: &'static str) -> Option<u64> {
-        let now = Instant::now();
-        match self.logs.get_mut(what) {
-            Some((t, skipped)) if now.duration_since(*t) < LOG_EVERY => {
-                *skipped += 1;
-                None
-            }
-            Some((t, skipped)) => {
-                *t = now;
-                Some(std::mem::take(skipped))
-            }
-            None => {
-                self.logs.insert(what, (now, 0));
-                Some(0)
-            }
-        }
+        self.logs.allow(what, Instant::now())
     }
 
     fn accept(&mut self, a: &Alert) {
@@ -624,22 +607,22 @@ impl Worker {
         );
         let reason = match self.filter.check(&key, &group, now) {
             Verdict::Pass => None,
-            Verdict::Duplicate => Some("duplicate"),
-            Verdict::Suppressed => Some("suppressed"),
+            Verdict::Duplicate => Some(SinkSuppress::Duplicate),
+            Verdict::Suppressed => Some(SinkSuppress::Suppressed),
         };
         if let Some(reason) = reason {
             self.metrics
                 .sink_suppressed
-                .with_label_values(&[NAME, reason])
+                .with_label_values(&[NAME, reason.as_str()])
                 .inc();
-            tracing::debug!(rule = %a.rule, reason, "email: alert not mailed (window)");
+            tracing::debug!(rule = %a.rule, reason = reason.as_str(), "email: alert not mailed (window)");
             return;
         }
         let to = self.e.recipients_for(a.severity).to_vec();
         if to.is_empty() {
             self.metrics
                 .sink_suppressed
-                .with_label_values(&[NAME, "no_recipients"])
+                .with_label_values(&[NAME, SinkSuppress::NoRecipients.as_str()])
                 .inc();
             return;
         }
@@ -656,9 +639,10 @@ impl Worker {
         };
         if let Err(err) = self.outbox.add(entry) {
             let reason = match err {
-                AddError::Full { .. } => "outbox_full",
-                AddError::Io(_) => "outbox_error",
-            };
+                AddError::Full { .. } => SinkDrop::OutboxFull,
+                AddError::Io(_) => SinkDrop::OutboxError,
+            }
+            .as_str();
             self.metrics
                 .sink_dropped
                 .with_label_values(&[NAME, reason])
@@ -717,7 +701,7 @@ impl Worker {
                         "email: cannot build a mail; its alerts are dropped for these recipients");
                     self.metrics
                         .sink_dropped
-                        .with_label_values(&[NAME, "rejected"])
+                        .with_label_values(&[NAME, SinkDrop::Rejected.as_str()])
                         .inc_by(mail.names.len() as u64);
                     self.finish(&mail);
                     continue;
@@ -746,7 +730,7 @@ impl Worker {
                 Ok(Err(err)) => {
                     self.metrics.sink_failures.with_label_values(&[NAME]).inc();
                     let permanent = err.is_permanent();
-                    let r = self.rand();
+                    let r = self.rng.next_u64();
                     let retry_ms = if permanent {
                         self.groups.entry(group).or_default().fail(now, r)
                     } else {
@@ -762,7 +746,7 @@ impl Worker {
                 }
                 Err(_) => {
                     self.metrics.sink_failures.with_label_values(&[NAME]).inc();
-                    let r = self.rand();
+                    let r = self.rng.next_u64();
                     let retry_ms = self.global.fail(now, r);
                     if let Some(skipped) = self.may_log("send_failed") {
                         tracing::warn!(

@@ -7,6 +7,7 @@
 use std::collections::{HashMap, VecDeque};
 
 use super::outbox::Entry;
+use crate::util::backoff;
 
 /// Keys remembered by the duplicate and suppression windows, at most.
 pub const MAX_REMEMBERED: usize = 100_000;
@@ -126,15 +127,31 @@ impl RateCap {
     }
 }
 
-/// Retry delay after failures: 1 s doubling to 5 min, with jitter (half to all of it).
-#[derive(Clone, Debug, Default)]
+/// When the next try may go after failures: the shared [`backoff::Backoff`] with 1 s
+/// doubling to 5 min and jitter (half to all of the step), and the wall-clock time (Unix
+/// ms, as the outbox keeps time) it sets.
+#[derive(Clone, Debug)]
 pub struct Backoff {
-    delay_ms: i64,
+    steps: backoff::Backoff,
     pub until_ms: i64,
 }
 
 pub const BACKOFF_FIRST_MS: i64 = 1_000;
 pub const BACKOFF_MAX_MS: i64 = 300_000;
+const STEPS: backoff::Backoff = backoff::Backoff::new(
+    std::time::Duration::from_millis(BACKOFF_FIRST_MS as u64),
+    std::time::Duration::from_millis(BACKOFF_MAX_MS as u64),
+    50,
+);
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff {
+            steps: STEPS,
+            until_ms: 0,
+        }
+    }
+}
 
 impl Backoff {
     pub fn ready(&self, now: i64) -> bool {
@@ -143,13 +160,7 @@ impl Backoff {
 
     /// A failure at `now`; `rand` is any random number (the jitter). The wait chosen.
     pub fn fail(&mut self, now: i64, rand: u64) -> i64 {
-        self.delay_ms = if self.delay_ms == 0 {
-            BACKOFF_FIRST_MS
-        } else {
-            (self.delay_ms * 2).min(BACKOFF_MAX_MS)
-        };
-        let half = self.delay_ms / 2;
-        let wait = half + (rand % (half as u64 + 1)) as i64;
+        let wait = self.steps.fail(rand).as_millis() as i64;
         self.until_ms = now + wait;
         wait
     }
@@ -159,20 +170,8 @@ impl Backoff {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Kind {
-    Immediate,
-    Digest,
-}
-
-impl Kind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::Immediate => "immediate",
-            Kind::Digest => "digest",
-        }
-    }
-}
+/// Immediate mail or digest; also the `kind` label of `auditwatch_emails_sent_total`.
+pub use crate::metrics::MailKind as Kind;
 
 /// One mail to build: its recipients and the outbox entries (file names) it carries.
 #[derive(Clone, Debug, PartialEq, Eq)]
