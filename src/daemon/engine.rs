@@ -24,6 +24,7 @@ use memchr::memmem;
 use crate::alert::Alert;
 use crate::config::Config;
 use crate::engine::{EngineStats, TableSizes};
+use crate::ingest::batch::Batch;
 use crate::metrics::{EngineEvent, EntryType, Metrics, TABLES};
 use crate::parse::ahead::{Ahead, Lines};
 use crate::parse::time::parse_rfc3339_nanos;
@@ -33,7 +34,6 @@ use crate::rules::RuleSet;
 use crate::sink::Sinks;
 use crate::source::cloudwatch::CwShared;
 use crate::source::tail::TailShared;
-use crate::source::Batch;
 
 use crate::ingest::queue::{Pop, Queue};
 
@@ -55,7 +55,7 @@ pub enum Committer {
 }
 
 impl Committer {
-    fn commit(&self, c: crate::source::Commit) {
+    fn commit(&self, c: crate::ingest::batch::Commit) {
         match self {
             Committer::Tail(t) => t.commit(c),
             Committer::CloudWatch(w) => w.commit(c),

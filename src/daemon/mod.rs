@@ -2,10 +2,11 @@
 //!
 //! Shape: a small tokio runtime does the I/O (socket sources, the HTTP endpoint, signals);
 //! file sources read on their own threads; the engine is synchronous and runs on its own
-//! thread fed by the bounded [`queue::Queue`] (which spills to disk instead of ever
+//! thread fed by the bounded [`crate::ingest::queue::Queue`] (which spills to disk instead of ever
 //! making a socket peer wait), through a parse thread that reads each batch ahead. Config
 //! and rules are validated before this module is entered, so nothing is bound with a bad
-//! config.
+//! config. [`config`] holds the daemon's whole configuration: the detection config the
+//! engine sees, plus the server, the sources, the sinks and the spool.
 //!
 //! Signals: SIGHUP reloads config and rules atomically (a bad set is rejected and logged,
 //! the running one keeps going, detection state survives) and reopens the alert file;
@@ -25,6 +26,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::watch;
 
+use crate::ingest::batch::SourceId;
 use crate::ingest::SpoolSettings;
 use crate::metrics::{EntryType, Metrics, ReloadOutcome};
 use crate::pipeline::Pipeline;
@@ -34,7 +36,6 @@ use crate::source::cloudwatch::{CloudWatch, CwError, SdkLogs};
 use crate::source::settings::SourceKind;
 use crate::source::socket::{Bound, SourceCtx};
 use crate::source::tail::{Tail, TailError};
-use crate::source::SourceId;
 use crate::yaml::Problem;
 
 use crate::ingest::queue::{Queue, QueueSettings};

@@ -1,7 +1,9 @@
-//! Ingest: what stands between the live sources and the engine. The [`queue`] takes
+//! Ingest: what stands between the live sources and the engine. Sources hand it
+//! [`batch::Batch`]es of whole lines; the [`queue`] takes
 //! batches of lines from every source without ever making a socket source wait, keeps them
 //! in order per source, and spills to an on-disk spool when the engine is behind.
 
+pub mod batch;
 pub mod queue;
 
 use std::path::PathBuf;

@@ -23,8 +23,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use super::batch::{Batch, SourceId};
 use crate::metrics::{BacklogPlace, LineDrop, Metrics, SOURCE_RESTORED};
-use crate::source::{Batch, SourceId};
 use crate::util::lograte::LogRate;
 use crate::util::sync::wait_timeout;
 

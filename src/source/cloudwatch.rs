@@ -22,7 +22,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use super::{Batch, Commit, FileKey, SourceId};
+use crate::ingest::batch::{Batch, Commit, FileKey, SourceId};
 use crate::ingest::queue::Queue;
 use crate::metrics::{ApiOutcome, Metrics, WriteOutcome};
 use crate::source::settings::CloudWatchSource;

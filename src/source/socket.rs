@@ -22,7 +22,7 @@ use tokio::net::{TcpListener, UdpSocket, UnixListener};
 use tokio::sync::{watch, Notify};
 
 use super::framer::{FrameStats, Framer};
-use super::{Batch, SourceId};
+use crate::ingest::batch::{Batch, SourceId};
 use crate::ingest::queue::Queue;
 use crate::metrics::{ConnectionEvent, LineDrop, Metrics};
 use crate::parse::ParseError;

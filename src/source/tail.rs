@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use super::framer::Framer;
-use super::{Batch, Commit, FileKey, SourceId};
+use crate::ingest::batch::{Batch, Commit, FileKey, SourceId};
 use crate::ingest::queue::Queue;
 use crate::metrics::{LineDrop, Metrics, RotationKind, WriteOutcome};
 use crate::parse::ParseError;

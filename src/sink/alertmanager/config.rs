@@ -11,7 +11,6 @@ use std::path::PathBuf;
 
 use crate::yaml::{self, Ctx, MapReader, Node};
 
-use super::payload::LABEL_MAX;
 use super::url::Endpoint;
 
 /// Labels this sink sets itself; static `labels` may not use these names.
@@ -27,6 +26,10 @@ pub const OWN_LABELS: [&str; 7] = [
 
 /// Alertmanagers one daemon pushes to (one bit each in the pending list).
 pub const MAX_URLS: usize = 16;
+
+/// Longest label value sent, and allowed in `alertmanager.labels` (bytes; longer values
+/// built from alerts are cut, deterministically).
+pub const LABEL_MAX: usize = 256;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Settings {

@@ -8,7 +8,7 @@
 //! - Alerts are point events: `startsAt` is the record's `time` and `endsAt` is
 //!   `resolve_after_secs` past the later of `startsAt` and the moment the sink took the
 //!   alert, so an alert that reaches Alertmanager late still arrives firing.
-//! - Values are bounded ([`LABEL_MAX`], [`ANNOTATION_MAX`]) and cut deterministically, so a
+//! - Values are bounded ([`LABEL_MAX`](super::config::LABEL_MAX), [`ANNOTATION_MAX`]) and cut deterministically, so a
 //!   long value keeps a stable label. The HMAC'd accessor is never sent.
 
 use std::collections::BTreeMap;
@@ -19,10 +19,9 @@ use serde_json::{json, Value};
 use crate::alert::Alert;
 use crate::sink::{advice, alert_key, runbook_url};
 
-use super::config::Settings;
+use super::config::{Settings, LABEL_MAX};
 
-/// Longest label value / annotation sent (bytes; longer ones are cut, deterministically).
-pub const LABEL_MAX: usize = 256;
+/// Longest annotation value sent (bytes; longer ones are cut, deterministically).
 pub const ANNOTATION_MAX: usize = 2048;
 
 /// Alertmanager's `alertname` for a category: `Auditwatch` + the category in CamelCase
