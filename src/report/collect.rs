@@ -25,6 +25,7 @@ use super::model::{
     FORMAT, VERSION,
 };
 use crate::alert::{Alert, Severity};
+use crate::engine::detect::cadence::evidence as E;
 use crate::engine::Outcome;
 use crate::parse::time::{civil_from_days, format_rfc3339};
 use crate::parse::{EntryKind, ParseError};
@@ -686,12 +687,12 @@ impl Collector {
         if a.category == "eso_cadence" {
             let kind = a
                 .evidence
-                .get("kind")
+                .get(E::KIND)
                 .and_then(Json::as_str)
                 .unwrap_or("unknown");
             // Stale alerts carry their key; the others are keyed like them from the alert
             // (the rule's key is namespace and path); a storm has no key.
-            let key_obj = match a.evidence.get("key") {
+            let key_obj = match a.evidence.get(E::KEY) {
                 Some(Json::Object(m)) => m.clone(),
                 _ if kind == "storm" => JsonMap::new(),
                 _ => {
@@ -1194,8 +1195,8 @@ fn cadence_numbers(kind: &str, ev: &JsonMap<String, Json>) -> (Option<f64>, Opti
     let n = |k: &str| ev.get(k).and_then(Json::as_f64);
     let show = |k: &str| n(k).map_or_else(|| "?".to_string(), num);
     match kind {
-        "too_frequent" => {
-            let observed = match (n("window_secs"), n("reads_in_window")) {
+        E::KIND_TOO_FREQUENT => {
+            let observed = match (n(E::WINDOW_SECS), n(E::READS_IN_WINDOW)) {
                 (Some(w), Some(r)) if r > 0.0 => Some((w / r * 10.0).round() / 10.0),
                 _ => None,
             };
@@ -1204,33 +1205,33 @@ fn cadence_numbers(kind: &str, ev: &JsonMap<String, Json>) -> (Option<f64>, Opti
                 None,
                 format!(
                     "{} reads within {}s",
-                    show("reads_in_window"),
-                    show("window_secs")
+                    show(E::READS_IN_WINDOW),
+                    show(E::WINDOW_SECS)
                 ),
             )
         }
-        "stale" => (
-            n("silent_for_secs"),
-            n("learned_interval_secs"),
+        E::KIND_STALE => (
+            n(E::SILENT_FOR_SECS),
+            n(E::LEARNED_INTERVAL_SECS),
             format!(
                 "silent since the last read at {} (learned interval {}s)",
-                ev.get("last_read").and_then(Json::as_str).unwrap_or("?"),
-                show("learned_interval_secs")
+                ev.get(E::LAST_READ).and_then(Json::as_str).unwrap_or("?"),
+                show(E::LEARNED_INTERVAL_SECS)
             ),
         ),
-        "lease_race" => {
+        E::KIND_LEASE_RACE => {
             let mut d = format!(
                 "refresh must come within {} x the {}s lease",
-                show("max_refresh_ratio"),
-                show("lease_ttl_secs")
+                show(E::MAX_REFRESH_RATIO),
+                show(E::LEASE_TTL_SECS)
             );
-            if let Some(e) = ev.get("escalation").and_then(Json::as_str) {
+            if let Some(e) = ev.get(E::ESCALATION).and_then(Json::as_str) {
                 d.push_str("; ");
                 d.push_str(e);
             }
             (
-                n("observed_interval_secs"),
-                n("expected_max_interval_secs"),
+                n(E::OBSERVED_INTERVAL_SECS),
+                n(E::EXPECTED_MAX_INTERVAL_SECS),
                 d,
             )
         }
@@ -1240,7 +1241,7 @@ fn cadence_numbers(kind: &str, ev: &JsonMap<String, Json>) -> (Option<f64>, Opti
             format!(
                 "{} identities within {}s",
                 show("distinct"),
-                show("window_secs")
+                show(E::WINDOW_SECS)
             ),
         ),
         _ => (None, None, String::new()),

@@ -22,6 +22,29 @@ use crate::rules::{CadenceCheck, CadenceSpec, Rule};
 
 use super::window::{slide, Episode, NANOS};
 use super::{key_evidence, key_string, Fired};
+use evidence as E;
+
+/// The evidence a cadence alert carries, named once for the engine that writes it and the
+/// readers of the record (the forensics report).
+pub mod evidence {
+    /// Which finding: one of the `KIND_*` values.
+    pub const KIND: &str = "kind";
+    pub const KIND_TOO_FREQUENT: &str = "too_frequent";
+    pub const KIND_STALE: &str = "stale";
+    pub const KIND_LEASE_RACE: &str = "lease_race";
+    /// The state key's fields and values (`{namespace, path}` for the shipped rule).
+    pub const KEY: &str = "key";
+    pub const READS_IN_WINDOW: &str = "reads_in_window";
+    pub const WINDOW_SECS: &str = "window_secs";
+    pub const OBSERVED_INTERVAL_SECS: &str = "observed_interval_secs";
+    pub const LEASE_TTL_SECS: &str = "lease_ttl_secs";
+    pub const MAX_REFRESH_RATIO: &str = "max_refresh_ratio";
+    pub const EXPECTED_MAX_INTERVAL_SECS: &str = "expected_max_interval_secs";
+    pub const ESCALATION: &str = "escalation";
+    pub const LAST_READ: &str = "last_read";
+    pub const LEARNED_INTERVAL_SECS: &str = "learned_interval_secs";
+    pub const SILENT_FOR_SECS: &str = "silent_for_secs";
+}
 
 /// A `cadence` detector: its settings and its keys.
 pub struct Cadence {
@@ -78,9 +101,9 @@ impl Cadence {
         let mut fire = false;
         if checks.contains(&CadenceCheck::TooFrequent) {
             if let Some(n) = obs.too_frequent {
-                evidence.insert("kind".into(), json!("too_frequent"));
-                evidence.insert("reads_in_window".into(), json!(n));
-                evidence.insert("window_secs".into(), json!(params.frequent_window / NANOS));
+                evidence.insert(E::KIND.into(), json!(E::KIND_TOO_FREQUENT));
+                evidence.insert(E::READS_IN_WINDOW.into(), json!(n));
+                evidence.insert(E::WINDOW_SECS.into(), json!(params.frequent_window / NANOS));
                 fire = true;
             }
         }
@@ -94,14 +117,14 @@ impl Cadence {
                 if iv > limit {
                     if !k.race_episode {
                         k.race_episode = true;
-                        evidence.insert("kind".into(), json!("lease_race"));
-                        evidence.insert("observed_interval_secs".into(), json!(iv / NANOS));
-                        evidence.insert("lease_ttl_secs".into(), json!(ttl));
-                        evidence.insert("max_refresh_ratio".into(), json!(ratio));
-                        evidence.insert("expected_max_interval_secs".into(), json!(limit / NANOS));
+                        evidence.insert(E::KIND.into(), json!(E::KIND_LEASE_RACE));
+                        evidence.insert(E::OBSERVED_INTERVAL_SECS.into(), json!(iv / NANOS));
+                        evidence.insert(E::LEASE_TTL_SECS.into(), json!(ttl));
+                        evidence.insert(E::MAX_REFRESH_RATIO.into(), json!(ratio));
+                        evidence.insert(E::EXPECTED_MAX_INTERVAL_SECS.into(), json!(limit / NANOS));
                         if iv >= ttl as i64 * NANOS {
                             evidence.insert(
-                                "escalation".into(),
+                                E::ESCALATION.into(),
                                 json!("interval reached the full lease TTL"),
                             );
                             floor = Some(Severity::High);
@@ -140,12 +163,12 @@ impl Cadence {
                 continue;
             };
             let mut evidence = JsonMap::new();
-            evidence.insert("kind".into(), json!("stale"));
-            evidence.insert("last_read".into(), json!(format_rfc3339(state.last_read)));
+            evidence.insert(E::KIND.into(), json!(E::KIND_STALE));
+            evidence.insert(E::LAST_READ.into(), json!(format_rfc3339(state.last_read)));
             let learned = state.learned_interval_secs().unwrap_or(0);
-            evidence.insert("learned_interval_secs".into(), json!(learned));
+            evidence.insert(E::LEARNED_INTERVAL_SECS.into(), json!(learned));
             evidence.insert(
-                "silent_for_secs".into(),
+                E::SILENT_FOR_SECS.into(),
                 json!((state.deadline - state.last_read) / NANOS),
             );
             key_evidence(&mut evidence, key, k);

@@ -161,5 +161,5 @@ pub fn key_evidence(evidence: &mut JsonMap<String, Json>, key: &[Field], k: &str
     for (f, v) in key.iter().zip(k.split('\u{1f}')) {
         m.insert(f.name(), if v.is_empty() { Json::Null } else { json!(v) });
     }
-    evidence.insert("key".into(), Json::Object(m));
+    evidence.insert(cadence::evidence::KEY.into(), Json::Object(m));
 }
