@@ -3,14 +3,11 @@
 //! them (cut short, bytes changed, bytes dropped: the garbage a broken device writes), and
 //! on simulated traffic; and the fast path must actually read the bulk of real lines.
 
-mod common;
-
 use std::fmt::Write as _;
-use std::path::PathBuf;
 
+use crate::util::*;
 use auditwatch::parse::{Auth, Entry, ParseError, Parser};
 use auditwatch::simulate::{Injection, SimConfig, Simulation};
-use common::crate_dir;
 
 fn list(out: &mut String, name: &str, l: &auditwatch::parse::StrList<'_>) {
     let v: Vec<&str> = l.iter().collect();
@@ -132,21 +129,12 @@ impl Both {
     }
 }
 
-fn samples() -> Option<Vec<Vec<u8>>> {
-    let dir = std::env::var_os("AUDITWATCH_SAMPLES").map(|v| crate_dir().join(v))?;
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| {
-            matches!(
-                p.extension().and_then(|e| e.to_str()),
-                Some("log" | "ndjson")
-            )
-        })
-        .collect();
-    files.sort();
+/// Every line of the real samples; `None` when they are not configured (see
+/// [`samples_dir`]).
+fn sample_lines() -> Option<Vec<Vec<u8>>> {
+    let dir = samples_dir()?;
     let mut lines = Vec::new();
-    for f in files {
+    for f in sample_logs(&dir) {
         let bytes = std::fs::read(&f).unwrap();
         lines.extend(bytes.split(|&b| b == b'\n').map(|l| l.to_vec()));
     }
@@ -172,8 +160,7 @@ const SUBSTITUTES: &[u8] = b"\"\\{}[],: e0-.1tnu\x01\x7f\xff\xc3";
 
 #[test]
 fn fast_path_reads_every_real_sample_as_simd_json_does() {
-    let Some(lines) = samples() else {
-        eprintln!("AUDITWATCH_SAMPLES not set: skipping the fast-path check on real samples");
+    let Some(lines) = sample_lines() else {
         return;
     };
     let mut both = Both::new();
@@ -201,8 +188,7 @@ fn fast_path_reads_every_real_sample_as_simd_json_does() {
 
 #[test]
 fn fast_path_agrees_on_mutated_samples() {
-    let Some(lines) = samples() else {
-        eprintln!("AUDITWATCH_SAMPLES not set: skipping the fast-path check on mutated samples");
+    let Some(lines) = sample_lines() else {
         return;
     };
     let mut both = Both::new();
@@ -317,13 +303,8 @@ fn fast_path_agrees_on_hand_made_edge_cases() {
 /// blank lines, and batches read with another prefix than the pipeline's.
 #[test]
 fn read_ahead_feeds_the_engine_as_line_by_line_does() {
-    use auditwatch::config::Config;
     use auditwatch::parse::ahead::{Ahead, Lines};
     use auditwatch::parse::batch::Chunk;
-    use auditwatch::pipeline::Pipeline;
-    use auditwatch::rules::RuleSet;
-    use common::{cross_tenant_allowed, own_tenant_read, rid};
-    use std::sync::Arc;
 
     let mut input = Vec::new();
     for i in 0..600u32 {
@@ -350,53 +331,51 @@ fn read_ahead_feeds_the_engine_as_line_by_line_does() {
         }
     }
     batches.push(rest);
-    let cfg = Arc::new(Config::default());
-    let rules = Arc::new(RuleSet::embedded());
-    // `chunk`: the batch as parallel replay's chunk reader frames it.
-    let run = |ahead_prefix: Option<&str>, chunk: bool| {
-        let mut p = Pipeline::new(cfg.clone(), rules.clone());
+    // Each line fed alone: the reference.
+    let want = {
+        let mut p = default_pipeline();
+        let alerts = feed(&mut p, lines(&input));
+        let alerts: Vec<String> = alerts.iter().map(|a| a.to_json_line()).collect();
+        let stats = p.stats();
+        (
+            alerts,
+            stats.parse_errors_total(),
+            stats.lines,
+            format!("{stats:?}"),
+        )
+    };
+    let critical = want.0.iter().filter(|a| a.contains("\"critical\"")).count();
+    assert_eq!(critical, 200, "a critical alert per cross-tenant read");
+    assert_eq!(want.1, 200, "garbage and cut-short lines");
+    assert_eq!(want.2, 600);
+    // Batches read ahead under `prefix`; `chunk`: as parallel replay's chunk reader frames
+    // them.
+    let run = |prefix: &str, chunk: bool| {
+        let mut p = default_pipeline();
         let (mut alerts, mut errors, mut lines) = (Vec::new(), 0, 0);
         let mut ahead = Ahead::default();
         for batch in &batches {
-            match ahead_prefix {
-                None => {
-                    let mut rest = &batch[..];
-                    while !rest.is_empty() {
-                        let end = rest.iter().position(|&b| b == b'\n').unwrap_or(rest.len());
-                        lines += 1;
-                        errors += usize::from(p.feed_line(&rest[..end], &mut alerts).is_err());
-                        rest = &rest[(end + 1).min(rest.len())..];
+            let mut c = Chunk::default();
+            let lines_of = if chunk {
+                let body = batch.strip_suffix(b"\n").unwrap_or(batch);
+                if !batch.is_empty() {
+                    for l in body.split(|&b| b == b'\n') {
+                        c.push_line(l);
                     }
                 }
-                Some(prefix) => {
-                    let mut c = Chunk::default();
-                    let lines_of = if chunk {
-                        let body = batch.strip_suffix(b"\n").unwrap_or(batch);
-                        if !batch.is_empty() {
-                            for l in body.split(|&b| b == b'\n') {
-                                c.push_line(l);
-                            }
-                        }
-                        Lines::Chunk(&c)
-                    } else {
-                        Lines::Split(batch)
-                    };
-                    ahead.read(lines_of, prefix.as_bytes());
-                    lines +=
-                        p.feed_ahead(lines_of, &mut ahead, &mut alerts, &mut |_, _| errors += 1);
-                }
-            }
+                Lines::Chunk(&c)
+            } else {
+                Lines::Split(batch)
+            };
+            ahead.read(lines_of, prefix.as_bytes());
+            lines += p.feed_ahead(lines_of, &mut ahead, &mut alerts, &mut |_, _| errors += 1);
         }
         p.finish(&mut alerts);
         let alerts: Vec<String> = alerts.iter().map(|a| a.to_json_line()).collect();
         (alerts, errors, lines, format!("{:?}", p.stats()))
     };
-    let want = run(None, false);
-    let critical = want.0.iter().filter(|a| a.contains("\"critical\"")).count();
-    assert_eq!(critical, 200, "a critical alert per cross-tenant read");
-    assert_eq!(want.2, 600);
     for chunk in [false, true] {
-        assert_eq!(run(Some(""), chunk), want, "chunk {chunk}");
-        assert_eq!(run(Some("vault: "), chunk), want, "chunk {chunk}");
+        assert_eq!(run("", chunk), want, "chunk {chunk}");
+        assert_eq!(run("vault: ", chunk), want, "chunk {chunk}");
     }
 }
