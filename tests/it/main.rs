@@ -19,6 +19,7 @@ mod dashboards;
 mod e2e_openbao;
 mod golden;
 mod parallel;
+mod paths;
 mod prometheus;
 mod readme;
 mod report;

@@ -37,6 +37,27 @@ pub fn feed<L: AsRef<[u8]>>(p: &mut Pipeline, lines: impl IntoIterator<Item = L>
     alerts
 }
 
+/// [`feed`], but the input ends as it does when a daemon stops (`auditwatch run`, SIGTERM):
+/// timers fire up to the newest event time, as at replay's end, but requests still waiting
+/// for their response are not judged (after a restart that response, which repeats the
+/// request, decides). Replay's alerts are these, then those of the waiting requests.
+pub fn feed_until_stop<L: AsRef<[u8]>>(
+    p: &mut Pipeline,
+    lines: impl IntoIterator<Item = L>,
+) -> Vec<Alert> {
+    let mut alerts = Vec::new();
+    for line in lines {
+        let _ = p.feed_line(line.as_ref(), &mut alerts);
+    }
+    if let Some(newest) = p.engine().max_time() {
+        // `advance_clock` takes a wall-clock time and allows for lateness.
+        let lateness = p.engine().config().engine.lateness_secs as i64 * 1_000_000_000;
+        p.engine_mut()
+            .advance_clock(newest.saturating_add(lateness), &mut alerts);
+    }
+    alerts
+}
+
 /// [`feed`] into a [`default_pipeline`]: the alerts and the number of unreadable lines.
 pub fn replay_lines<L: AsRef<[u8]>>(lines: impl IntoIterator<Item = L>) -> (Vec<Alert>, u64) {
     let mut p = default_pipeline();
