@@ -1,8 +1,8 @@
 //! `auditwatch run`: its HTTP endpoint and metrics, validation before binding, SIGHUP
 //! reloads, the socket source (tcp, udp, unix; fragments; the connection cap), the idle
 //! wall clock, the spool when the engine is behind, and the JSON lines output. That the
-//! daemon's alerts are replay's is `paths.rs`'s check. Each test starts the real binary on ephemeral
-//! loopback ports and kills it on drop.
+//! daemon's alerts are replay's is `paths.rs`'s check. Each test starts the real binary
+//! on ephemeral loopback ports and kills it on drop.
 
 use std::io::Write;
 use std::net::{TcpStream, UdpSocket};

@@ -1,7 +1,8 @@
 //! Helpers shared by the integration tests, one of each: run the binary to completion
-//! ([`cli`]), run it as a daemon ([`daemon`]), build audit entries ([`entries`]), feed lines
-//! through the library pipeline ([`feed`]), read the fixtures ([`fixtures`]), compare texts ([`diff`]), and find what a test
-//! needs from outside the crate ([`tools`]).
+//! ([`cli`]), run it as a daemon ([`daemon`]), build audit entries ([`entries`]), feed
+//! lines through the library pipeline ([`feed`]), read the fixtures ([`fixtures`]),
+//! compare texts ([`diff`]), and find what a test needs from outside the crate
+//! ([`tools`]).
 
 pub mod cli;
 pub mod daemon;
