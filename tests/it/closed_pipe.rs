@@ -9,7 +9,7 @@ use std::io::{self, Read};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-const BIN: &str = env!("CARGO_BIN_EXE_auditwatch");
+use crate::util::BIN;
 
 /// Run `auditwatch args` with a closed stdout pipe; its exit code and stderr.
 fn run_into_closed_pipe(args: &[&str]) -> (Option<i32>, String) {

@@ -1,6 +1,5 @@
-//! Shared helpers for the integration tests: run the real `auditwatch` binary, read its
-//! `--stats-json` summary and its JSON-lines alerts, and build audit entries.
-#![allow(dead_code)]
+//! Run the real `auditwatch` binary to completion (replay, simulate, rules and config
+//! commands): its exit code, output, `--stats-json` summary and JSON-lines alerts.
 
 use std::ffi::OsStr;
 use std::fs::File;
@@ -9,18 +8,18 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use serde_json::Value;
 use tempfile::TempDir;
 
 /// Command-line arguments of mixed types (`&str`, paths) as `OsString`s.
-#[macro_export]
 macro_rules! os_args {
     ($($a:expr),* $(,)?) => {
         vec![$(::std::ffi::OsString::from(::std::convert::AsRef::<::std::ffi::OsStr>::as_ref(&$a))),*]
     };
 }
+pub(crate) use os_args;
 
-/// The binary under test, built by cargo for these tests.
+/// The binary under test, built by cargo for these tests: the one way every test finds it.
 pub const BIN: &str = env!("CARGO_BIN_EXE_auditwatch");
 
 /// No single run may take longer than this (a hang is a failure, not a stuck CI job).
@@ -121,7 +120,6 @@ impl Auditwatch {
             stdout: read(&out_path),
             stderr: read(&err_path),
             stats_text: stats_text.map(|b| String::from_utf8(b).expect("stats are UTF-8")),
-            elapsed: start.elapsed(),
         }
     }
 }
@@ -148,7 +146,6 @@ pub struct Run {
     pub stderr: String,
     /// The `--stats-json` file's text, when one was asked for and written.
     pub stats_text: Option<String>,
-    pub elapsed: Duration,
 }
 
 impl Run {
@@ -191,12 +188,6 @@ impl Run {
         };
         v.and_then(Value::as_u64)
             .unwrap_or_else(|| panic!("stats have no count `{key}`\n{}", self.context()))
-    }
-
-    /// Parse errors of one reason (`invalid_json`, `truncated`, ...).
-    #[track_caller]
-    pub fn parse_errors(&self, reason: &str) -> u64 {
-        self.count(&format!("/parse_errors/{reason}"))
     }
 
     /// Every parse-error reason with a non-zero count.
@@ -361,112 +352,4 @@ pub fn gzip(bytes: &[u8]) -> Vec<u8> {
     let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     enc.write_all(bytes).unwrap();
     enc.finish().unwrap()
-}
-
-// ---------------------------------------------------------------------------------------
-// Audit entries. They are the entries of rules/cross_tenant_read.yaml's examples: acme's
-// External Secrets Operator (service account bookstore-platform-eso in namespace
-// bookstore-platform-acme) reading a secret. On lumen's path that is a cross-tenant read
-// (the default rules raise an alert for it); on acme's own path it is normal traffic.
-
-/// acme's ESO identity, as Vault writes it in `auth`.
-fn acme_eso_auth() -> Value {
-    json!({
-        "accessor": "hmac-sha256:7a1f",
-        "client_token": "hmac-sha256:0c9e",
-        "display_name": "kubernetes-bookstore-platform-acme-bookstore-platform-eso",
-        "entity_id": "6f1c2d4e-acme",
-        "metadata": {
-            "role": "bookstore-platform-acme",
-            "service_account_name": "bookstore-platform-eso",
-            "service_account_namespace": "bookstore-platform-acme"
-        },
-        "policies": ["default", "bookstore-platform-app-acme"],
-        "token_type": "service"
-    })
-}
-
-/// Whose secret acme's ESO reads.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Target {
-    /// lumen's secret: a cross-tenant read, alerted.
-    Lumen,
-    /// acme's own secret: normal, quiet.
-    Acme,
-}
-
-/// What Vault answered.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Outcome {
-    /// Allowed: a cross-tenant read that succeeds is critical.
-    Allowed,
-    /// Permission denied: a cross-tenant probe is a warning.
-    Denied,
-}
-
-/// An audit entry (`"request"` or `"response"`) of acme's ESO reading `target`'s secret.
-pub fn eso_read(kind: &str, id: &str, time: &str, target: Target, outcome: Outcome) -> String {
-    let tenant = match target {
-        Target::Lumen => "lumen",
-        Target::Acme => "acme",
-    };
-    let mut e = json!({
-        "time": time,
-        "type": kind,
-        "auth": acme_eso_auth(),
-        "request": {
-            "id": id,
-            "operation": "read",
-            "mount_type": "kv",
-            "path": format!("secret/data/bookstore-platform/{tenant}/db"),
-            "remote_address": "10.42.0.7"
-        }
-    });
-    if kind == "response" {
-        e["response"] =
-            json!({"mount_type": "kv", "data": {"data": {"password": "hmac-sha256:5b2c"}}});
-        if outcome == Outcome::Denied {
-            e["error"] = json!("1 error occurred:\n\t* permission denied\n\n");
-            e["response"] = json!({});
-        }
-    }
-    e.to_string()
-}
-
-/// A complete cross-tenant read (one response line): a `warning` alert for `id`.
-pub fn cross_tenant_denied(id: &str) -> String {
-    eso_read(
-        "response",
-        id,
-        "2026-03-02T14:07:00Z",
-        Target::Lumen,
-        Outcome::Denied,
-    )
-}
-
-/// A complete, successful cross-tenant read (one response line): a `critical` alert.
-pub fn cross_tenant_allowed(id: &str) -> String {
-    eso_read(
-        "response",
-        id,
-        "2026-03-02T14:07:00Z",
-        Target::Lumen,
-        Outcome::Allowed,
-    )
-}
-
-/// acme reading its own secret (one response line): no alert.
-pub fn own_tenant_read(id: &str) -> String {
-    eso_read(
-        "response",
-        id,
-        "2026-03-02T14:07:00Z",
-        Target::Acme,
-        Outcome::Allowed,
-    )
-}
-
-/// A request id that is a UUID (as Vault writes them), numbered.
-pub fn rid(n: u32) -> String {
-    format!("c915b587-7fe5-07d0-f59b-{n:012}")
 }

@@ -6,6 +6,8 @@ use std::net::TcpListener;
 use std::os::unix::net::UnixListener;
 use std::process::Command;
 
+use crate::util::BIN;
+
 const ARGS: [&str; 7] = [
     "simulate",
     "--seed",
@@ -17,7 +19,7 @@ const ARGS: [&str; 7] = [
 ];
 
 fn simulate(extra: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_auditwatch"))
+    Command::new(BIN)
         .args(ARGS)
         .args(extra)
         .output()
@@ -107,7 +109,7 @@ fn replay_rules(lines: &[u8], config: Option<&str>) -> Vec<String> {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("day.log");
     std::fs::write(&log, lines).unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_auditwatch"));
+    let mut cmd = Command::new(BIN);
     cmd.args(["replay", "--quiet"]);
     if let Some(c) = config {
         let cfg = dir.path().join("config.yaml");
@@ -134,7 +136,7 @@ fn replay_rules(lines: &[u8], config: Option<&str>) -> Vec<String> {
 
 #[test]
 fn time_zone_moves_office_hours_and_matches_a_replay_in_that_zone() {
-    let out = Command::new(env!("CARGO_BIN_EXE_auditwatch"))
+    let out = Command::new(BIN)
         .args([
             "simulate",
             "--seed",

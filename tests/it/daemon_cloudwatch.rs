@@ -1,16 +1,15 @@
 //! The CloudWatch Logs source against moto's server (`pip install 'moto[server]'`),
 //! started here on loopback: two log streams, pages smaller than the data, a Fluent Bit
 //! envelope, a daemon restart from the checkpoint with events put while it was down.
-//! Every entry must raise exactly one alert. Skips (with a notice) without `moto_server`.
-
-mod daemon_harness;
+//! Every entry must raise exactly one alert. Skips (saying SKIPPED) without `moto_server`,
+//! except under `CI=true`, where it fails.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::util::*;
 use aws_sdk_cloudwatchlogs::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_cloudwatchlogs::types::InputLogEvent;
-use daemon_harness::*;
 
 struct Moto(Child);
 
@@ -19,15 +18,6 @@ impl Drop for Moto {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn has_moto() -> bool {
-    Command::new("moto_server")
-        .arg("--help")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
 }
 
 fn now_ms() -> i64 {
@@ -45,10 +35,7 @@ fn entry(i: u64) -> String {
 
 #[test]
 fn cloudwatch_source_pages_dedups_and_resumes_from_its_checkpoint() {
-    if !has_moto() {
-        eprintln!(
-            "SKIPPED daemon_cloudwatch: `moto_server` is not on PATH (pip install 'moto[server]')"
-        );
+    if !require_tool("moto_server", "pip install 'moto[server]'") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

@@ -5,8 +5,6 @@
 //! restarts from the checkpoint during continuous writes. Every entry must raise exactly
 //! one alert: nothing lost, nothing re-alerted.
 
-mod daemon_harness;
-
 use std::fs::{File, OpenOptions};
 use std::io::{Seek, SeekFrom, Write};
 use std::path::Path;
@@ -14,7 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use daemon_harness::*;
+use crate::util::*;
 
 const WAIT: Duration = Duration::from_secs(60);
 

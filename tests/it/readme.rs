@@ -3,7 +3,9 @@
 
 use std::process::Command;
 
-const README: &str = include_str!("../README.md");
+use crate::util::BIN;
+
+const README: &str = include_str!("../../README.md");
 
 fn block_starting(marker: &str) -> String {
     let start = README
@@ -14,10 +16,7 @@ fn block_starting(marker: &str) -> String {
 }
 
 fn auditwatch(args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_auditwatch"))
-        .args(args)
-        .output()
-        .expect("runs");
+    let out = Command::new(BIN).args(args).output().expect("runs");
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),

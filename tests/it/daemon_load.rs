@@ -1,9 +1,9 @@
 //! Load tool for the socket source (ignored by default; run it on a release build):
 //!
 //! ```sh
-//! cargo test --release --test daemon_load -- --ignored --nocapture
-//! AW_LOAD_ENTRIES=400000 AW_LOAD_NODES=8 cargo test --release --test daemon_load -- --ignored --nocapture
-//! AW_LOAD_RATE=2000 cargo test --release --test daemon_load -- --ignored --nocapture   # paced: entries/s per node
+//! cargo test --release --test it daemon_load:: -- --ignored --nocapture
+//! AW_LOAD_ENTRIES=400000 AW_LOAD_NODES=8 cargo test --release --test it daemon_load:: -- --ignored --nocapture
+//! AW_LOAD_RATE=2000 cargo test --release --test it daemon_load:: -- --ignored --nocapture   # paced: entries/s per node
 //! AW_LOAD_MEMORY=1073741824 ...   # spool.memory_bytes (default 64 MiB)
 //! AW_LOAD_RULES=shipped ...        # the shipped rules instead of one alert per entry
 //! ```
@@ -16,13 +16,11 @@
 //! write found the socket buffers full: push-back from the daemon, as opposed to the
 //! writer's thread losing its core on a machine the writers and the daemon share.
 
-mod daemon_harness;
-
 use std::io::Write;
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use daemon_harness::*;
+use crate::util::*;
 
 fn env_u64(k: &str, d: u64) -> u64 {
     std::env::var(k)

@@ -1,83 +1,20 @@
-//! `auditwatch run`: the live daemon against the library pipeline (identical alerts), its
-//! HTTP endpoint and metrics, validation before binding, SIGHUP reloads, the socket
-//! source (tcp, udp, unix; fragments; the connection cap), the idle wall clock, and the
-//! spool when the engine is behind. Each test starts the real binary on ephemeral
-//! loopback ports and kills it on drop.
-
-mod daemon_harness;
+//! `auditwatch run`: its HTTP endpoint and metrics, validation before binding, SIGHUP
+//! reloads, the socket source (tcp, udp, unix; fragments; the connection cap), the idle
+//! wall clock, the spool when the engine is behind, and the JSON lines output. That the
+//! daemon's alerts are replay's is `paths.rs`'s check. Each test starts the real binary
+//! on ephemeral loopback ports and kills it on drop.
 
 use std::io::Write;
 use std::net::{TcpStream, UdpSocket};
 use std::os::unix::net::UnixStream;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use auditwatch::config::Config;
-use auditwatch::pipeline::Pipeline;
-use auditwatch::rules::RuleSet;
-use daemon_harness::*;
+use crate::util::*;
 
 const TCP_ONLY: &str = "server: {listen: 127.0.0.1:0, tick_secs: 0}
 sources:
   - {name: vault-socket, kind: socket, protocol: tcp, listen: 127.0.0.1:0}
 ";
-
-fn scenario() -> Vec<u8> {
-    std::fs::read(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("fixtures/scenarios/day-on-the-platform.jsonl"),
-    )
-    .expect("scenario fixture")
-}
-
-#[test]
-fn replay_and_the_live_daemon_give_identical_alerts() {
-    let input = scenario();
-    // The library pipeline, as `replay` drives it.
-    let mut p = Pipeline::new(Arc::new(Config::default()), Arc::new(RuleSet::embedded()));
-    let mut expected = Vec::new();
-    for line in input.split(|&b| b == b'\n') {
-        if line.is_empty() {
-            continue;
-        }
-        let _ = p.feed_line(line, &mut expected);
-    }
-    p.finish(&mut expected);
-    assert!(
-        expected.len() >= 4,
-        "the scenario raises alerts: {}",
-        expected.len()
-    );
-    let expected: Vec<serde_json::Value> = expected
-        .iter()
-        .map(|a| serde_json::from_str(&a.to_json_line()).unwrap())
-        .collect();
-
-    // The daemon, over TCP, in uneven chunks that split lines anywhere.
-    let dir = tempfile::tempdir().unwrap();
-    let d = Daemon::start(dir.path(), TCP_ONLY, &[]);
-    let mut s = TcpStream::connect(d.source("vault-socket")).unwrap();
-    let mut at = 0;
-    let mut step = 1;
-    while at < input.len() {
-        let end = (at + step).min(input.len());
-        s.write_all(&input[at..end]).unwrap();
-        at = end;
-        step = step * 7 % 4093 + 1;
-    }
-    drop(s);
-    let lines = input
-        .split(|&b| b == b'\n')
-        .filter(|l| !l.is_empty())
-        .count() as f64;
-    d.wait_until("every entry read", Duration::from_secs(30), |d| {
-        d.metric("auditwatch_events_total", &["source=\"vault-socket\""]) >= lines
-    });
-    let exit = d.stop();
-    assert_eq!(exit.code, Some(0), "{}", exit.log);
-    let got = read_alerts(&dir.path().join("alerts.jsonl"));
-    assert_eq!(got, expected, "live alerts differ from replay");
-}
 
 #[test]
 fn http_endpoint_serves_metrics_health_and_readiness() {
@@ -87,7 +24,7 @@ fn http_endpoint_serves_metrics_health_and_readiness() {
     assert_eq!(d.get("/-/ready"), (200, "ready\n".into()));
     assert_eq!(d.get("/nope").0, 404);
     let mut s = TcpStream::connect(d.source("vault-socket")).unwrap();
-    let input = scenario();
+    let input = scenario("day-on-the-platform");
     s.write_all(&input).unwrap();
     s.write_all(b"{not json\n").unwrap();
     drop(s);
@@ -155,7 +92,7 @@ fn bad_config_or_rules_exit_2_before_anything_is_bound() {
         "server: {listen: 127.0.0.1:0, tick_secs: -1}\nsources:\n  - {kind: socket, protocol: sctp, listen: 127.0.0.1:0}\n  - {kind: file, name: Bad Name}\n  - {kind: carrier-pigeon}\noutput: {alerts: ''}\nspool: {memory_bytes: 10, bogus: 1}\n",
     )
     .unwrap();
-    let out = std::process::Command::new(bin())
+    let out = std::process::Command::new(BIN)
         .args(["run", "--config"])
         .arg(&cfg)
         .output()
@@ -176,7 +113,7 @@ fn bad_config_or_rules_exit_2_before_anything_is_bound() {
     }
     assert!(!err.contains("listening"), "nothing may be bound: {err}");
     // `config check` reports the same.
-    let out = std::process::Command::new(bin())
+    let out = std::process::Command::new(BIN)
         .args(["config", "check"])
         .arg(&cfg)
         .output()
@@ -185,12 +122,12 @@ fn bad_config_or_rules_exit_2_before_anything_is_bound() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown source kind"));
     // And the default config checks clean, new sections included.
     let def = dir.path().join("default.yaml");
-    let out = std::process::Command::new(bin())
+    let out = std::process::Command::new(BIN)
         .args(["config", "default"])
         .output()
         .unwrap();
     std::fs::write(&def, &out.stdout).unwrap();
-    let out = std::process::Command::new(bin())
+    let out = std::process::Command::new(BIN)
         .args(["config", "check"])
         .arg(&def)
         .output()
@@ -198,7 +135,7 @@ fn bad_config_or_rules_exit_2_before_anything_is_bound() {
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     // Bad rules: exit 2 too.
     let rules = rules_dir(dir.path(), &[("r.yaml", "id: x\n")]);
-    let out = std::process::Command::new(bin())
+    let out = std::process::Command::new(BIN)
         .args(["run", "--rules"])
         .arg(&rules)
         .output()
@@ -212,7 +149,7 @@ fn bad_config_or_rules_exit_2_before_anything_is_bound() {
         format!("server: {{listen: ''}}\nsources:\n  - {{kind: socket, listen: '{addr}'}}\n"),
     )
     .unwrap();
-    let out = std::process::Command::new(bin())
+    let out = std::process::Command::new(BIN)
         .args(["run", "--config"])
         .arg(&cfg)
         .output()
@@ -560,7 +497,7 @@ fn the_json_lines_output_rotates_by_size_and_loses_no_line() {
         out.display()
     );
     let d = Daemon::start(dir.path(), &cfg, &[]);
-    d.send("vault-socket", &scenario());
+    d.send("vault-socket", &scenario("day-on-the-platform"));
     d.wait_until("alerts written", Duration::from_secs(30), |d| {
         d.metric("auditwatch_sink_delivered_total", &["sink=\"jsonl\""]) >= 4.0
     });
@@ -574,27 +511,18 @@ fn the_json_lines_output_rotates_by_size_and_loses_no_line() {
     files.reverse();
     files.push(out.clone());
     assert!(files.len() >= 2, "the output rotated: {files:?}");
-    let mut lines = Vec::new();
+    let mut written = Vec::new();
     for f in &files {
         let text = std::fs::read_to_string(f).unwrap();
         assert!(text.len() <= 4096, "{} is over rotate_bytes", f.display());
         assert!(text.is_empty() || text.ends_with('\n'), "no line split");
-        lines.extend(text.lines().map(|l| {
+        written.extend(text.lines().map(|l| {
             serde_json::from_str::<serde_json::Value>(l).expect("each line is a whole record")
         }));
     }
     // The same records, in the same order, as the one-thread library pipeline.
-    let mut p = Pipeline::new(Arc::new(Config::default()), Arc::new(RuleSet::embedded()));
-    let mut expected = Vec::new();
-    for line in scenario().split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
-        let _ = p.feed_line(line, &mut expected);
-    }
-    p.finish(&mut expected);
-    let expected: Vec<serde_json::Value> = expected
-        .iter()
-        .map(|a| serde_json::from_str(&a.to_json_line()).unwrap())
-        .collect();
-    assert_eq!(lines, expected);
+    let (expected, _) = replay_lines(lines(&scenario("day-on-the-platform")));
+    assert_eq!(written, records(&expected));
 }
 
 #[test]
@@ -605,7 +533,7 @@ fn a_full_disk_under_the_json_lines_output_is_counted_and_logged() {
         &format!("{TCP_ONLY}output: {{alerts: /dev/full}}\n"),
         &[],
     );
-    d.send_and_wait_read("vault-socket", &scenario());
+    d.send_and_wait_read("vault-socket", &scenario("day-on-the-platform"));
     // Every alert raised is counted lost (none delivered), once the sink got to it.
     d.wait_until("the lost alerts counted", Duration::from_secs(30), |d| {
         let raised = d.metric("auditwatch_alerts_total", &[]);

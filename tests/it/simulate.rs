@@ -2,37 +2,21 @@
 //! the golden fixtures are exactly what the generator produces, the look-alike scenarios
 //! really contain their look-alikes, and `auditwatch simulate` is deterministic.
 //!
-//! `UPDATE_GOLDEN=1 cargo test --test simulate` regenerates `fixtures/scenarios/*.jsonl`
-//! from the catalogue (then run `UPDATE_GOLDEN=1 cargo test --test golden` and review
+//! `UPDATE_GOLDEN=1 cargo test --test it simulate::` regenerates `fixtures/scenarios/*.jsonl`
+//! from the catalogue (then run `UPDATE_GOLDEN=1 cargo test --test it paths::serial` and review
 //! the alert diffs).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-use std::sync::Arc;
 
 use auditwatch::alert::Alert;
-use auditwatch::config::Config;
 use auditwatch::parse::time::parse_rfc3339_nanos;
-use auditwatch::pipeline::Pipeline;
-use auditwatch::rules::RuleSet;
 use auditwatch::simulate::{generate, scenarios, Injection, SimConfig};
 use serde_json::Value;
 
+use crate::util::{replay_lines, scenario_dir, BIN};
+
 const SEC: i64 = 1_000_000_000;
-
-fn scenario_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/scenarios")
-}
-
-fn replay_lines(lines: &[String]) -> (Vec<Alert>, u64) {
-    let mut p = Pipeline::new(Arc::new(Config::default()), Arc::new(RuleSet::embedded()));
-    let mut alerts = Vec::new();
-    for l in lines {
-        let _ = p.feed_line(l.as_bytes(), &mut alerts);
-    }
-    p.finish(&mut alerts);
-    (alerts, p.stats().parse_errors_total())
-}
 
 /// A mid-sized platform for half a day: long enough for every injection (the stale one
 /// needs about 7.5 h), small enough for a debug-build test.
@@ -242,8 +226,8 @@ fn fixtures_are_the_generators_output() {
     assert!(
         stale.is_empty(),
         "fixtures differ from the generator: {stale:?}; regenerate with \
-         UPDATE_GOLDEN=1 cargo test --test simulate, then review \
-         UPDATE_GOLDEN=1 cargo test --test golden"
+         UPDATE_GOLDEN=1 cargo test --test it simulate::, then review \
+         UPDATE_GOLDEN=1 cargo test --test it paths::serial"
     );
 }
 
@@ -406,8 +390,8 @@ fn look_alike_scenarios_contain_their_look_alikes() {
     assert_eq!(ci_reads, 0);
 }
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_auditwatch"))
+fn command() -> Command {
+    Command::new(BIN)
 }
 
 #[test]
@@ -415,7 +399,7 @@ fn the_command_is_deterministic_and_writes_an_answer_key() {
     let dir = tempfile::tempdir().expect("temp dir");
     let key = dir.path().join("key.json");
     let run = |out: &Path| {
-        let status = bin()
+        let status = command()
             .args([
                 "simulate",
                 "--seed",
@@ -455,7 +439,7 @@ fn the_command_is_deterministic_and_writes_an_answer_key() {
         assert!(cats.contains(&c), "{cats:?}");
     }
 
-    let stdout = bin()
+    let stdout = command()
         .args([
             "simulate",
             "--seed",
@@ -483,7 +467,7 @@ fn the_command_is_deterministic_and_writes_an_answer_key() {
             "cross_tenant_probe",
         ],
     ] {
-        let out = bin().args(bad).output().expect("runs");
+        let out = command().args(bad).output().expect("runs");
         assert_eq!(out.status.code(), Some(2), "{bad:?}");
         assert!(out.stdout.is_empty());
     }

@@ -5,8 +5,6 @@
 //! is valid PromQL (`promtool check rules`, when promtool is installed) naming only metrics
 //! that a live daemon, after processing a scenario that raises alerts, really exposes.
 
-mod daemon_harness;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::net::TcpStream;
@@ -14,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use daemon_harness::*;
+use crate::util::*;
 use serde_json::Value;
 
 const DASHBOARDS: [&str; 4] = [
@@ -368,16 +366,16 @@ fn dashboards_use_the_provisioned_datasource_and_bounded_variables() {
 
 #[test]
 fn dashboards_typecheck_against_grafana_schema() {
-    let test = "dashboards_typecheck_against_grafana_schema";
-    let modules = root().join("tests/grafana/node_modules");
-    if Command::new("node").arg("--version").output().is_err() {
-        eprintln!("SKIPPED {test}: node is not on PATH (apt-get install nodejs)");
-        return;
-    }
-    if !modules.join("@grafana/schema").exists() || !modules.join("typescript").exists() {
-        eprintln!(
-            "SKIPPED {test}: tests/grafana/node_modules is missing (npm ci --prefix tests/grafana)"
-        );
+    if !require_tool("node", "apt-get install nodejs")
+        || !require_path(
+            "tests/grafana/node_modules/@grafana/schema",
+            "npm ci --prefix tests/grafana",
+        )
+        || !require_path(
+            "tests/grafana/node_modules/typescript",
+            "npm ci --prefix tests/grafana",
+        )
+    {
         return;
     }
     let out = Command::new("node")
@@ -396,9 +394,7 @@ fn dashboards_typecheck_against_grafana_schema() {
 
 #[test]
 fn dashboard_queries_are_valid_promql() {
-    let test = "dashboard_queries_are_valid_promql";
-    if Command::new("promtool").arg("--version").output().is_err() {
-        eprintln!("SKIPPED {test}: promtool is not on PATH (apt-get install prometheus)");
+    if !require_tool("promtool", "apt-get install prometheus") {
         return;
     }
     // Grafana's variables replaced by what Grafana would put there; each query becomes a
@@ -444,8 +440,7 @@ fn dashboard_queries_are_valid_promql() {
 #[test]
 fn every_queried_metric_is_exposed_by_a_live_daemon() {
     let dir = tempfile::tempdir().unwrap();
-    let scenario = std::fs::read(root().join("fixtures/scenarios/day-on-the-platform.jsonl"))
-        .expect("scenario fixture");
+    let scenario = scenario("day-on-the-platform");
     // A file source too (checkpoint writes), with a few entries already written.
     let log = dir.path().join("audit.log");
     let head: Vec<u8> = scenario

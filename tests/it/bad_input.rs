@@ -2,9 +2,7 @@
 //! its reason and skipped, the good lines around it are still read and alerted on, and the
 //! exit code says what happened (0 ran, 1 an input failed, 2 bad usage, 3 `--fail-on`).
 
-mod common;
-
-use common::*;
+use crate::util::*;
 
 /// Replay `bad` lines framed by two known-good cross-tenant reads and check what must hold
 /// whatever the bad lines are: exit 0, both good lines read (two entries, two alerts with
@@ -552,7 +550,7 @@ fn a_live_stdin_stream_gets_each_alert_before_the_stream_ends() {
     // `tail -f audit.log | auditwatch replay -`: the alert must not wait for a full chunk,
     // a full output buffer or the end of the input. Both the one- and two-thread paths.
     for threads in ["1", "2"] {
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_auditwatch"))
+        let mut child = std::process::Command::new(BIN)
             .args(["replay", "-q", "--threads", threads, "-"])
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())

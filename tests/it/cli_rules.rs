@@ -6,9 +6,7 @@
 //! An expected line ending in `...` matches any line starting with what precedes it (for
 //! messages that end in a long "expected one of" list).
 
-mod common;
-
-use common::*;
+use crate::util::*;
 
 /// The `file:line:col: message` lines of stderr, and the count of its final
 /// `N problem(s) in ...` line.

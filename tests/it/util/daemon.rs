@@ -1,7 +1,6 @@
-//! Shared by the daemon, tail and OpenBao tests: start the real `auditwatch run` binary
-//! with a config, learn its bound addresses from its log, talk to it, signal it, and kill
-//! it on drop. Every wait is bounded; only loopback and ephemeral ports are used.
-#![allow(dead_code)]
+//! Start the real `auditwatch run` binary with a config, learn its bound addresses from its
+//! log, talk to it, signal it, and kill it on drop. Every wait is bounded; only loopback
+//! and ephemeral ports are used.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -11,95 +10,13 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use serde_json::Value;
 
-/// The binary under test; `AUDITWATCH_BIN` overrides it (a build directory shared by
-/// several checkouts can have its copy replaced mid-run).
-pub fn bin() -> String {
-    std::env::var("AUDITWATCH_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_auditwatch").to_string())
-}
-
-/// A rule that fires once per response entry under `secret/`: one alert per request, so
-/// alerts count entries exactly (no loss, no duplicate).
-pub const EVERY_READ_RULE: &str = r#"id: test-every-secret-request
-title: Every request under secret/ (test rule)
-category: test_read
-severity: info
-description: Test rule.
-summary: '{operation} {path}'
-when:
-  all:
-    - {field: path, prefix: [secret/]}
-detector: {kind: match}
-examples:
-  - name: a read fires
-    expect: fire
-    entries:
-      - {time: '2026-03-02T10:00:00Z', type: response, auth: {display_name: x, policies: [default]},
-         request: {id: r-1, operation: read, path: secret/data/x}, response: {}}
-  - name: other paths stay quiet
-    expect: quiet
-    entries:
-      - {time: '2026-03-02T10:00:00Z', type: response, auth: {display_name: x, policies: [default]},
-         request: {id: r-2, operation: read, path: sys/health}, response: {}}
-"#;
-
-/// A realistic response entry (~1.3 KB) with request id `id` at `time` (RFC 3339).
-pub fn response_line(id: &str, time: &str) -> String {
-    let e = json!({
-        "time": time,
-        "type": "response",
-        "auth": {
-            "client_token": "hmac-sha256:5b1e1c1d2f0a7c9e3b4d6f8a0c2e4a6b8d0f2a4c6e8a0b2d4f6a8c0e2a4c6e8a",
-            "accessor": "hmac-sha256:0c2e4a6b8d0f2a4c6e8a0b2d4f6a8c0e2a4c6e8a5b1e1c1d2f0a7c9e3b4d6f8a",
-            "display_name": "kubernetes-bookstore-platform-acme-bookstore-platform-eso",
-            "policies": ["bookstore-platform-app-acme", "default"],
-            "token_policies": ["bookstore-platform-app-acme", "default"],
-            "metadata": {
-                "role": "bookstore-platform-acme",
-                "service_account_name": "bookstore-platform-eso",
-                "service_account_namespace": "bookstore-platform-acme",
-                "service_account_uid": "8d1c2f3e-4a5b-6c7d-8e9f-0a1b2c3d4e5f"
-            },
-            "entity_id": "1f2e3d4c-5b6a-7980-a1b2-c3d4e5f60718",
-            "token_type": "service",
-            "token_ttl": 3600,
-            "token_issue_time": "2026-03-02T09:00:00Z"
-        },
-        "request": {
-            "id": id,
-            "operation": "read",
-            "mount_type": "kv",
-            "mount_accessor": "kv_4a1b2c3d",
-            "client_token": "hmac-sha256:5b1e1c1d2f0a7c9e3b4d6f8a0c2e4a6b8d0f2a4c6e8a0b2d4f6a8c0e2a4c6e8a",
-            "client_token_accessor": "hmac-sha256:0c2e4a6b8d0f2a4c6e8a0b2d4f6a8c0e2a4c6e8a5b1e1c1d2f0a7c9e3b4d6f8a",
-            "namespace": {"id": "root"},
-            "path": "secret/data/bookstore-platform/acme/db",
-            "remote_address": "10.42.0.17",
-            "remote_port": 51334,
-            "headers": {"user-agent": ["external-secrets/v0.9"]}
-        },
-        "response": {
-            "mount_type": "kv",
-            "mount_accessor": "kv_4a1b2c3d",
-            "data": {
-                "data": {"password": "hmac-sha256:9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2f1a0b9c8d7e6f5a4b3c2d1e0f9a8b"},
-                "metadata": {"created_time": "hmac-sha256:1a2b3c", "version": 3}
-            }
-        }
-    });
-    e.to_string()
-}
-
-/// Unique request ids per test run.
-pub fn request_id(prefix: u32, i: u64) -> String {
-    format!("{prefix:08x}-0000-4000-8000-{i:012x}")
-}
+use super::cli::BIN;
 
 /// A running daemon.
 pub struct Daemon {
     child: Option<Child>,
-    pub dir: PathBuf,
     pub alerts_path: PathBuf,
     log: Arc<Mutex<Vec<String>>>,
     reader: Option<std::thread::JoinHandle<()>>,
@@ -110,7 +27,6 @@ pub struct Daemon {
 /// How a daemon ended.
 pub struct Exit {
     pub code: Option<i32>,
-    pub elapsed: Duration,
     pub log: String,
 }
 
@@ -142,7 +58,7 @@ impl Daemon {
             ));
         }
         std::fs::write(&cfg_path, text).expect("write config");
-        let mut cmd = Command::new(bin());
+        let mut cmd = Command::new(BIN);
         cmd.arg("run")
             .arg("--config")
             .arg(&cfg_path)
@@ -164,7 +80,6 @@ impl Daemon {
         });
         let mut d = Daemon {
             child: Some(child),
-            dir: dir.to_path_buf(),
             alerts_path,
             log,
             reader: Some(reader),
@@ -260,7 +175,6 @@ impl Daemon {
             }
             std::thread::sleep(Duration::from_millis(10));
         };
-        let elapsed = start.elapsed();
         // The whole log, up to the pipe's end.
         if let Some(r) = self.reader.take() {
             let t = Instant::now();
@@ -270,7 +184,6 @@ impl Daemon {
         }
         Exit {
             code,
-            elapsed,
             log: self.log_text(),
         }
     }
@@ -280,8 +193,6 @@ impl Daemon {
         http_get(self.http.as_deref().expect("http endpoint"), path)
     }
 
-    /// The sum of every series of `name` whose labels contain all of `labels`
-    /// (`source="x"` pairs).
     /// Write `input` to the TCP source `source` over one connection, then close it.
     pub fn send(&self, source: &str, input: &[u8]) {
         let mut s = TcpStream::connect(self.source(source)).unwrap();
@@ -301,6 +212,8 @@ impl Daemon {
         });
     }
 
+    /// The sum of every series of `name` whose labels contain all of `labels`
+    /// (`source="x"` pairs).
     pub fn metric(&self, name: &str, labels: &[&str]) -> f64 {
         let (code, body) = self.get("/metrics");
         assert_eq!(code, 200);

@@ -5,8 +5,6 @@
 //! starts its own Alertmanager (no gossip, temp storage) and daemon on 127.0.0.1 and kills
 //! them on drop.
 
-mod daemon_harness;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -14,26 +12,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use daemon_harness::*;
+use crate::util::*;
 use jiff::{SignedDuration, Timestamp};
 use serde_json::Value;
 
 const AM: &str = "prometheus-alertmanager";
 const RESOLVE_AFTER_SECS: i64 = 3600;
-
-fn on_path(bin: &str) -> bool {
-    std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join(bin).is_file()))
-        .unwrap_or(false)
-}
-
-fn skip(test: &str) -> bool {
-    if on_path(AM) {
-        return false;
-    }
-    eprintln!("SKIPPED {test}: {AM} is not on PATH (apt-get install prometheus-alertmanager)");
-    true
-}
 
 /// A real Alertmanager on 127.0.0.1:`port`, gossip off, storage in `dir`.
 struct Alertmanager {
@@ -188,18 +172,6 @@ alertmanager:
     )
 }
 
-fn scenario() -> Vec<u8> {
-    std::fs::read(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/scenarios/day-on-the-platform.jsonl"),
-    )
-    .expect("scenario fixture")
-}
-
-/// Send the scenario over the daemon's TCP source and wait until every line is read.
-fn feed(d: &Daemon, input: &[u8]) {
-    d.send_and_wait_read("vault-socket", input);
-}
-
 fn sink_metric(d: &Daemon, name: &str) -> f64 {
     d.metric(name, &["sink=\"alertmanager\""])
 }
@@ -316,7 +288,7 @@ fn assert_pushed(am: &[Value], records: &[Value], pushed_from: Timestamp, pushed
 
 #[test]
 fn every_alert_reaches_alertmanager_with_labels_annotations_and_times() {
-    if skip("sink_alertmanager") {
+    if !require_tool(AM, "apt-get install prometheus-alertmanager") {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
@@ -326,7 +298,7 @@ fn every_alert_reaches_alertmanager_with_labels_annotations_and_times() {
     std::fs::create_dir_all(&ddir).unwrap();
     let from = Timestamp::now();
     let d = Daemon::start(&ddir, &daemon_config(port), &[]);
-    feed(&d, &scenario());
+    d.send_and_wait_read("vault-socket", &scenario("day-on-the-platform"));
     // Live: what the daemon wrote so far is in Alertmanager while it runs.
     d.wait_until(
         "alerts written and delivered",
@@ -357,7 +329,7 @@ fn every_alert_reaches_alertmanager_with_labels_annotations_and_times() {
 
 #[test]
 fn an_ha_pair_yields_one_alertmanager_alert_per_alert() {
-    if skip("sink_alertmanager") {
+    if !require_tool(AM, "apt-get install prometheus-alertmanager") {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
@@ -373,9 +345,9 @@ fn an_ha_pair_yields_one_alertmanager_alert_per_alert() {
             (dir, d)
         })
         .collect();
-    let input = scenario();
+    let input = scenario("day-on-the-platform");
     for (_, d) in &daemons {
-        feed(d, &input);
+        d.send_and_wait_read("vault-socket", &input);
     }
     // Both pushed every alert they raised.
     for (_, d) in &daemons {
@@ -403,7 +375,7 @@ fn an_ha_pair_yields_one_alertmanager_alert_per_alert() {
 
 #[test]
 fn alerts_raised_while_alertmanager_is_down_arrive_once_it_is_up() {
-    if skip("sink_alertmanager") {
+    if !require_tool(AM, "apt-get install prometheus-alertmanager") {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
@@ -412,7 +384,7 @@ fn alerts_raised_while_alertmanager_is_down_arrive_once_it_is_up() {
     std::fs::create_dir_all(&ddir).unwrap();
     let from = Timestamp::now();
     let d = Daemon::start(&ddir, &daemon_config(port), &[]);
-    feed(&d, &scenario());
+    d.send_and_wait_read("vault-socket", &scenario("day-on-the-platform"));
     // Nothing listens: the pushes fail and are retried, nothing is dropped.
     d.wait_until("failed pushes", Duration::from_secs(30), |d| {
         sink_metric(d, "auditwatch_sink_failures_total") > 0.0
@@ -540,11 +512,9 @@ fn private_ca(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
 
 #[test]
 fn https_verifies_alertmanager_against_ca_file() {
-    if skip("sink_alertmanager") {
-        return;
-    }
-    if Command::new("openssl").arg("version").output().is_err() {
-        eprintln!("SKIPPED sink_alertmanager: `openssl` is not on PATH");
+    if !require_tool(AM, "apt-get install prometheus-alertmanager")
+        || !require_tool("openssl", "apt-get install openssl")
+    {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
@@ -573,9 +543,9 @@ fn https_verifies_alertmanager_against_ca_file() {
     }
     let a = Daemon::start(&dirs[0], &trusting, &[]);
     let b = Daemon::start(&dirs[1], &web_pki_only, &[]);
-    let input = scenario();
-    feed(&a, &input);
-    feed(&b, &input);
+    let input = scenario("day-on-the-platform");
+    a.send_and_wait_read("vault-socket", &input);
+    b.send_and_wait_read("vault-socket", &input);
     a.wait_until(
         "alerts delivered over https",
         Duration::from_secs(30),

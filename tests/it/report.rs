@@ -14,6 +14,8 @@ use auditwatch::report::{Caps, Recorder, Report, Source};
 use auditwatch::rules::RuleSet;
 use serde_json::Value;
 
+use crate::util::{feed, BIN};
+
 const FIXTURE: &str = "fixtures/report/incident.jsonl";
 const GOLDEN: &str = "fixtures/report/incident.report.json";
 /// In the fixture's response data (as a `log_raw` device writes it): never in a report.
@@ -29,7 +31,7 @@ fn report(out: &Path) -> String {
 }
 
 fn report_with(out: &Path, args: &[&str]) -> String {
-    let res = Command::new(env!("CARGO_BIN_EXE_auditwatch"))
+    let res = Command::new(BIN)
         .current_dir(root())
         .args(["replay", "--quiet"])
         .args(args)
@@ -194,7 +196,7 @@ fn html_report_is_self_contained_and_escapes_log_text() {
 fn report_needs_an_html_or_json_file_name() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("report.txt");
-    let res = Command::new(env!("CARGO_BIN_EXE_auditwatch"))
+    let res = Command::new(BIN)
         .current_dir(root())
         .args(["replay", "--quiet", "--report"])
         .arg(&out)
@@ -221,12 +223,7 @@ fn replay_lines(lines: &[String], caps: Caps) -> Report {
     let mut p = Pipeline::new(cfg, rules.clone());
     let rec = Recorder::new(caps);
     p.set_observer(Some(rec.observer()));
-    let mut alerts = Vec::new();
-    for l in lines {
-        let _ = p.feed_line(l.as_bytes(), &mut alerts);
-        alerts.clear();
-    }
-    p.finish(&mut alerts);
+    feed(&mut p, lines);
     rec.finish(&Source {
         inputs: &[],
         skipped: &[],

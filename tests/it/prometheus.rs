@@ -3,9 +3,7 @@
 //! end to end a real Debian `prometheus` scrapes a real daemon on loopback, evaluates the
 //! rules, and the cross-tenant alert fires after a cross-tenant read is fed to the daemon.
 //! Needs `prometheus` and `promtool` on PATH (`apt-get install prometheus`); without them the
-//! tests say SKIPPED and pass.
-
-mod daemon_harness;
+//! tests say SKIPPED and pass, except under `CI=true`, where they fail.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
@@ -14,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use daemon_harness::*;
+use crate::util::*;
 use serde_json::Value;
 
 fn root() -> PathBuf {
@@ -23,22 +21,6 @@ fn root() -> PathBuf {
 
 fn rules_dir() -> PathBuf {
     root().join("dashboards/prometheus")
-}
-
-/// Whether `tool` runs; when not, prints SKIPPED for `test`.
-fn have(tool: &str, test: &str) -> bool {
-    let ok = Command::new(tool)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        eprintln!(
-            "SKIPPED {test}: {tool} is not on PATH (apt-get install prometheus; CI installs it)"
-        );
-    }
-    ok
 }
 
 #[track_caller]
@@ -72,7 +54,7 @@ fn rule_categories() -> BTreeSet<String> {
 
 #[test]
 fn promtool_checks_and_unit_tests_pass_and_every_category_has_an_alert() {
-    if !have("promtool", "promtool_checks_and_unit_tests_pass") {
+    if !require_tool("promtool", "apt-get install prometheus") {
         return;
     }
     let dir = rules_dir();
@@ -263,8 +245,7 @@ fn get(addr: &str, path: &str) -> Option<(u16, String)> {
 
 #[test]
 fn prometheus_scrapes_the_daemon_and_the_cross_tenant_alert_fires() {
-    let test = "prometheus_scrapes_the_daemon_and_the_cross_tenant_alert_fires";
-    if !have("prometheus", test) {
+    if !require_tool("prometheus", "apt-get install prometheus") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -334,7 +315,7 @@ scrape_configs:
         "fired before any input"
     );
 
-    let input = std::fs::read(root().join("fixtures/scenarios/cross-tenant-read.jsonl")).unwrap();
+    let input = scenario("cross-tenant-read");
     let mut s = TcpStream::connect(daemon.source("vault-socket")).unwrap();
     s.write_all(&input).unwrap();
     drop(s);

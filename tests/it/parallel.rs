@@ -1,11 +1,11 @@
 //! Parallel replay gives exactly what the one-thread replay gives: the same alerts in the
 //! same order, and the same counts, whatever the number of threads.
 
-mod common;
-
 use std::io::Write;
 
-use common::{cross_tenant_allowed, cross_tenant_denied, own_tenant_read, rid};
+use crate::util::{
+    cross_tenant_allowed, cross_tenant_denied, own_tenant_read, rid, samples_dir, BIN,
+};
 use serde_json::Value;
 
 /// Alerts, the summary, and the unreadable lines logged (input, line number, reason).
@@ -15,7 +15,7 @@ fn run(threads: &str, paths: &[&std::path::Path]) -> (String, Value, Vec<String>
     // A low line cap, so that some lines are over it.
     let config = dir.path().join("config.yaml");
     std::fs::write(&config, "parse:\n  max_line_bytes: 4096\n").unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_auditwatch"))
+    let out = std::process::Command::new(BIN)
         .args(["replay", "--threads", threads, "--stats-json"])
         .arg(&stats)
         .arg("--config")
@@ -101,7 +101,8 @@ fn parallel_replay_gives_the_same_alerts_and_counts_as_one_thread() {
     let mixed = mixed_input(dir.path());
     let late = late_errors(dir.path());
     let mut paths = vec![mixed.as_path(), late.as_path()];
-    let samples = std::env::var_os("AUDITWATCH_SAMPLES").map(std::path::PathBuf::from);
+    // The real samples too, when configured.
+    let samples = samples_dir();
     if let Some(s) = &samples {
         paths.push(s.as_path());
     }

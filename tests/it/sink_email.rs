@@ -4,15 +4,13 @@
 //! restart loses no alert and mails none twice; digests group per recipient while a
 //! critical goes at once; STARTTLS with a private CA and AUTH from the environment.
 
-mod daemon_harness;
-
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use daemon_harness::*;
+use crate::util::*;
 use serde_json::Value;
 
 const SOURCES: &str = "server: {listen: 127.0.0.1:0, tick_secs: 0}
@@ -22,8 +20,9 @@ sources:
 
 /// A plain SMTP server on a free port writing what it receives under `<dir>/received`;
 /// `None` (and SKIPPED said) without aiosmtpd.
-fn plain_server(test: &str) -> Option<(tempfile::TempDir, u16, PathBuf, Smtp)> {
-    if !have_aiosmtpd(test) {
+#[track_caller]
+fn plain_server() -> Option<(tempfile::TempDir, u16, PathBuf, Smtp)> {
+    if !have_aiosmtpd() {
         return None;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -33,17 +32,10 @@ fn plain_server(test: &str) -> Option<(tempfile::TempDir, u16, PathBuf, Smtp)> {
     Some((dir, port, out, smtp))
 }
 
-fn have_aiosmtpd(test: &str) -> bool {
-    let ok = Command::new("python3")
-        .args(["-c", "import aiosmtpd"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        eprintln!("SKIPPED {test}: python3 with aiosmtpd is not on PATH (pip install aiosmtpd)");
-    }
-    ok
+/// Whether python3 has aiosmtpd, the SMTP server these tests run.
+#[track_caller]
+fn have_aiosmtpd() -> bool {
+    require_python_module("aiosmtpd", "pip install 'aiosmtpd==1.4.6'")
 }
 
 /// A running aiosmtpd; killed on drop.
@@ -137,10 +129,6 @@ fn text(m: &Value) -> &str {
     m["text"].as_str().expect("a text/plain part")
 }
 
-fn feed(d: &Daemon, input: &[u8]) {
-    d.send("vault-socket", input);
-}
-
 fn email_block(port: u16, scheme: &str, dir: &Path, extra: &str) -> String {
     format!(
         "email:\n  smtp: {scheme}://127.0.0.1:{port}\n  from: auditwatch@example.test\n  outbox_dir: '{}'\n{extra}",
@@ -212,9 +200,7 @@ fn id_counts(mails: &[Value], who: Option<&str>) -> BTreeMap<String, usize> {
 
 #[test]
 fn mails_arrive_with_recipients_subjects_both_bodies_and_no_secret() {
-    let Some((dir, port, out, _smtp)) =
-        plain_server("mails_arrive_with_recipients_subjects_both_bodies_and_no_secret")
-    else {
+    let Some((dir, port, out, _smtp)) = plain_server() else {
         return;
     };
     let cfg = format!(
@@ -241,7 +227,7 @@ fn mails_arrive_with_recipients_subjects_both_bodies_and_no_secret() {
         .split(|&b| b == b'\n')
         .filter(|l| !l.is_empty())
         .count() as f64;
-    feed(&d, &input);
+    d.send("vault-socket", &input);
     d.wait_until("every entry read", Duration::from_secs(30), |d| {
         d.metric("auditwatch_events_total", &["source=\"vault-socket\""]) >= n_lines
     });
@@ -346,7 +332,7 @@ fn mails_arrive_with_recipients_subjects_both_bodies_and_no_secret() {
 
 #[test]
 fn an_smtp_outage_across_a_restart_loses_no_alert_and_mails_none_twice() {
-    if !have_aiosmtpd("an_smtp_outage_across_a_restart_loses_no_alert_and_mails_none_twice") {
+    if !have_aiosmtpd() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -368,7 +354,7 @@ fn an_smtp_outage_across_a_restart_loses_no_alert_and_mails_none_twice() {
 
     // The server is down: the alerts wait in the outbox, the failures are counted.
     let d = Daemon::start(dir.path(), &cfg, &args);
-    feed(&d, &first);
+    d.send("vault-socket", &first);
     d.wait_until("alerts held in the outbox", Duration::from_secs(30), |d| {
         d.metric("auditwatch_sink_failures_total", &["sink=\"email\""]) >= 1.0
             && d.metric("auditwatch_sink_backlog", &["sink=\"email\""]) == 20.0
@@ -395,7 +381,7 @@ fn an_smtp_outage_across_a_restart_loses_no_alert_and_mails_none_twice() {
     let d = Daemon::start(dir.path(), &cfg, &args);
     let (more, second) = lines(tag, 20..25, "a");
     ids.extend(more);
-    feed(&d, &second);
+    d.send("vault-socket", &second);
     d.wait_until(
         "the new alerts in the outbox",
         Duration::from_secs(30),
@@ -418,9 +404,7 @@ fn an_smtp_outage_across_a_restart_loses_no_alert_and_mails_none_twice() {
 
 #[test]
 fn digests_group_per_recipient_per_window_while_a_critical_goes_at_once() {
-    let Some((dir, port, out, _smtp)) =
-        plain_server("digests_group_per_recipient_per_window_while_a_critical_goes_at_once")
-    else {
+    let Some((dir, port, out, _smtp)) = plain_server() else {
         return;
     };
     let rules = rules_dir(
@@ -445,7 +429,7 @@ fn digests_group_per_recipient_per_window_while_a_critical_goes_at_once() {
     let (w1, mut input) = lines(tag, 0..3, "warn");
     let (c, crit) = lines(tag, 3..4, "crit");
     input.extend(crit);
-    feed(&d, &input);
+    d.send("vault-socket", &input);
     wait_for("the critical mail", Duration::from_secs(20), || {
         !mails(&out).is_empty()
     });
@@ -466,7 +450,7 @@ fn digests_group_per_recipient_per_window_while_a_critical_goes_at_once() {
         mails(&out).len() >= 3
     });
     let (w2, input) = lines(tag, 4..6, "warn");
-    feed(&d, &input);
+    d.send("vault-socket", &input);
     wait_for("the second digests", Duration::from_secs(20), || {
         mails(&out).len() >= 5
     });
@@ -507,12 +491,7 @@ fn digests_group_per_recipient_per_window_while_a_critical_goes_at_once() {
 
 #[test]
 fn starttls_with_a_private_ca_and_credentials_from_the_environment() {
-    let test = "starttls_with_a_private_ca_and_credentials_from_the_environment";
-    if !have_aiosmtpd(test) {
-        return;
-    }
-    if Command::new("openssl").arg("version").output().is_err() {
-        eprintln!("SKIPPED {test}: openssl is not on PATH (apt-get install openssl)");
+    if !have_aiosmtpd() || !require_tool("openssl", "apt-get install openssl") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -608,7 +587,7 @@ fn starttls_with_a_private_ca_and_credentials_from_the_environment() {
         format!("{SOURCES}{}", email_block(port, "smtp", dir.path(), creds)),
     )
     .unwrap();
-    let o = Command::new(bin())
+    let o = Command::new(BIN)
         .args(["run", "--rules", rules.to_str().unwrap(), "--config"])
         .arg(&cfg_path)
         .env("AW_SMTP_USER", "auditwatch")
@@ -624,7 +603,7 @@ fn starttls_with_a_private_ca_and_credentials_from_the_environment() {
     let (ids, input) = lines(tag, 0..1, "a");
     let cfg = format!("{SOURCES}{}", email_block(port, "smtp", dir.path(), creds));
     let d = Daemon::start_env(dir.path(), &cfg, &args, &env);
-    feed(&d, &input);
+    d.send("vault-socket", &input);
     d.wait_until("a refused TLS handshake", Duration::from_secs(30), |d| {
         d.metric("auditwatch_sink_failures_total", &["sink=\"email\""]) >= 1.0
     });
@@ -666,9 +645,7 @@ fn starttls_with_a_private_ca_and_credentials_from_the_environment() {
 
 #[test]
 fn beyond_the_hourly_cap_mails_wait_in_the_outbox_and_nothing_is_dropped() {
-    let Some((dir, port, out, _smtp)) =
-        plain_server("beyond_the_hourly_cap_mails_wait_in_the_outbox_and_nothing_is_dropped")
-    else {
+    let Some((dir, port, out, _smtp)) = plain_server() else {
         return;
     };
     let rules = rules_dir(dir.path(), &[("every.yaml", EVERY_READ_RULE)]);
@@ -684,12 +661,12 @@ fn beyond_the_hourly_cap_mails_wait_in_the_outbox_and_nothing_is_dropped() {
     let mut d = Daemon::start(dir.path(), &cfg, &["--rules", rules.to_str().unwrap()]);
     let tag = std::process::id();
     let (first, input) = lines(tag, 0..1, "a");
-    feed(&d, &input);
+    d.send("vault-socket", &input);
     wait_for("the first mail", Duration::from_secs(20), || {
         mails(&out).len() == 1
     });
     let (_, input) = lines(tag, 1..3, "a");
-    feed(&d, &input);
+    d.send("vault-socket", &input);
     d.wait_log("hourly mail cap reached", Duration::from_secs(20));
     d.wait_until("the capped alerts held", Duration::from_secs(20), |d| {
         d.metric("auditwatch_sink_backlog", &["sink=\"email\""]) == 2.0

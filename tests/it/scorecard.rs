@@ -5,7 +5,7 @@
 //! item's, and its request id or time window: `AnswerItem::found_by`), every alert is
 //! explained by some item (precision), and the clean stream of the same platform (no
 //! injection) raises nothing. The table of recall and precision per category is printed
-//! before any assertion, so a failing run shows it (`cargo test --test scorecard --
+//! before any assertion, so a failing run shows it (`cargo test --test it scorecard:: --
 //! --nocapture` shows it on success too).
 //!
 //! The platforms run on their own threads (the simulator and the pipeline are
@@ -13,14 +13,12 @@
 //! into the pipeline: nothing holds a whole run in memory.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Instant;
 
 use auditwatch::alert::Alert;
-use auditwatch::config::Config;
-use auditwatch::pipeline::Pipeline;
-use auditwatch::rules::RuleSet;
 use auditwatch::simulate::{AnswerItem, AnswerKey, Injection, SimConfig, Simulation};
+
+use crate::util::replay_lines;
 
 /// (seed, tenants). Ten hours from Monday 00:00: the night for `after_hours_admin`, the
 /// 7.5 hours `eso_stale` needs, and 08:00-10:00 for the human admins' sessions.
@@ -45,16 +43,11 @@ struct Run {
 fn simulate_and_replay(cfg: &SimConfig) -> (AnswerKey, Vec<Alert>, u64, usize) {
     let mut sim = Simulation::new(cfg).expect("every injection fits the platform");
     let key = sim.answer_key().clone();
-    let mut p = Pipeline::new(Arc::new(Config::default()), Arc::new(RuleSet::embedded()));
-    let mut alerts = Vec::new();
     let mut lines = 0;
-    while let Some((_, line)) = sim.next_line() {
-        // A parse error is counted by the pipeline; the check is on the total.
-        let _ = p.feed_line(line.as_bytes(), &mut alerts);
-        lines += 1;
-    }
-    p.finish(&mut alerts);
-    (key, alerts, p.stats().parse_errors_total(), lines)
+    let simulated =
+        std::iter::from_fn(|| sim.next_line().map(|(_, line)| line)).inspect(|_| lines += 1);
+    let (alerts, parse_errors) = replay_lines(simulated);
+    (key, alerts, parse_errors, lines)
 }
 
 fn run(seed: u64, tenants: usize) -> Run {

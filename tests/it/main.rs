@@ -1,0 +1,36 @@
+//! The integration tests, in one crate (one binary to link, not one per file): each module
+//! is one area of the product, and `util` holds the helpers they share.
+//!
+//! Run one area with a filter: `cargo test --test it daemon::`, `cargo test --test it
+//! paths::`. The real audit samples come from `AUDITWATCH_SAMPLES`; external tools a test
+//! needs (OpenBao, Prometheus, Alertmanager, an SMTP server, moto, Chromium, node) are
+//! found on `PATH`. Without them a test says SKIPPED and passes, except under `CI=true`,
+//! where it fails (see `util/tools.rs`).
+
+mod util;
+
+mod bad_input;
+mod cli_rules;
+mod closed_pipe;
+mod conformance;
+mod daemon;
+mod daemon_cloudwatch;
+mod daemon_load;
+mod dashboards;
+mod e2e_openbao;
+mod golden;
+mod layers;
+mod parallel;
+mod paths;
+mod prometheus;
+mod readme;
+mod report;
+mod report_browser;
+mod scorecard;
+mod sim_shape;
+mod simulate;
+mod simulate_output;
+mod sink_alertmanager;
+mod sink_email;
+mod skim;
+mod tail;
