@@ -231,7 +231,7 @@ pub fn run(args: ReplayArgs) -> u8 {
         }
     }
     if let (Some(rec), Some((path, format))) = (&recorder, &report_to) {
-        let doc = rec.finish(&report::Source {
+        let doc = rec.finish(&report::Replayed {
             inputs: &reports,
             skipped: &skipped,
             stats: pipeline.stats(),

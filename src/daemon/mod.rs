@@ -15,7 +15,7 @@
 //! file checkpoints, and exit within `server.drain_timeout_secs`.
 
 pub mod config;
-pub mod engine;
+pub mod engine_thread;
 pub mod http;
 
 use std::path::PathBuf;
@@ -40,7 +40,7 @@ use crate::yaml::Problem;
 
 use crate::ingest::queue::{Queue, QueueSettings};
 use config::DaemonConfig;
-use engine::{Committer, Control, EngineThread, SourceInfo};
+use engine_thread::{Committer, Control, EngineThread, SourceInfo};
 
 /// What `auditwatch run` hands the daemon: validated settings and where they came from
 /// (for reloads).

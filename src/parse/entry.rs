@@ -2,7 +2,7 @@
 //!
 //! Built from the fast path's record (`Entry::from_rec`, most lines) or in one pass over
 //! the simd-json tape ([`Entry::from_value`], the lines the fast path leaves); the two
-//! agree field by field (`tests/skim.rs`). A field of an unexpected type (Vault moved
+//! agree field by field (`tests/it/skim.rs`). A field of an unexpected type (Vault moved
 //! several across versions: `metadata` became `map[string]any`, `error` was `""` or absent)
 //! reads as absent instead of failing the entry. `request.data` and `response.data` are
 //! never kept: whatever a `log_raw` device wrote there cannot leak from here.

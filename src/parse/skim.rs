@@ -12,7 +12,7 @@
 //! exponent or a long number, an escaped key in an object whose keys are compared, deep
 //! nesting, a value that is not an object) makes it return `None`, and the line goes to
 //! simd-json, which then reads it or says why not. So every line it accepts is one
-//! simd-json accepts, read to the same view; `tests/skim.rs` checks that on every real
+//! simd-json accepts, read to the same view; `tests/it/skim.rs` checks that on every real
 //! sample and on mutations of them.
 
 use super::time::parse_rfc3339_nanos;

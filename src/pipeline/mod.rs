@@ -53,7 +53,7 @@ impl Stats {
 
 pub struct Pipeline {
     parser: Parser,
-    sink: Core,
+    core: Core,
 }
 
 /// Everything after parsing, shared by the line path and the batch path.
@@ -126,7 +126,7 @@ impl Pipeline {
     pub fn new(cfg: Arc<Config>, rules: Arc<RuleSet>) -> Pipeline {
         Pipeline {
             parser: Parser::new(&cfg.parse.prefix),
-            sink: Core {
+            core: Core {
                 engine: Engine::new(cfg, rules),
                 stats: Stats::default(),
                 since: None,
@@ -143,40 +143,40 @@ impl Pipeline {
 
     /// Only entries with `since <= time < until` reach the engine.
     pub fn set_time_range(&mut self, since: Option<i64>, until: Option<i64>) {
-        self.sink.since = since;
-        self.sink.until = until;
+        self.core.since = since;
+        self.core.until = until;
     }
 
     /// Show every entry that reaches the engine to `observer` (the forensics report);
     /// `None`, the default, costs one branch per entry.
     pub fn set_observer(&mut self, observer: Option<Box<dyn EntryObserver>>) {
-        self.sink.observer = observer;
+        self.core.observer = observer;
     }
 
     pub fn stats(&self) -> &Stats {
-        &self.sink.stats
+        &self.core.stats
     }
 
     pub fn engine(&self) -> &Engine {
-        &self.sink.engine
+        &self.core.engine
     }
 
     pub fn engine_mut(&mut self) -> &mut Engine {
-        &mut self.sink.engine
+        &mut self.core.engine
     }
 
     pub fn engine_stats(&self) -> EngineStats {
-        self.sink.engine.stats()
+        self.core.engine.stats()
     }
 
     pub fn table_sizes(&self) -> TableSizes {
-        self.sink.engine.table_sizes()
+        self.core.engine.table_sizes()
     }
 
     /// A line longer than the cap was skipped by the framer.
     pub fn record_too_long(&mut self, bytes: u64) {
         let mut none = Vec::new();
-        let _ = self.sink.accept(
+        let _ = self.core.accept(
             Framing::default(),
             Err(ParseError::LineTooLong),
             None,
@@ -189,11 +189,11 @@ impl Pipeline {
     /// can log where it happened.
     pub fn feed_line(&mut self, line: &[u8], out: &mut Vec<Alert>) -> Result<(), ParseError> {
         let bytes = line.len() as u64 + 1;
-        let Pipeline { parser, sink, .. } = self;
+        let Pipeline { parser, core, .. } = self;
         // The parser leaves the line as it was: it is a request's original bytes, kept in
         // case its response never comes and it must be read again.
         parser.parse(line, |framing, result| {
-            sink.accept(framing, result, Some(line), bytes, out)
+            core.accept(framing, result, Some(line), bytes, out)
         })
     }
 
@@ -214,13 +214,13 @@ impl Pipeline {
             // Read with another prefix: read the lines again with this parser's.
             ahead.read(lines, self.parser.prefix());
         }
-        let Pipeline { parser, sink, .. } = self;
+        let Pipeline { parser, core, .. } = self;
         let mut n = 0;
         ahead.each(lines, |line, bytes, outcome| {
             let r = match outcome {
-                Some((framing, result)) => sink.accept(framing, result, Some(line), bytes, out),
+                Some((framing, result)) => core.accept(framing, result, Some(line), bytes, out),
                 None => parser.parse(line, |framing, result| {
-                    sink.accept(framing, result, Some(line), bytes, out)
+                    core.accept(framing, result, Some(line), bytes, out)
                 }),
             };
             if let Err(e) = r {
@@ -234,8 +234,8 @@ impl Pipeline {
     /// End of input.
     pub fn finish(&mut self, out: &mut Vec<Alert>) {
         let before = out.len();
-        self.sink.engine.finish(out);
-        if let Some(o) = &mut self.sink.observer {
+        self.core.engine.finish(out);
+        if let Some(o) = &mut self.core.observer {
             if out.len() > before {
                 o.alerts(&out[before..]);
             }

@@ -83,7 +83,7 @@ impl Default for Caps {
 }
 
 /// What was replayed, for the report's header: given by the front end at the end.
-pub struct Source<'a> {
+pub struct Replayed<'a> {
     pub inputs: &'a [InputReport],
     pub skipped: &'a [InputReport],
     pub stats: &'a Stats,
@@ -844,7 +844,7 @@ impl Collector {
     }
 
     /// The report. The collector is left empty.
-    pub fn finish(&mut self, src: &Source<'_>) -> Report {
+    pub fn finish(&mut self, src: &Replayed<'_>) -> Report {
         self.buckets.flush();
         let caps = self.caps.clone();
         let replay = self.replay_section(src);
@@ -955,7 +955,7 @@ impl Collector {
         }
     }
 
-    fn replay_section(&self, src: &Source<'_>) -> Replay {
+    fn replay_section(&self, src: &Replayed<'_>) -> Replay {
         let input = |r: &InputReport| InputSummary {
             name: r.name.clone(),
             bytes: r.bytes,

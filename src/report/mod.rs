@@ -17,7 +17,7 @@ use std::io::{self, BufWriter, Write};
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-pub use collect::{Caps, Collector, Source};
+pub use collect::{Caps, Collector, Replayed};
 pub use model::Report;
 
 use crate::alert::Alert;
@@ -62,7 +62,7 @@ impl Recorder {
         Box::new(self.clone())
     }
 
-    pub fn finish(&self, src: &Source<'_>) -> Report {
+    pub fn finish(&self, src: &Replayed<'_>) -> Report {
         self.lock().finish(src)
     }
 }

@@ -6,7 +6,7 @@
 //! tokens, accessors and every string in `data` HMAC'd as the audit device does.
 //!
 //! Shape details taken from real OpenBao 2.7.2 and Vault 1.17-1.21 logs
-//! (`shared/vault-audit/samples`, pinned by `tests/sim_shape.rs`):
+//! (`shared/vault-audit/samples`, pinned by `tests/it/sim_shape.rs`):
 //! - the request entry carries `request.mount_accessor` only for `create`/`update`
 //!   (routing resolves the accessor in the existence check, which only writes run); the
 //!   response entry always does, unless the ACL denied the call;

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use auditwatch::config::Config;
 use auditwatch::pipeline::Pipeline;
-use auditwatch::report::{Caps, Recorder, Report, Source};
+use auditwatch::report::{Caps, Recorder, Replayed, Report};
 use auditwatch::rules::RuleSet;
 use serde_json::Value;
 
@@ -224,7 +224,7 @@ fn replay_lines(lines: &[String], caps: Caps) -> Report {
     let rec = Recorder::new(caps);
     p.set_observer(Some(rec.observer()));
     feed(&mut p, lines);
-    rec.finish(&Source {
+    rec.finish(&Replayed {
         inputs: &[],
         skipped: &[],
         stats: p.stats(),
