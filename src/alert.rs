@@ -68,6 +68,12 @@ pub struct Actor {
 /// One alert.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Alert {
+    /// The finding's stable identity: the same from every copy of the stream (both audit
+    /// devices, either detector of an HA pair, input read again after a crash), so every
+    /// sink de-duplicates on it. Made only of what the copies share: the rule, and the
+    /// request id of the triggering entry (for findings about absence, a hash of the state
+    /// key and of the last entry seen); never a device's timestamp or HMAC'd value.
+    pub id: String,
     pub time: String,
     pub rule: String,
     pub category: String,

@@ -196,6 +196,7 @@ label_values! {
         AllowListed => "allow_listed",
         EvictedKey => "evicted_key",
         UntimedEntry => "untimed_entry",
+        DuplicateAlert => "duplicate_alert",
     }
 }
 
@@ -565,6 +566,7 @@ mod tests {
                     "allow_listed",
                     "evicted_key",
                     "untimed_entry",
+                    "duplicate_alert",
                 ],
             ),
             ("ReloadOutcome", vec!["ok", "rejected"]),

@@ -327,6 +327,7 @@ fn stats_json(o: &Outcome<'_>) -> serde_json::Value {
         "untimed_entries": e.untimed,
         "timed_out_requests": e.timed_out_requests,
         "duplicate_responses": e.duplicate_responses,
+        "duplicate_alerts": e.duplicate_alerts,
         "suppressed_alerts": e.suppressed_alerts,
         "allow_listed": e.allow_listed,
         "evicted_keys": e.evicted_keys,
@@ -432,6 +433,12 @@ fn summary(o: &Outcome<'_>) {
         notes.push(format!(
             "{} duplicate responses ignored",
             thousands(e.duplicate_responses)
+        ));
+    }
+    if e.duplicate_alerts > 0 {
+        notes.push(format!(
+            "{} alerts raised again from another copy of their entry, dropped",
+            thousands(e.duplicate_alerts)
         ));
     }
     if e.suppressed_alerts > 0 {

@@ -376,6 +376,11 @@ impl EngineThread {
             ),
             (EngineEvent::EvictedKey, now.evicted_keys, seen.evicted_keys),
             (EngineEvent::UntimedEntry, now.untimed, seen.untimed),
+            (
+                EngineEvent::DuplicateAlert,
+                now.duplicate_alerts,
+                seen.duplicate_alerts,
+            ),
         ] {
             if a > b {
                 m.with_label_values(&[kind.as_str()]).inc_by(a - b);

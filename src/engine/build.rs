@@ -6,9 +6,67 @@ use serde_json::{json, Map as JsonMap, Value as Json};
 
 use crate::alert::{Actor, Alert, Severity};
 use crate::parse::time::format_rfc3339;
+use crate::parse::EntryKind;
 use crate::rules::Rule;
+use crate::util::stable_hash::stable_hash;
 
+use super::detect::NANOS;
 use super::event::Event;
+
+/// Entries without a request id are told apart by what every device's copy of them shares,
+/// and by their time in steps this long: copies (written microseconds apart) fall in the
+/// same step, except in the rare case the step's edge falls between them.
+const UNIDENTIFIED_STEP: i64 = 10 * NANOS;
+
+/// What identifies an entry across the copies of the stream: its request id, or for an
+/// entry without one (help requests, old devices), a stable hash of what the copies share
+/// (type, path, operation, remote address, display name, entity, error, a time step).
+pub fn entry_identity(ev: &Event<'_, '_>) -> String {
+    let e = ev.entry;
+    match e.request.id {
+        Some(id) => id.to_string(),
+        None => {
+            let kind = match e.kind {
+                EntryKind::Request => "request",
+                EntryKind::Response => "response",
+                EntryKind::Other(t) => t,
+            };
+            let step = ev.time.div_euclid(UNIDENTIFIED_STEP).to_string();
+            let h = stable_hash([
+                kind,
+                e.request.path.unwrap_or(""),
+                e.request.operation.unwrap_or(""),
+                e.request.remote_address.unwrap_or(""),
+                ev.actor.display_name.unwrap_or(""),
+                ev.actor.entity_id.unwrap_or(""),
+                e.error.unwrap_or(""),
+                &step,
+            ]);
+            format!("~{h:016x}")
+        }
+    }
+}
+
+/// [`entry_identity`] as a number, kept in detector state (the last read of a key, the
+/// last entry of a stream) to name a later finding about absence.
+pub fn entry_identity_hash(ev: &Event<'_, '_>) -> u64 {
+    match ev.entry.request.id {
+        Some(id) => stable_hash([id]),
+        None => stable_hash([entry_identity(ev).as_str()]),
+    }
+}
+
+/// The id of a finding about one entry: the rule and the entry's identity (one request
+/// makes at most one alert per rule).
+pub fn event_id(rule: &Rule, ev: &Event<'_, '_>) -> String {
+    format!("{}:{}", rule.id, entry_identity(ev))
+}
+
+/// The id of a finding about absence: the rule, what went silent (the state key, empty
+/// for the whole stream) and the last entry seen before the silence.
+pub fn absence_id(rule: &Rule, key: &str, last_entry: u64) -> String {
+    format!("{}:{:016x}:{last_entry:016x}", rule.id, stable_hash([key]))
+}
 
 /// The record of a finding about one event.
 pub fn event_alert(
@@ -31,6 +89,7 @@ pub fn event_alert(
         .or(e.request.client_token_accessor)
         .filter(|a| a.starts_with("hmac-sha256:"));
     let mut alert = Alert {
+        id: event_id(rule, ev),
         time: format_rfc3339(ev.time),
         rule: rule.id.clone(),
         category: rule.category.clone(),
@@ -72,9 +131,10 @@ pub fn event_alert(
     alert
 }
 
-/// An alert with no triggering entry (absence, stale).
+/// An alert with no triggering entry (absence, stale), with its [`absence_id`].
 pub fn bare_alert(
     rule: &Rule,
+    id: String,
     time: i64,
     severity: Severity,
     mut evidence: JsonMap<String, Json>,
@@ -83,6 +143,7 @@ pub fn bare_alert(
         evidence.entry(k.clone()).or_insert(v.clone());
     }
     let mut a = Alert {
+        id,
         time: format_rfc3339(time),
         rule: rule.id.clone(),
         category: rule.category.clone(),
@@ -158,6 +219,7 @@ mod tests {
     #[test]
     fn every_summary_placeholder_rules_accept_is_one_render_fills() {
         let a = Alert {
+            id: "r:id".into(),
             time: "2026-01-01T00:00:00Z".into(),
             rule: "r".into(),
             category: "c".into(),

@@ -17,6 +17,7 @@ pub mod detect;
 pub mod event;
 pub mod pairing;
 pub mod policy;
+pub mod recent;
 
 use std::sync::Arc;
 
@@ -31,6 +32,10 @@ use detect::{Detector, NANOS};
 pub use event::{Event, Outcome, PathTenant};
 use pairing::Pairing;
 use policy::Suppressions;
+use recent::RecentIds;
+
+/// Alert ids remembered to drop a finding raised again from another copy of its entry.
+const RECENT_ALERT_IDS: usize = 65_536;
 
 /// Counters the engine keeps (exposed as metrics and in the replay summary).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -43,6 +48,8 @@ pub struct EngineStats {
     pub suppressed_alerts: u64,
     pub allow_listed: u64,
     pub evicted_keys: u64,
+    /// Alerts raised again with the id of one raised lately (another copy of its entry).
+    pub duplicate_alerts: u64,
 }
 
 /// Sizes of the bounded state tables.
@@ -84,6 +91,8 @@ pub struct State {
     pairing: Pairing,
     /// One per rule, in the rules' order.
     rules: Vec<RuleState>,
+    /// Ids of the alerts raised lately.
+    recent: RecentIds,
     stats: EngineStats,
 }
 
@@ -107,6 +116,7 @@ impl Engine {
             clock: Clock::default(),
             pairing: Pairing::new(cfg.engine.max_pending_requests as usize),
             rules: rules.rules.iter().map(RuleState::new).collect(),
+            recent: RecentIds::new(RECENT_ALERT_IDS),
             stats: EngineStats::default(),
         };
         Engine {
@@ -188,6 +198,26 @@ impl Engine {
     /// Feed one entry. `raw` is the unparsed line of a request entry (kept in case its
     /// response never arrives); pass `None` for other entries.
     pub fn process(&mut self, entry: &Entry<'_>, raw: Option<&[u8]>, out: &mut Vec<Alert>) {
+        let start = out.len();
+        self.process_entry(entry, raw, out);
+        self.drop_repeats(out, start);
+    }
+
+    /// Alerts appended to `out` from `start` on whose id was raised lately are dropped.
+    fn drop_repeats(&mut self, out: &mut Vec<Alert>, start: usize) {
+        let st = &mut self.state;
+        let mut i = start;
+        while i < out.len() {
+            if st.recent.first(&out[i].id) {
+                i += 1;
+            } else {
+                st.stats.duplicate_alerts += 1;
+                out.remove(i);
+            }
+        }
+    }
+
+    fn process_entry(&mut self, entry: &Entry<'_>, raw: Option<&[u8]>, out: &mut Vec<Alert>) {
         let st = &mut self.state;
         st.stats.events += 1;
         let stamp = st.clock.stamp(entry.time);
@@ -245,10 +275,12 @@ impl Engine {
     /// End of input: requests still waiting for a response are evaluated on their own.
     /// Timers beyond the last event time do not fire (nothing is known past the input).
     pub fn finish(&mut self, out: &mut Vec<Alert>) {
+        let start = out.len();
         if let Some(m) = self.state.clock.max_time() {
             self.advance(m, out);
         }
         self.expire_pending(i64::MAX, false, out);
+        self.drop_repeats(out, start);
     }
 
     fn advance(&mut self, watermark: i64, out: &mut Vec<Alert>) {

@@ -9,7 +9,7 @@ use std::collections::{HashSet, VecDeque};
 use super::detect::Map;
 
 /// A request id as a 128-bit key: two independent 64-bit hashes of its bytes.
-fn id_key(id: &str) -> u128 {
+pub(super) fn id_key(id: &str) -> u128 {
     use std::hash::{BuildHasher, Hasher};
     let mut h1 = foldhash::fast::FixedState::with_seed(0x5eed).build_hasher();
     h1.write(id.as_bytes());

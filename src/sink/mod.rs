@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 use crate::alert::Alert;
 use crate::metrics::{Metrics, SinkDrop, TENANT_NONE, TENANT_OTHER};
 use crate::util::lograte::LogRate;
+use crate::util::stable_hash::stable_hash;
 use crate::util::thread::join_until;
 use crate::yaml::{self, Ctx, MapReader, Node};
 
@@ -351,32 +352,13 @@ impl LabelCap {
     }
 }
 
-/// A stable identity of an alert: the same alert gives the same key in every process and
-/// version (FNV-1a over the fields that make it this alert). Two detectors run as an HA
-/// pair raise the same alert with the same key, which lets Alertmanager and the email
+/// The alert's `id` as a short fixed-width key (a stable hash of it) for places that need
+/// a bounded, file-name-safe token: the Alertmanager `alert_key` label and the email
+/// outbox. The id is the same from every copy of the stream (both devices, both detectors
+/// of an HA pair, input read again), so the key is too, which lets Alertmanager and the
 /// outbox de-duplicate.
 pub fn alert_key(a: &Alert) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut eat = |s: &str| {
-        for b in s.bytes().chain([0xff]) {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-    };
-    eat(&a.rule);
-    eat(&a.time);
-    eat(a.request_id.as_deref().unwrap_or(""));
-    eat(a.tenant.as_deref().unwrap_or(""));
-    eat(a.target_tenant.as_deref().unwrap_or(""));
-    eat(a.path.as_deref().unwrap_or(""));
-    eat(a.actor.entity_id.as_deref().unwrap_or(""));
-    eat(a.actor.display_name.as_deref().unwrap_or(""));
-    eat(a
-        .evidence
-        .get("kind")
-        .and_then(|k| k.as_str())
-        .unwrap_or(""));
-    format!("{h:016x}")
+    format!("{:016x}", stable_hash([a.id.as_str()]))
 }
 
 /// The runbook link of an alert (`output.runbook_url` with `{category}` and `{rule}`
@@ -443,6 +425,7 @@ mod tests {
 
     fn alert(n: u32) -> Alert {
         Alert {
+            id: format!("r:{n}"),
             time: "2026-03-02T14:07:00Z".into(),
             rule: "r".into(),
             category: "cross_tenant_read".into(),
@@ -574,6 +557,7 @@ mod tests {
     #[test]
     fn the_alert_key_is_stable_and_tells_alerts_apart() {
         let a = crate::alert::Alert {
+            id: "cross-tenant-kv-read:c915b587".into(),
             time: "2026-03-02T14:07:00.123456Z".into(),
             rule: "cross-tenant-kv-read".into(),
             category: "cross_tenant_read".into(),
@@ -590,11 +574,14 @@ mod tests {
             time_nanos: 0,
         };
         // Pinned: a change here breaks de-duplication between mixed versions of an HA pair.
-        assert_eq!(alert_key(&a), "af07cc523d423bb6");
+        assert_eq!(alert_key(&a), "83c5a86933b17cd6");
+        // Another device's copy: its own timestamp and HMAC'd accessor, the same key.
         let mut b = a.clone();
         b.summary = "another wording".into();
+        b.time = "2026-03-02T14:07:00.123611Z".into();
+        b.actor.accessor = Some("hmac-sha256:other-salt".into());
         assert_eq!(alert_key(&a), alert_key(&b));
-        b.request_id = Some("other".into());
+        b.id = "cross-tenant-kv-read:other".into();
         assert_ne!(alert_key(&a), alert_key(&b));
     }
 }

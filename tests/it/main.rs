@@ -9,6 +9,7 @@
 
 mod util;
 
+mod alert_id;
 mod bad_input;
 mod cli_rules;
 mod closed_pipe;

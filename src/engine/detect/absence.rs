@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 use serde_json::{json, Map as JsonMap};
 
 use crate::alert::Alert;
-use crate::engine::build::bare_alert;
+use crate::engine::build::{absence_id, bare_alert};
 use crate::parse::time::format_rfc3339;
 use crate::rules::{AbsenceSpec, Rule};
 
@@ -31,8 +31,12 @@ impl Absence {
         self.state = old.state;
     }
 
-    pub fn observe(&mut self, t: i64) {
+    /// A matching entry at `t`, `entry` its [`crate::engine::build::entry_identity_hash`].
+    pub fn observe(&mut self, t: i64, entry: u64) {
         let window = self.spec.silence_secs as i64 * NANOS;
+        if self.state.last_seen.is_none_or(|l| t >= l) {
+            self.state.last_entry = entry;
+        }
         self.state.observe(t, window, self.spec.min_events);
     }
 
@@ -46,7 +50,8 @@ impl Absence {
             let mut ev = JsonMap::new();
             ev.insert("last_event_time".into(), json!(format_rfc3339(last)));
             ev.insert("silence_secs".into(), json!(self.spec.silence_secs));
-            out.push(bare_alert(rule, last + silence, rule.severity, ev));
+            let id = absence_id(rule, "", a.last_entry);
+            out.push(bare_alert(rule, id, last + silence, rule.severity, ev));
         }
     }
 }
@@ -55,6 +60,8 @@ impl Absence {
 #[derive(Default)]
 pub struct AbsenceState {
     pub last_seen: Option<i64>,
+    /// The identity of the last entry seen: what names the silence after it.
+    pub last_entry: u64,
     pub fired: bool,
     /// The stream carried `min_events` within a window before its last event.
     pub busy: bool,

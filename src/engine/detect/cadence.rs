@@ -14,7 +14,7 @@ use serde_json::{json, Map as JsonMap, Value as Json};
 
 use crate::alert::{Alert, Severity};
 use crate::config::Config;
-use crate::engine::build::{bare_alert, render};
+use crate::engine::build::{absence_id, bare_alert, entry_identity_hash, render};
 use crate::engine::event::{Event, Outcome};
 use crate::parse::time::format_rfc3339;
 use crate::rules::condition::Field;
@@ -97,7 +97,7 @@ impl Cadence {
             max_keys: c.max_keys as usize,
         };
         let st = &mut self.state;
-        let (slot, obs) = st.observe(&key, ev.time, &params);
+        let (slot, obs) = st.observe(&key, ev.time, entry_identity_hash(ev), &params);
         let mut fire = false;
         if checks.contains(&CadenceCheck::TooFrequent) {
             if let Some(n) = obs.too_frequent {
@@ -172,7 +172,8 @@ impl Cadence {
                 json!((state.deadline - state.last_read) / NANOS),
             );
             key_evidence(&mut evidence, key, k);
-            let mut alert = bare_alert(rule, state.deadline, rule.severity, evidence);
+            let id = absence_id(rule, k, state.last_entry);
+            let mut alert = bare_alert(rule, id, state.deadline, rule.severity, evidence);
             for (f, v) in key.iter().zip(k.split('\u{1f}')) {
                 if v.is_empty() {
                     continue;
@@ -205,6 +206,9 @@ impl Cadence {
 pub struct CadenceKey {
     /// Last read (any), ns.
     pub last_read: i64,
+    /// The identity of the entry of the last read ([`entry_identity_hash`]): what names a
+    /// `stale` finding, the same from every copy of the stream.
+    pub last_entry: u64,
     /// Last read that was not a duplicate, ns.
     pub last_counted: i64,
     intervals: [u32; 8],
@@ -222,9 +226,10 @@ pub struct CadenceKey {
 }
 
 impl CadenceKey {
-    fn new(t: i64) -> CadenceKey {
+    fn new(t: i64, entry: u64) -> CadenceKey {
         CadenceKey {
             last_read: t,
+            last_entry: entry,
             last_counted: t,
             intervals: [0; 8],
             n_intervals: 0,
@@ -300,7 +305,13 @@ pub struct CadenceParams {
 }
 
 impl CadenceState {
-    pub fn observe(&mut self, key: &str, t: i64, p: &CadenceParams) -> (u32, CadenceObservation) {
+    pub fn observe(
+        &mut self,
+        key: &str,
+        t: i64,
+        entry: u64,
+        p: &CadenceParams,
+    ) -> (u32, CadenceObservation) {
         let mut obs = CadenceObservation::default();
         let hash = self.hasher.hash_one(key);
         let pages = &self.pages;
@@ -317,10 +328,10 @@ impl CadenceState {
                     self.evict_oldest();
                 }
                 obs.new_key = true;
-                let entry = Some((Box::<str>::from(key), CadenceKey::new(t)));
+                let slot_entry = Some((Box::<str>::from(key), CadenceKey::new(t, entry)));
                 let s = match self.free.pop() {
                     Some(s) => {
-                        self.pages[s as usize / PAGE][s as usize % PAGE] = entry;
+                        self.pages[s as usize / PAGE][s as usize % PAGE] = slot_entry;
                         s
                     }
                     None => {
@@ -329,7 +340,7 @@ impl CadenceState {
                         }
                         let n = (self.pages.len() - 1) * PAGE;
                         let pg = self.pages.last_mut().expect("a page with room");
-                        pg.push(entry);
+                        pg.push(slot_entry);
                         self.gens.push(0);
                         (n + pg.len() - 1) as u32
                     }
@@ -368,7 +379,10 @@ impl CadenceState {
                 k.n_intervals = k.n_intervals.saturating_add(1);
                 k.last_counted = t;
             }
-            k.last_read = k.last_read.max(t);
+            if t >= k.last_read {
+                k.last_read = t;
+                k.last_entry = entry;
+            }
         }
         k.stale_fired = false;
         let holds = slide(recent, t, p.frequent_window, p.frequent_min_reads);
@@ -487,26 +501,33 @@ mod tests {
         let mut c = CadenceState::default();
         // More keys than fit in two pages, then past the cap: the oldest tenth goes.
         for i in 0..10_000i64 {
-            let (slot, obs) = c.observe(&format!("ns\0secret/data/k{i}"), i * NANOS, &p);
+            let (slot, obs) = c.observe(&format!("ns\0secret/data/k{i}"), i * NANOS, 0, &p);
             assert!(obs.new_key);
             assert_eq!(c.key(slot).unwrap().0, format!("ns\0secret/data/k{i}"));
         }
         assert_eq!(c.len(), 10_000);
-        let (_, obs) = c.observe("ns\0secret/data/new", 20_000 * NANOS, &p);
+        let (_, obs) = c.observe("ns\0secret/data/new", 20_000 * NANOS, 0, &p);
         assert!(obs.new_key);
         assert_eq!(c.evicted, 1_001);
         assert_eq!(c.len(), 10_000 - 1_001 + 1);
         // A survivor is found again (not new); an evicted key starts over.
-        let (_, obs) = c.observe("ns\0secret/data/k9999", 20_001 * NANOS, &p);
+        let (_, obs) = c.observe("ns\0secret/data/k9999", 20_001 * NANOS, 0, &p);
         assert!(!obs.new_key);
         assert_eq!(obs.interval, Some((20_001 - 9_999) * NANOS));
-        let (_, obs) = c.observe("ns\0secret/data/k5", 20_002 * NANOS, &p);
+        let (_, obs) = c.observe("ns\0secret/data/k5", 20_002 * NANOS, 0, &p);
         assert!(obs.new_key);
         // Three reads in the window: too frequent at the third, the first read counted.
         let key = "ns\0secret/data/loop";
         let t0 = 30_000 * NANOS;
-        assert!(c.observe(key, t0, &p).1.too_frequent.is_none());
-        assert!(c.observe(key, t0 + 5 * NANOS, &p).1.too_frequent.is_none());
-        assert_eq!(c.observe(key, t0 + 10 * NANOS, &p).1.too_frequent, Some(3));
+        assert!(c.observe(key, t0, 0, &p).1.too_frequent.is_none());
+        assert!(c
+            .observe(key, t0 + 5 * NANOS, 0, &p)
+            .1
+            .too_frequent
+            .is_none());
+        assert_eq!(
+            c.observe(key, t0 + 10 * NANOS, 0, &p).1.too_frequent,
+            Some(3)
+        );
     }
 }

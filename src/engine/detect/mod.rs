@@ -97,7 +97,7 @@ impl Detector {
             Detector::Distinct(d) => d.observe(ev, evidence),
             Detector::Cadence(d) => return d.observe(ev, cfg, evidence),
             Detector::Absence(d) => {
-                d.observe(ev.time);
+                d.observe(ev.time, super::build::entry_identity_hash(ev));
                 false
             }
         };

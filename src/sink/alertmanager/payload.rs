@@ -142,6 +142,7 @@ mod tests {
         evidence.insert("kind".into(), json!("stale"));
         evidence.insert("observed_secs".into(), json!(7200));
         Alert {
+            id: "cross-tenant-kv-read:c915b587".into(),
             time: "2026-03-02T14:07:00.123456Z".into(),
             rule: "cross-tenant-kv-read".into(),
             category: "cross_tenant_read".into(),
@@ -208,7 +209,7 @@ mod tests {
         );
         assert_eq!(p1["labels"], p2["labels"]);
         // Distinct alerts stay distinct.
-        b.request_id = Some("another-request".into());
+        b.id = "cross-tenant-kv-read:another-request".into();
         assert_ne!(labels(&a, &s)["alert_key"], labels(&b, &s)["alert_key"]);
         // No tenant: no label (an empty matcher in Alertmanager matches it).
         b.tenant = None;
