@@ -14,7 +14,10 @@
 //! [`Queue::push_wait`], which waits for room instead of spilling (the file itself is
 //! their buffer) and yields to a non-empty spool. Spool segments are
 //! append-only files of records `[magic u8][name_len u8][len u32 le][name][lines]`; a
-//! segment is deleted once read; segments left by an earlier run are replayed first.
+//! segment is deleted once read; segments left by an earlier run are replayed first. A
+//! record cut short by a full disk is rolled back (or, if that fails, its segment is closed
+//! where the last whole record ends), so a reader never misaligns; the batch is dropped
+//! and counted (`spool_error`), and every record written before and after is kept.
 
 use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
@@ -396,7 +399,13 @@ struct Spool {
     /// Sequence numbers of segments on disk, oldest first.
     segments: VecDeque<u64>,
     writer: Option<(u64, File, u64)>,
-    reader: Option<(u64, BufReader<File>)>,
+    reader: Option<(u64, BufReader<io::Take<File>>)>,
+    /// Segments closed early at a length (a failed write could not be rolled back): the
+    /// reader stops there, before the torn record.
+    sealed: Vec<(u64, u64)>,
+    /// Test hook: the next record write stops after this many bytes with ENOSPC.
+    #[cfg(test)]
+    fail_next_write_after: Option<usize>,
     next_seq: u64,
     records: u64,
     disk_bytes: u64,
@@ -428,6 +437,9 @@ impl Spool {
             segments: VecDeque::new(),
             writer: None,
             reader: None,
+            sealed: Vec::new(),
+            #[cfg(test)]
+            fail_next_write_after: None,
             next_seq: seqs.last().map_or(0, |s| s + 1),
             records: 0,
             disk_bytes: 0,
@@ -474,7 +486,11 @@ impl Spool {
             self.segments.push_back(seq);
             self.writer = Some((seq, f, 0));
         }
-        let Some((_, f, size)) = self.writer.as_mut() else {
+        #[cfg(test)]
+        let fault = self.fail_next_write_after.take();
+        #[cfg(not(test))]
+        let fault = None;
+        let Some((seq, f, size)) = self.writer.as_mut() else {
             unreachable!("a writer was just opened")
         };
         let name = &name.as_bytes()[..name.len().min(255)];
@@ -486,8 +502,17 @@ impl Spool {
         head.push(name.len() as u8);
         head.extend_from_slice(&(data.len() as u32).to_le_bytes());
         head.extend_from_slice(name);
-        f.write_all(&head)?;
-        f.write_all(data)?;
+        if let Err(e) = write_record(f, &head, data, fault) {
+            // A record cut short (the disk is full) is rolled back, so the segment still
+            // ends on a record boundary: a later record must never be read from the
+            // middle of this one. If even that fails, the segment is closed where its
+            // last whole record ends, and the reader stops there.
+            if f.set_len(*size).is_err() {
+                self.sealed.push((*seq, *size));
+                self.writer = None;
+            }
+            return Err(SpillError::Io(e));
+        }
         let rec = (head.len() + data.len()) as u64;
         *size += rec;
         self.records += 1;
@@ -506,10 +531,13 @@ impl Spool {
                 self.records = 0;
                 return Ok(None);
             };
-            self.reader = Some((
-                seq,
-                BufReader::with_capacity(256 * 1024, File::open(segment_path(&self.dir, seq))?),
-            ));
+            let limit = self
+                .sealed
+                .iter()
+                .find(|(s, _)| *s == seq)
+                .map_or(u64::MAX, |(_, len)| *len);
+            let file = File::open(segment_path(&self.dir, seq))?.take(limit);
+            self.reader = Some((seq, BufReader::with_capacity(256 * 1024, file)));
         }
         let Some((seq, r)) = self.reader.as_mut() else {
             unreachable!("a reader was just opened")
@@ -561,6 +589,7 @@ impl Spool {
     fn reset(&mut self) {
         self.reader = None;
         self.writer = None;
+        self.sealed.clear();
         for seq in self.segments.drain(..) {
             let _ = fs::remove_file(segment_path(&self.dir, seq));
         }
@@ -568,6 +597,18 @@ impl Spool {
         self.disk_bytes = 0;
         self.by_source.iter_mut().for_each(|b| *b = 0);
     }
+}
+
+/// Write one record's header and lines; `fault` (tests) stops after that many bytes with
+/// the error a full disk gives.
+fn write_record(f: &mut File, head: &[u8], data: &[u8], fault: Option<usize>) -> io::Result<()> {
+    if let Some(n) = fault {
+        let all: Vec<u8> = [head, data].concat();
+        f.write_all(&all[..n.min(all.len())])?;
+        return Err(io::Error::from_raw_os_error(28)); // ENOSPC
+    }
+    f.write_all(head)?;
+    f.write_all(data)
 }
 
 fn source_id(names: &[String], name: &[u8]) -> SourceId {
@@ -867,5 +908,83 @@ mod tests {
             .collect();
         assert_eq!(rest, want);
         assert_eq!(q.backlog(), (0, 0));
+    }
+
+    /// Regression: a record cut short by a full disk stayed in its segment, and the reader
+    /// then misaligned on the next record and lost the rest of the segment (3,552 lines
+    /// in one trial), counted nowhere.
+    #[test]
+    fn a_record_cut_short_by_a_full_disk_is_rolled_back_and_nothing_before_is_lost() {
+        let dir = tempfile::tempdir().unwrap();
+        let names = vec!["a".to_string(), "b".to_string()];
+        let mut spool = Spool::open(dir.path(), 1 << 20, 1 << 30, &names).unwrap();
+        spool.append(0, "a", b"{\"n\":1}\n").unwrap();
+        spool.append(1, "b", b"{\"n\":2}\n").unwrap();
+        // The disk fills in the middle of the third record's lines.
+        spool.fail_next_write_after = Some(HEADER + 1 + 4);
+        let err = spool.append(0, "a", b"{\"n\":3,\"pad\":\"xxxxxxxx\"}\n");
+        assert!(
+            matches!(err, Err(SpillError::Io(_))),
+            "the failed append says so"
+        );
+        assert_eq!(spool.records, 2, "the cut record is not counted as written");
+        // Space returns: the next records land after the last whole one.
+        spool.append(1, "b", b"{\"n\":4}\n").unwrap();
+        spool.append(0, "a", b"{\"n\":5}\n").unwrap();
+        let mut got = Vec::new();
+        while let Some(b) = spool.read_next(&names).unwrap() {
+            got.push(format!(
+                "{}:{}",
+                b.source,
+                String::from_utf8(b.data).unwrap().trim()
+            ));
+        }
+        assert_eq!(
+            got,
+            ["0:{\"n\":1}", "1:{\"n\":2}", "1:{\"n\":4}", "0:{\"n\":5}"],
+            "every record written before and after the full disk, none misread"
+        );
+        // A restart reads the same whole records from what is on disk.
+        let mut spool = Spool::open(dir.path(), 1 << 20, 1 << 30, &names).unwrap();
+        spool.append(0, "a", b"{\"n\":6}\n").unwrap();
+        spool.fail_next_write_after = Some(3);
+        assert!(spool.append(0, "a", b"{\"n\":7}\n").is_err());
+        drop(spool);
+        let mut spool = Spool::open(dir.path(), 1 << 20, 1 << 30, &names).unwrap();
+        assert_eq!(spool.records, 1, "the rolled-back record is not on disk");
+        let b = spool.read_next(&names).unwrap().expect("the whole record");
+        assert_eq!(b.data, b"{\"n\":6}\n");
+    }
+
+    /// A full disk under the queue: the batch that could not be written is dropped and
+    /// counted (`spool_error`), and the queue delivers everything it took before and after.
+    #[test]
+    fn a_full_disk_under_the_queue_drops_only_what_could_not_be_written_and_counts_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = Arc::new(Metrics::new());
+        let names = vec!["a".to_string()];
+        let q = Queue::new(&settings(dir.path(), 64, 1 << 20), &names, m.clone()).unwrap();
+        assert!(q.push(batch(0, "{\"first\":1}\n")));
+        // Memory is full now: the next batch goes to the spool, and the disk is full.
+        q.lock().spool.fail_next_write_after = Some(HEADER + 2);
+        let lost = "{\"lost\":1}\n{\"lost\":2}\n".repeat(4);
+        assert!(
+            !q.push(batch(0, &lost)),
+            "the batch that could not be written is dropped"
+        );
+        assert_eq!(
+            m.dropped_lines
+                .with_label_values(&["a", LineDrop::SpoolError.as_str()])
+                .get(),
+            8,
+            "its lines are counted"
+        );
+        assert!(q.push(batch(0, &"{\"after\":1}\n".repeat(8))));
+        let got = drain(&q);
+        assert_eq!(got[0], "0:{\"first\":1}\n");
+        assert_eq!(
+            got[1..].concat(),
+            format!("0:{}", "{\"after\":1}\n".repeat(8))
+        );
     }
 }
