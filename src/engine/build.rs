@@ -10,13 +10,12 @@ use crate::parse::EntryKind;
 use crate::rules::Rule;
 use crate::util::stable_hash::stable_hash;
 
-use super::detect::NANOS;
 use super::event::Event;
 
 /// Entries without a request id are told apart by what every device's copy of them shares,
 /// and by their time in steps this long: copies (written microseconds apart) fall in the
 /// same step, except in the rare case the step's edge falls between them.
-const UNIDENTIFIED_STEP: i64 = 10 * NANOS;
+const UNIDENTIFIED_STEP: i64 = 10_000_000_000; // 10 s in ns
 
 /// What identifies an entry across the copies of the stream: its request id, or for an
 /// entry without one (help requests, old devices), a stable hash of what the copies share
