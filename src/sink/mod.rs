@@ -188,6 +188,8 @@ pub struct Sinks {
     running: Vec<Running>,
     metrics: Arc<Metrics>,
     tenants: LabelCap,
+    /// `evidence.kind` as a label: a rule's capture can put input text there.
+    kinds: LabelCap,
     /// Per sink: the "alert dropped" error, at most once per 10 s (a stuck sink must not
     /// flood the log).
     drop_log: Vec<LogRate>,
@@ -231,6 +233,7 @@ impl Sinks {
         Ok(Sinks {
             running,
             tenants: LabelCap::new(s.tenant_label_cap),
+            kinds: LabelCap::new(KIND_LABEL_CAP),
             metrics,
             drop_log: vec![LogRate::new(Duration::from_secs(10)); n],
             queue_wait: Duration::from_millis(s.queue_wait_ms),
@@ -246,11 +249,10 @@ impl Sinks {
     /// Count the alert and hand it to every sink without waiting.
     pub fn dispatch(&mut self, a: Alert) {
         let tenant = self.tenants.label(a.tenant.as_deref());
-        let kind = a
-            .evidence
-            .get("kind")
-            .and_then(|k| k.as_str())
-            .unwrap_or("");
+        let kind = match a.evidence.get("kind").and_then(|k| k.as_str()) {
+            Some(k) => self.kinds.label(Some(k)),
+            None => "",
+        };
         self.metrics
             .alerts
             .with_label_values(&[&a.category, a.severity.as_str()])
@@ -324,8 +326,17 @@ impl Sinks {
     }
 }
 
-/// Metric label values for tenants from a bounded set: the first `cap` tenants seen keep
-/// their name, later ones count as `other`; alerts without a tenant as `none`.
+/// Distinct `evidence.kind` label values: the shipped rules use about a dozen; a custom
+/// rule whose regex captures `kind` from input cannot add more than this.
+const KIND_LABEL_CAP: usize = 32;
+
+/// Longest label value taken from an alert; a longer one counts as `other`.
+const LABEL_VALUE_MAX: usize = 128;
+
+/// Metric label values from input (tenants, evidence kinds) from a bounded set: the first
+/// `cap` values seen keep their name, later ones and any longer than [`LABEL_VALUE_MAX`]
+/// count as `other`; alerts without a value as `none`. So series stay bounded whatever
+/// the input.
 pub struct LabelCap {
     cap: usize,
     seen: std::collections::HashSet<String>,
@@ -344,7 +355,11 @@ impl LabelCap {
         if self.seen.contains(t) {
             return t;
         }
-        if self.seen.len() < self.cap && t != TENANT_OTHER && t != TENANT_NONE {
+        if self.seen.len() < self.cap
+            && t.len() <= LABEL_VALUE_MAX
+            && t != TENANT_OTHER
+            && t != TENANT_NONE
+        {
             self.seen.insert(t.to_string());
             return t;
         }
@@ -466,6 +481,7 @@ mod tests {
             ],
             metrics: metrics.clone(),
             tenants: LabelCap::new(3),
+            kinds: LabelCap::new(KIND_LABEL_CAP),
             drop_log: vec![LogRate::new(Duration::from_secs(10)); 2],
             queue_wait: Duration::from_millis(20),
             stuck: vec![false; 2],
@@ -515,6 +531,49 @@ mod tests {
         );
     }
 
+    /// Regression: a custom rule whose regex captures `kind` from 2,000 paths made 2,001
+    /// series. Label values from alerts are bounded in number and length.
+    #[test]
+    fn labels_filled_from_input_stay_bounded() {
+        let metrics = Arc::new(Metrics::new());
+        let (tx, _inbox) = queue(10_000);
+        let mut sinks = Sinks {
+            running: vec![Running {
+                name: "jsonl",
+                tx,
+                thread: std::thread::spawn(|| {}),
+            }],
+            metrics: metrics.clone(),
+            tenants: LabelCap::new(3),
+            kinds: LabelCap::new(KIND_LABEL_CAP),
+            drop_log: vec![LogRate::new(Duration::from_secs(10))],
+            queue_wait: Duration::from_millis(20),
+            stuck: vec![false],
+        };
+        for n in 0..2_000u32 {
+            let mut a = alert(n);
+            a.tenant = Some("t".repeat(1 + n as usize % 300));
+            a.evidence.insert(
+                "kind".into(),
+                serde_json::json!(format!("secret/data/p{n}")),
+            );
+            sinks.dispatch(a);
+        }
+        let text = String::from_utf8(metrics.render()).unwrap();
+        let series = text
+            .lines()
+            .filter(|l| l.starts_with("auditwatch_tenant_alerts_total{"))
+            .count();
+        // At most 3 tenants + `other`, times at most 32 kinds + `other`.
+        assert!(series <= 4 * (KIND_LABEL_CAP + 1), "{series} series");
+        assert!(series > 1, "the metric is there");
+        let long = metrics
+            .tenant_alerts
+            .with_label_values(&["t", "cross_tenant_read", "high", "other"])
+            .get();
+        assert!(long > 0, "kinds past the cap count as other");
+    }
+
     /// A sink that is only slow: detection waits for room instead of dropping.
     #[test]
     fn a_slow_sink_gets_every_alert_of_a_burst() {
@@ -536,6 +595,7 @@ mod tests {
             }],
             metrics: metrics.clone(),
             tenants: LabelCap::new(3),
+            kinds: LabelCap::new(KIND_LABEL_CAP),
             drop_log: vec![LogRate::new(Duration::from_secs(10))],
             queue_wait: Duration::from_secs(1),
             stuck: vec![false],
