@@ -6,6 +6,7 @@
 
 pub mod absence;
 pub mod cadence;
+pub mod clock_skew;
 pub mod count;
 pub mod distinct;
 pub mod hours;
@@ -39,6 +40,7 @@ pub enum Detector {
     Distinct(distinct::Distinct),
     Cadence(cadence::Cadence),
     Absence(absence::Absence),
+    ClockSkew(clock_skew::ClockSkew),
 }
 
 impl Detector {
@@ -52,6 +54,9 @@ impl Detector {
             rules::Detector::Distinct(s) => Detector::Distinct(distinct::Distinct::new(s.clone())),
             rules::Detector::Cadence(s) => Detector::Cadence(cadence::Cadence::new(s.clone())),
             rules::Detector::Absence(s) => Detector::Absence(absence::Absence::new(s.clone())),
+            rules::Detector::ClockSkew(s) => {
+                Detector::ClockSkew(clock_skew::ClockSkew::new(s.clone()))
+            }
         }
     }
 
@@ -77,6 +82,10 @@ impl Detector {
                 new.adopt(old);
                 true
             }
+            (Detector::ClockSkew(new), Detector::ClockSkew(old)) => {
+                new.adopt(old);
+                true
+            }
             _ => false,
         }
     }
@@ -89,6 +98,10 @@ impl Detector {
         cfg: &Config,
         evidence: &mut JsonMap<String, Json>,
     ) -> Option<Fired> {
+        if ev.skew.is_some() && !self.time_free() {
+            // Its time cannot be placed in a window or against a timer.
+            return None;
+        }
         let fired = match self {
             Detector::Match => true,
             Detector::TenantMismatch => tenant::observe(ev, evidence),
@@ -100,8 +113,21 @@ impl Detector {
                 d.observe(ev.time);
                 false
             }
+            Detector::ClockSkew(d) => d.observe(ev, evidence),
         };
         fired.then(Fired::default)
+    }
+
+    /// Whether this detector judges an entry by itself, with no state kept by event time:
+    /// only these see an entry whose time is clock skew.
+    pub fn time_free(&self) -> bool {
+        matches!(
+            self,
+            Detector::Match
+                | Detector::TenantMismatch
+                | Detector::TimeWindow
+                | Detector::ClockSkew(_)
+        )
     }
 
     /// The watermark moved to `watermark`: findings about what did not happen by then.
