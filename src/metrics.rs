@@ -196,6 +196,8 @@ label_values! {
         AllowListed => "allow_listed",
         EvictedKey => "evicted_key",
         UntimedEntry => "untimed_entry",
+        SkewedEntry => "skewed_entry",
+        EvictedRequest => "evicted_request",
     }
 }
 
