@@ -32,7 +32,15 @@ fn simulated_day(dir: &Path) -> (Vec<String>, Value) {
     let out = dir.join("day.jsonl");
     let key = dir.join("key.json");
     let status = std::process::Command::new(env!("CARGO_BIN_EXE_auditwatch"))
-        .args(["simulate", "--seed", "7", "--tenants", "6", "--duration", "24h"])
+        .args([
+            "simulate",
+            "--seed",
+            "7",
+            "--tenants",
+            "6",
+            "--duration",
+            "24h",
+        ])
         .args(["--inject", "eso_stale,audit_stream_silent", "--answer-key"])
         .arg(&key)
         .arg("--output")
@@ -103,7 +111,11 @@ fn live(input: &[u8]) -> Vec<Value> {
     assert_eq!(exit.code, Some(0), "{}", exit.log);
     let alerts = read_alerts(&dir.path().join("alerts.jsonl"));
     let expect_skewed = alerts.iter().any(|a| a["category"] == "clock_skew");
-    assert_eq!(skewed >= 1.0, expect_skewed, "skewed_entry metric: {skewed}");
+    assert_eq!(
+        skewed >= 1.0,
+        expect_skewed,
+        "skewed_entry metric: {skewed}"
+    );
     alerts
 }
 
@@ -113,7 +125,10 @@ fn kinds(alerts: &[Value]) -> BTreeMap<(String, String), usize> {
     for a in alerts {
         let k = (
             a["rule"].as_str().unwrap_or_default().to_string(),
-            a["evidence"]["kind"].as_str().unwrap_or_default().to_string(),
+            a["evidence"]["kind"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
         );
         *m.entry(k).or_default() += 1;
     }
@@ -160,7 +175,10 @@ fn one_skewed_entry_blinds_nothing(time: impl Fn(&str) -> String, what: &str) {
     assert_eq!(clock_skew[0]["severity"], "warning");
     let ev = &clock_skew[0]["evidence"];
     assert!(ev["skew_secs"].as_i64().unwrap() > 300, "{ev}");
-    assert!(ev["entry_time"].is_string() && ev["stream_time"].is_string(), "{ev}");
+    assert!(
+        ev["entry_time"].is_string() && ev["stream_time"].is_string(),
+        "{ev}"
+    );
     assert_planted(&key, &alerts);
     assert_eq!(
         kinds(&without_clock_skew(&alerts)),
@@ -189,7 +207,11 @@ fn one_entry_ten_hours_ahead_blinds_nothing_in_replay_or_live() {
             // The simulator writes `YYYY-MM-DDTHH:...`: ten hours later, same day or next.
             let h: u32 = t[11..13].parse().unwrap();
             let d: u32 = t[8..10].parse().unwrap();
-            let (d, h) = if h + 10 >= 24 { (d + 1, h + 10 - 24) } else { (d, h + 10) };
+            let (d, h) = if h + 10 >= 24 {
+                (d + 1, h + 10 - 24)
+            } else {
+                (d, h + 10)
+            };
             format!("{}{d:02}T{h:02}{}", &t[..8], &t[13..])
         },
         "ten hours ahead",
@@ -208,8 +230,14 @@ fn an_entry_from_1970_moves_nothing_and_raises_no_storm() {
     assert_eq!(skewed, 0, "late, not ahead");
     assert_planted(&key, &alerts);
     let extra: Vec<&Value> = alerts.iter().filter(|a| !baseline.contains(a)).collect();
-    assert!(extra.len() <= 1, "at most the entry's own finding: {extra:#?}");
-    assert!(baseline.iter().all(|a| alerts.contains(a)), "nothing missed");
+    assert!(
+        extra.len() <= 1,
+        "at most the entry's own finding: {extra:#?}"
+    );
+    assert!(
+        baseline.iter().all(|a| alerts.contains(a)),
+        "nothing missed"
+    );
 }
 
 /// A request entry to sys/raw (a rule that fires on a request judged alone).
@@ -256,14 +284,22 @@ fn a_full_pending_table_judges_its_oldest_requests_first_one_at_a_time() {
 
     // By count: three held; the fourth and fifth push out the first and second.
     let (ids, evicted, held) = evictions("engine: {max_pending_requests: 3}\n", &lines);
-    assert_eq!(ids, vec![id(1), id(2)], "oldest first, only as many as needed");
+    assert_eq!(
+        ids,
+        vec![id(1), id(2)],
+        "oldest first, only as many as needed"
+    );
     assert_eq!((evicted, held), (2, 3));
 
     // By bytes: room for three lines of this size.
     let budget = 3 * (lines[0].len() + 96) + 50;
     let cfg = format!("engine: {{max_pending_bytes: {budget}}}\n");
     let (ids, evicted, held) = evictions(&cfg, &lines);
-    assert_eq!(ids, vec![id(1), id(2)], "oldest first, only as many as needed");
+    assert_eq!(
+        ids,
+        vec![id(1), id(2)],
+        "oldest first, only as many as needed"
+    );
     assert_eq!((evicted, held), (2, 3));
 }
 

@@ -247,7 +247,13 @@ mod tests {
         let mut c = Clock::new(300 * S);
         let (acc, skewed) = run(
             &mut c,
-            &[1000 * S, 1000 * S + 36_000 * S, 1001 * S, 1299 * S, 1300 * S],
+            &[
+                1000 * S,
+                1000 * S + 36_000 * S,
+                1001 * S,
+                1299 * S,
+                1300 * S,
+            ],
         );
         assert_eq!(skewed, vec![1000 * S + 36_000 * S]);
         assert_eq!(acc, vec![1000 * S, 1001 * S, 1299 * S, 1300 * S]);
@@ -260,8 +266,16 @@ mod tests {
         let times = [1000 * S, 4600 * S, 4601 * S, 8200 * S, 11800 * S];
         let (acc, skewed) = run(&mut c, &times);
         assert!(skewed.is_empty(), "{skewed:?}");
-        assert_eq!(acc, times[..4].to_vec(), "the last one waits for the next entry");
-        assert_eq!(c.decide(true).map(|s| s.time), Some(11800 * S), "end of input");
+        assert_eq!(
+            acc,
+            times[..4].to_vec(),
+            "the last one waits for the next entry"
+        );
+        assert_eq!(
+            c.decide(true).map(|s| s.time),
+            Some(11800 * S),
+            "end of input"
+        );
     }
 
     #[test]

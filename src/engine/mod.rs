@@ -17,8 +17,8 @@
 //! lines: `max_pending_requests` and `max_pending_bytes`; decided request ids: 128-bit
 //! hashes, `max(max_pending_requests, 1024)` of them (about 40 bytes each); the line of a
 //! candidate jump: one line (`parse.max_line_bytes`); detector keys: `max_keys` per rule,
-//! each key at most [`detect::MAX_KEY_BYTES`] (a longer one is cut and hashed);
-//! suppression keys: [`policy::MAX_SUPPRESSION_KEYS`] per rule, cut the same way.
+//! each key (and each value a `distinct` detector keeps) at most [`detect::MAX_KEY_BYTES`]
+//! (a longer one is cut and hashed); suppression keys: 100,000 per rule, cut the same way.
 
 pub mod build;
 pub mod clock;
@@ -282,7 +282,13 @@ impl Engine {
     }
 
     /// Judge an accepted entry at its stamp.
-    fn settle(&mut self, entry: &Entry<'_>, raw: Option<&[u8]>, stamp: Stamp, out: &mut Vec<Alert>) {
+    fn settle(
+        &mut self,
+        entry: &Entry<'_>,
+        raw: Option<&[u8]>,
+        stamp: Stamp,
+        out: &mut Vec<Alert>,
+    ) {
         let t = stamp.time;
         if stamp.untimed {
             self.state.stats.untimed += 1;
@@ -435,7 +441,10 @@ impl Engine {
 
 /// `engine.max_future_skew_secs` in ns.
 fn skew_nanos(cfg: &Config) -> i64 {
-    (cfg.engine.max_future_skew_secs.min(i64::MAX as u64 / NANOS as u64) as i64) * NANOS
+    (cfg.engine
+        .max_future_skew_secs
+        .min(i64::MAX as u64 / NANOS as u64) as i64)
+        * NANOS
 }
 
 /// Judge one entry at time `t` against every rule.

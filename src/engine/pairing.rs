@@ -218,7 +218,9 @@ mod tests {
         }
         p.hold("d", &line, 3);
         assert!(p.over_cap());
-        let h = p.next_due(i64::MIN, true).expect("the oldest is handed back");
+        let h = p
+            .next_due(i64::MIN, true)
+            .expect("the oldest is handed back");
         assert_eq!(h.time, 0);
         p.recycle(h.raw);
         assert!(!p.over_cap());
@@ -239,7 +241,11 @@ mod tests {
         p.hold("b", b"B", 10);
         p.hold("c", b"C", 20);
         let h = p.next_due(i64::MIN, true).expect("over the count");
-        assert_eq!((h.raw.as_slice(), h.time), (&b"A"[..], 30), "oldest held, not earliest time");
+        assert_eq!(
+            (h.raw.as_slice(), h.time),
+            (&b"A"[..], 30),
+            "oldest held, not earliest time"
+        );
         assert!(p.next_due(i64::MIN, true).is_none());
         assert_eq!(p.pending(), 2);
     }

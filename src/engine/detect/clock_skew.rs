@@ -49,7 +49,10 @@ impl ClockSkew {
             return false;
         }
         evidence.insert("entry_time".into(), json!(format_rfc3339(ev.time)));
-        evidence.insert("stream_time".into(), json!(format_rfc3339(skew.stream_time)));
+        evidence.insert(
+            "stream_time".into(),
+            json!(format_rfc3339(skew.stream_time)),
+        );
         let secs = ev.time.saturating_sub(skew.stream_time) / NANOS;
         evidence.insert("skew_secs".into(), json!(secs));
         evidence.insert("wall_clock".into(), json!(skew.by_wall_clock));

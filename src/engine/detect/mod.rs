@@ -163,7 +163,27 @@ impl Detector {
     }
 }
 
-/// The state key of an event: the first value of each key field, joined by U+001F.
+/// The longest state key or value kept: client-chosen strings (paths, display names) are
+/// cut to this and made unique again by a hash, so a table of `max_keys` keys is bounded in
+/// bytes too.
+pub const MAX_KEY_BYTES: usize = 512;
+
+/// `s`, or, when longer than [`MAX_KEY_BYTES`], its head and a hash of the whole.
+pub fn bounded(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.len() <= MAX_KEY_BYTES {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    use std::hash::BuildHasher;
+    let hash = foldhash::fast::FixedState::with_seed(0x6b65_7973).hash_one(s);
+    let mut cut = MAX_KEY_BYTES - 17;
+    while !s.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    std::borrow::Cow::Owned(format!("{}#{hash:016x}", &s[..cut]))
+}
+
+/// The state key of an event: the first value of each key field, joined by U+001F, at
+/// most [`MAX_KEY_BYTES`] (see [`bounded`]).
 pub fn key_string(ev: &Event<'_, '_>, key: &[Field]) -> String {
     let mut s = String::new();
     for (n, f) in key.iter().enumerate() {
@@ -175,7 +195,10 @@ pub fn key_string(ev: &Event<'_, '_>, key: &[Field]) -> String {
             true
         });
     }
-    s
+    match bounded(&s) {
+        std::borrow::Cow::Borrowed(_) => s,
+        std::borrow::Cow::Owned(cut) => cut,
+    }
 }
 
 /// The key's fields and values as `evidence.key`.
@@ -188,4 +211,24 @@ pub fn key_evidence(evidence: &mut JsonMap<String, Json>, key: &[Field], k: &str
         m.insert(f.name(), if v.is_empty() { Json::Null } else { json!(v) });
     }
     evidence.insert("key".into(), Json::Object(m));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_key_is_cut_and_stays_unique() {
+        let a = "p/".repeat(10_000);
+        let b = format!("{a}x");
+        let (ka, kb) = (bounded(&a), bounded(&b));
+        assert!(ka.len() <= MAX_KEY_BYTES && kb.len() <= MAX_KEY_BYTES);
+        assert_ne!(ka, kb, "a hash of the whole keeps them apart");
+        assert_eq!(bounded("short"), "short");
+        let wide = "é".repeat(400);
+        assert!(
+            bounded(&wide).len() <= MAX_KEY_BYTES,
+            "cut on a char boundary"
+        );
+    }
 }
