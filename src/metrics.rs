@@ -567,6 +567,8 @@ mod tests {
                     "allow_listed",
                     "evicted_key",
                     "untimed_entry",
+                    "skewed_entry",
+                    "evicted_request",
                 ],
             ),
             ("ReloadOutcome", vec!["ok", "rejected"]),
