@@ -197,6 +197,8 @@ label_values! {
         EvictedKey => "evicted_key",
         UntimedEntry => "untimed_entry",
         DuplicateAlert => "duplicate_alert",
+        SkewedEntry => "skewed_entry",
+        EvictedRequest => "evicted_request",
     }
 }
 
@@ -567,6 +569,8 @@ mod tests {
                     "evicted_key",
                     "untimed_entry",
                     "duplicate_alert",
+                    "skewed_entry",
+                    "evicted_request",
                 ],
             ),
             ("ReloadOutcome", vec!["ok", "rejected"]),

@@ -331,6 +331,8 @@ fn stats_json(o: &Outcome<'_>) -> serde_json::Value {
         "suppressed_alerts": e.suppressed_alerts,
         "allow_listed": e.allow_listed,
         "evicted_keys": e.evicted_keys,
+        "skewed_entries": e.skewed_entries,
+        "evicted_requests": e.evicted_requests,
         "tables": {"pending_requests": t.pending_requests, "cadence_keys": t.cadence_keys,
                    "count_keys": t.count_keys, "distinct_keys": t.distinct_keys},
         "alerts_total": by_class.values().sum::<u64>(),
@@ -451,6 +453,18 @@ fn summary(o: &Outcome<'_>) {
         notes.push(format!(
             "{} state keys evicted at table caps",
             thousands(e.evicted_keys)
+        ));
+    }
+    if e.evicted_requests > 0 {
+        notes.push(format!(
+            "{} requests judged alone early: the pending table was full",
+            thousands(e.evicted_requests)
+        ));
+    }
+    if e.skewed_entries > 0 {
+        notes.push(format!(
+            "{} entries dated far ahead of the stream (clock skew), their time not trusted",
+            thousands(e.skewed_entries)
         ));
     }
     for n in notes {

@@ -124,6 +124,10 @@ pub struct EngineLimits {
     pub lateness_secs: u64,
     pub response_timeout_secs: u64,
     pub max_pending_requests: u64,
+    /// Bytes of held request lines (see [`crate::engine::pairing`]).
+    pub max_pending_bytes: u64,
+    /// How far ahead of the stream's time an entry may be before it is clock skew.
+    pub max_future_skew_secs: u64,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -531,6 +535,14 @@ fn apply_engine(ctx: &mut Ctx, node: &Node, e: &mut EngineLimits) {
     if let Some(n) = m.take("max_pending_requests") {
         e.max_pending_requests =
             yaml::positive(ctx, n, "max_pending_requests").unwrap_or(e.max_pending_requests);
+    }
+    if let Some(n) = m.take("max_pending_bytes") {
+        e.max_pending_bytes =
+            yaml::positive(ctx, n, "max_pending_bytes").unwrap_or(e.max_pending_bytes);
+    }
+    if let Some(n) = m.take("max_future_skew_secs") {
+        e.max_future_skew_secs =
+            yaml::positive(ctx, n, "max_future_skew_secs").unwrap_or(e.max_future_skew_secs);
     }
     m.finish(ctx, "engine");
 }

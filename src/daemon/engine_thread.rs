@@ -9,7 +9,10 @@
 //!
 //! Time: entries drive the watermark; when no batch arrived for `tick_secs`, the wall
 //! clock advances it ([`crate::engine::Engine::advance_clock`]) so absence and `stale`
-//! checks fire on a quiet stream. At the end of input the watermark is advanced to the
+//! checks fire on a quiet stream. With a wall clock, an entry dated more than
+//! `engine.max_future_skew_secs` ahead of it is clock skew at once (an additional refusal on
+//! top of the stream's own time: normal input is never ahead of the wall clock, so replay and
+//! live still agree), and an idle tick decides a candidate jump of the clock by it. At the end of input the watermark is advanced to the
 //! newest event time (what replay's `finish` does first); requests still waiting for their
 //! response are not judged, because after a restart that response, which repeats the
 //! request, decides.
@@ -242,7 +245,11 @@ impl EngineThread {
                 last_gauges = Instant::now();
             }
         };
-        // End of input: timers up to the newest event time, as replay's finish does first.
+        // End of input: a candidate jump of the clock is accepted and timers run up to the
+        // newest event time, as replay's finish does first.
+        if ended {
+            self.pipeline.engine_mut().settle_clock(&mut alerts);
+        }
         if let Some(m) = self.pipeline.engine().max_time().filter(|_| ended) {
             let lateness = self.pipeline.engine().config().engine.lateness_secs as i64;
             self.pipeline
@@ -282,6 +289,9 @@ impl EngineThread {
             .unwrap_or("restored")
             .to_string();
         let t = last_time(&b.data);
+        // The wall clock bounds entry times only where it drives the watermark too.
+        let wall = self.tick.map(|_| now_unix_nanos());
+        self.pipeline.engine_mut().set_wall_clock(wall);
         let before: Stats = self.pipeline.stats().clone();
         let lines = self
             .pipeline
@@ -380,6 +390,16 @@ impl EngineThread {
                 EngineEvent::DuplicateAlert,
                 now.duplicate_alerts,
                 seen.duplicate_alerts,
+            ),
+            (
+                EngineEvent::SkewedEntry,
+                now.skewed_entries,
+                seen.skewed_entries,
+            ),
+            (
+                EngineEvent::EvictedRequest,
+                now.evicted_requests,
+                seen.evicted_requests,
             ),
         ] {
             if a > b {

@@ -1,21 +1,46 @@
-//! The engine's clock: time is the entries' own. The newest event time seen moves a
-//! watermark that trails it by `lateness_secs`; timers (response timeouts, `stale`,
-//! absence) fire only when the watermark passes them, so replay and live agree. An entry
-//! with no time is judged at the newest time seen and never moves the clock.
+//! The engine's clock: time is the entries' own. The stream's time (the newest accepted
+//! event time) moves a watermark that trails it by `lateness_secs`; timers (response
+//! timeouts, `stale`, absence) fire only when the watermark passes them, so replay and live
+//! agree. An entry with no time is judged at the stream's time and never moves the clock.
+//!
+//! One entry can never move the stream's time far ahead (a node with a broken clock, or
+//! anyone who can write to the socket port). The policy, the same in replay and live:
+//!
+//! - An entry at most `max_future_skew_secs` ahead of the stream's time is accepted (it may
+//!   move the stream's time); an entry behind it is late and accepted too (it moves nothing).
+//! - The first timed entry sets the stream's time (there is nothing to compare it with; in
+//!   the daemon the wall clock bounds it, below).
+//! - An entry further ahead is a *candidate jump*: its line is held and the next timed entry decides. When that entry
+//!   is also beyond the old stream's time plus the skew and not more than the skew behind
+//!   the candidate, the whole stream moved (a gap in the log): the candidate is accepted
+//!   and judged exactly as it would have been without the policy, then the deciding entry.
+//!   Otherwise the candidate was skewed. An untimed entry arriving meanwhile is judged at
+//!   once at the stream's time (it has no time to hold back).
+//! - At the end of input an undecided candidate is accepted (nothing contradicts it: replay
+//!   cannot tell the last entry after a gap from a last entry with a broken clock).
+//! - With a wall clock (the daemon with `tick_secs` > 0), an entry ahead of it by more
+//!   than the skew is skewed at once, and an idle tick decides a waiting candidate by the
+//!   wall clock. Normal input is never ahead of the wall clock, so outcomes do not change.
+//!
+//! A skewed entry moves nothing: not the stream's time, not the watermark. The engine
+//! judges it at its own time by the time-free rules only and raises `clock_skew`.
 
 /// Event time and the watermark, in nanoseconds since the epoch.
 #[derive(Clone, Debug)]
 pub struct Clock {
     max_time: Option<i64>,
     watermark: i64,
+    /// `max_future_skew_secs` in ns.
+    skew: i64,
+    /// The time of the candidate jump whose line is held, if any.
+    candidate: Option<i64>,
+    /// The wall clock, when the front end has one (ns).
+    wall: Option<i64>,
 }
 
 impl Default for Clock {
     fn default() -> Clock {
-        Clock {
-            max_time: None,
-            watermark: i64::MIN,
-        }
+        Clock::new(300 * 1_000_000_000)
     }
 }
 
@@ -30,8 +55,92 @@ pub struct Stamp {
     pub newest: bool,
 }
 
+/// What to do with an entry, by its time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Judge it now at this stamp.
+    Accept(Stamp),
+    /// Hold its line: it is a candidate jump.
+    Hold,
+    /// A candidate is held: judge it first (accepted when `true`, skewed when `false`),
+    /// then ask again about this entry.
+    Decide(bool),
+    /// Skewed by the wall clock: judge it at its own time by the time-free rules; the
+    /// stream's time is given (the wall clock's when the stream has no time yet).
+    Skewed { stream: i64 },
+}
+
 impl Clock {
-    /// Stamp an entry with the time it is judged at, moving the newest time seen.
+    /// A clock that calls an entry more than `skew` ns ahead of the stream's time skewed.
+    pub fn new(skew: i64) -> Clock {
+        Clock {
+            max_time: None,
+            watermark: i64::MIN,
+            skew: skew.max(0),
+            candidate: None,
+            wall: None,
+        }
+    }
+
+    /// A new `max_future_skew_secs` (a reload), in ns.
+    pub fn set_skew(&mut self, skew: i64) {
+        self.skew = skew.max(0);
+    }
+
+    /// `max_future_skew_secs` in ns.
+    pub fn skew(&self) -> i64 {
+        self.skew
+    }
+
+    /// The front end's wall clock (ns), or `None` when time comes from entries only.
+    pub fn set_wall(&mut self, now: Option<i64>) {
+        self.wall = now;
+    }
+
+    /// What to do with an entry carrying `time`.
+    pub fn judge(&mut self, time: Option<i64>) -> Verdict {
+        let Some(t) = time else {
+            return Verdict::Accept(self.stamp(None));
+        };
+        if let Some(w) = self.wall.filter(|w| t > w.saturating_add(self.skew)) {
+            return Verdict::Skewed {
+                stream: self.max_time.unwrap_or(w),
+            };
+        }
+        let Some(m) = self.max_time else {
+            return Verdict::Accept(self.stamp(Some(t)));
+        };
+        let beyond = t > m.saturating_add(self.skew);
+        match self.candidate {
+            Some(c) => Verdict::Decide(beyond && t >= c.saturating_sub(self.skew)),
+            None if beyond => {
+                self.candidate = Some(t);
+                Verdict::Hold
+            }
+            None => Verdict::Accept(self.stamp(Some(t))),
+        }
+    }
+
+    /// The held candidate is decided: accepted (its stamp, moving the stream's time) or
+    /// skewed (`None`). Nothing happens when no candidate is held.
+    pub fn decide(&mut self, accept: bool) -> Option<Stamp> {
+        let c = self.candidate.take()?;
+        accept.then(|| self.stamp(Some(c)))
+    }
+
+    /// The time of the held candidate.
+    pub fn candidate(&self) -> Option<i64> {
+        self.candidate
+    }
+
+    /// Whether the wall clock `now` vouches for the held candidate (it is not ahead of
+    /// `now` by more than the skew); `None` when no candidate is held.
+    pub fn wall_vouches(&self, now: i64) -> Option<bool> {
+        self.candidate.map(|c| c <= now.saturating_add(self.skew))
+    }
+
+    /// Stamp an entry with the time it is judged at, moving the newest time seen. The
+    /// policy above is the caller's ([`Clock::judge`]); this only records an accepted time.
     pub fn stamp(&mut self, time: Option<i64>) -> Stamp {
         match time {
             None => Stamp {
@@ -62,7 +171,7 @@ impl Clock {
         true
     }
 
-    /// The newest event time seen.
+    /// The newest accepted event time (the stream's time).
     pub fn max_time(&self) -> Option<i64> {
         self.max_time
     }
@@ -76,9 +185,36 @@ impl Clock {
 mod tests {
     use super::*;
 
+    const S: i64 = 1_000_000_000;
+
+    /// Feed times through the policy as the engine does; the accepted stamps' times and
+    /// the skewed entries' times, in the order they are judged.
+    fn run(c: &mut Clock, times: &[i64]) -> (Vec<i64>, Vec<i64>) {
+        let (mut accepted, mut skewed) = (Vec::new(), Vec::new());
+        for &t in times {
+            loop {
+                match c.judge(Some(t)) {
+                    Verdict::Accept(s) => accepted.push(s.time),
+                    Verdict::Hold => {}
+                    Verdict::Decide(ok) => {
+                        let held = c.candidate().unwrap();
+                        match c.decide(ok) {
+                            Some(s) => accepted.push(s.time),
+                            None => skewed.push(held),
+                        }
+                        continue;
+                    }
+                    Verdict::Skewed { .. } => skewed.push(t),
+                }
+                break;
+            }
+        }
+        (accepted, skewed)
+    }
+
     #[test]
     fn an_untimed_entry_is_judged_at_the_newest_time_and_moves_nothing() {
-        let mut c = Clock::default();
+        let mut c = Clock::new(300 * S);
         assert_eq!(c.stamp(None).time, 0);
         assert!(c.stamp(Some(10)).newest);
         assert!(!c.stamp(Some(5)).newest, "an older entry is not the newest");
@@ -94,5 +230,112 @@ mod tests {
         assert!(!c.raise(100));
         assert!(!c.raise(50));
         assert_eq!(c.watermark(), 100);
+    }
+
+    #[test]
+    fn one_entry_far_ahead_is_skewed_and_moves_nothing() {
+        let mut c = Clock::new(300 * S);
+        let year_2099 = 4_070_908_800 * S;
+        let (acc, skewed) = run(&mut c, &[1000 * S, 1001 * S, year_2099, 1002 * S, 1003 * S]);
+        assert_eq!(acc, vec![1000 * S, 1001 * S, 1002 * S, 1003 * S]);
+        assert_eq!(skewed, vec![year_2099]);
+        assert_eq!(c.max_time(), Some(1003 * S));
+    }
+
+    #[test]
+    fn ten_hours_ahead_is_skewed_but_the_skew_itself_is_tolerated() {
+        let mut c = Clock::new(300 * S);
+        let (acc, skewed) = run(
+            &mut c,
+            &[
+                1000 * S,
+                1000 * S + 36_000 * S,
+                1001 * S,
+                1299 * S,
+                1300 * S,
+            ],
+        );
+        assert_eq!(skewed, vec![1000 * S + 36_000 * S]);
+        assert_eq!(acc, vec![1000 * S, 1001 * S, 1299 * S, 1300 * S]);
+    }
+
+    #[test]
+    fn a_gap_in_the_stream_is_accepted_when_the_next_entry_agrees() {
+        let mut c = Clock::new(300 * S);
+        // An hour of silence, then the stream goes on; hourly entries (a sparse stream).
+        let times = [1000 * S, 4600 * S, 4601 * S, 8200 * S, 11800 * S];
+        let (acc, skewed) = run(&mut c, &times);
+        assert!(skewed.is_empty(), "{skewed:?}");
+        assert_eq!(
+            acc,
+            times[..4].to_vec(),
+            "the last one waits for the next entry"
+        );
+        assert_eq!(
+            c.decide(true).map(|s| s.time),
+            Some(11800 * S),
+            "end of input"
+        );
+    }
+
+    #[test]
+    fn two_entries_far_apart_do_not_confirm_each_other() {
+        let mut c = Clock::new(300 * S);
+        let far = 4_070_908_800 * S;
+        // 2099, then a genuine gap of an hour: the gap is accepted, 2099 is not.
+        let (acc, skewed) = run(&mut c, &[1000 * S, far, 4600 * S, 4601 * S]);
+        assert_eq!(skewed, vec![far]);
+        assert_eq!(acc, vec![1000 * S, 4600 * S, 4601 * S]);
+    }
+
+    #[test]
+    fn the_first_entry_sets_the_stream_time_unless_the_wall_clock_refuses_it() {
+        let far = 4_070_908_800 * S;
+        let mut c = Clock::new(300 * S);
+        let (acc, _) = run(&mut c, &[1000 * S]);
+        assert_eq!(acc, vec![1000 * S], "judged at once: nothing to wait for");
+        let mut c = Clock::new(300 * S);
+        c.set_wall(Some(1000 * S));
+        let (acc, skewed) = run(&mut c, &[far, 1000 * S, 1001 * S]);
+        assert_eq!(skewed, vec![far]);
+        assert_eq!(acc, vec![1000 * S, 1001 * S]);
+    }
+
+    #[test]
+    fn an_entry_from_1970_is_late_and_moves_nothing() {
+        let mut c = Clock::new(300 * S);
+        let (acc, skewed) = run(&mut c, &[1000 * S, 1001 * S, 0, 1002 * S]);
+        assert!(skewed.is_empty());
+        assert_eq!(acc, vec![1000 * S, 1001 * S, 0, 1002 * S]);
+        assert_eq!(c.max_time(), Some(1002 * S));
+    }
+
+    #[test]
+    fn the_wall_clock_rejects_at_once_and_decides_a_waiting_candidate() {
+        let mut c = Clock::new(300 * S);
+        c.set_wall(Some(2000 * S));
+        assert_eq!(
+            c.judge(Some(2301 * S)),
+            Verdict::Skewed { stream: 2000 * S },
+            "no stream time yet: the wall clock's"
+        );
+        c.stamp(Some(1000 * S));
+        assert_eq!(
+            c.judge(Some(2301 * S)),
+            Verdict::Skewed { stream: 1000 * S }
+        );
+        assert_eq!(c.candidate(), None, "rejected at once, never held");
+        assert_eq!(c.judge(Some(1900 * S)), Verdict::Hold);
+        assert_eq!(c.wall_vouches(2000 * S), Some(true));
+        assert_eq!(c.wall_vouches(1000 * S), Some(false));
+    }
+
+    #[test]
+    fn an_untimed_entry_behind_a_candidate_is_judged_at_the_stream_time() {
+        let mut c = Clock::new(300 * S);
+        c.stamp(Some(1000 * S));
+        assert_eq!(c.judge(Some(5000 * S)), Verdict::Hold);
+        assert!(matches!(c.judge(None), Verdict::Accept(s) if s.time == 1000 * S && s.untimed));
+        assert_eq!(c.judge(Some(5001 * S)), Verdict::Decide(true));
     }
 }

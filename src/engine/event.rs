@@ -48,10 +48,22 @@ pub enum PathTenant<'a> {
     Outside,
 }
 
+/// Why an entry's time was refused by the clock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Skew {
+    /// The stream's time when the entry was judged (ns).
+    pub stream_time: i64,
+    /// Refused by the daemon's wall clock rather than by the stream's time.
+    pub by_wall_clock: bool,
+}
+
 /// One event as the rules see it.
 pub struct Event<'e, 'a> {
     pub entry: &'e Entry<'a>,
     pub time: i64,
+    /// Set when the entry's time is clock skew ([`crate::engine::clock`]): only the
+    /// time-free detectors judge it.
+    pub skew: Option<Skew>,
     pub outcome: Outcome,
     pub actor: Auth<'a>,
     pub classes: u8,
@@ -271,6 +283,7 @@ impl<'e, 'a> Event<'e, 'a> {
         Event {
             entry,
             time,
+            skew: None,
             outcome,
             actor,
             classes,

@@ -3,13 +3,22 @@
 //! the same engine, give the same alerts for the same input.
 //!
 //! One job per module: [`pairing`] holds request entries until their response decides
-//! them (or judges them alone after `response_timeout_secs` of event time); [`clock`]
-//! stamps entries and keeps the watermark; [`detect`] holds one type per detector kind,
+//! them (or judges them alone after `response_timeout_secs` of event time, or when its
+//! count or byte budget is full); [`clock`] stamps entries, keeps the watermark and refuses
+//! times that are clock skew (a skewed entry is judged by the time-free rules only and
+//! moves no clock); [`detect`] holds one type per detector kind,
 //! each with its settings and state; [`policy`] applies severity overrides, allow-lists
 //! and suppression; [`build`] makes the alert record and fills summaries.
 //!
 //! The engine is two halves: the immutable rules and config it was given (shared, swapped
 //! whole on a reload) and its mutable [`State`], a value of its own.
+//!
+//! Memory: every table is bounded, in bytes where a client chooses its keys. Held request
+//! lines: `max_pending_requests` and `max_pending_bytes`; decided request ids: 128-bit
+//! hashes, `max(max_pending_requests, 1024)` of them (about 40 bytes each); the line of a
+//! candidate jump: one line (`parse.max_line_bytes`); detector keys: `max_keys` per rule,
+//! each key (and each value a `distinct` detector keeps) at most [`detect::MAX_KEY_BYTES`]
+//! (a longer one is cut and hashed); suppression keys: 100,000 per rule, cut the same way.
 
 pub mod build;
 pub mod clock;
@@ -27,9 +36,9 @@ use crate::alert::Alert;
 use crate::config::Config;
 use crate::parse::{Entry, EntryKind, Parser};
 use crate::rules::RuleSet;
-use clock::Clock;
+use clock::{Clock, Stamp, Verdict};
 use detect::{Detector, NANOS};
-pub use event::{Event, Outcome, PathTenant};
+pub use event::{Event, Outcome, PathTenant, Skew};
 use pairing::Pairing;
 use policy::Suppressions;
 use recent::RecentIds;
@@ -50,6 +59,11 @@ pub struct EngineStats {
     pub evicted_keys: u64,
     /// Alerts raised again with the id of one raised lately (another copy of its entry).
     pub duplicate_alerts: u64,
+    /// Entries whose time was clock skew ([`clock`]).
+    pub skewed_entries: u64,
+    /// Held requests judged early because the pending table's count or byte budget was
+    /// full (the oldest first).
+    pub evicted_requests: u64,
 }
 
 /// Sizes of the bounded state tables.
@@ -88,6 +102,8 @@ impl RuleState {
 /// The mutable half: everything the engine learned from the entries it saw.
 pub struct State {
     clock: Clock,
+    /// The line of the candidate jump the clock holds, if any.
+    candidate: Vec<u8>,
     pairing: Pairing,
     /// One per rule, in the rules' order.
     rules: Vec<RuleState>,
@@ -100,6 +116,8 @@ pub struct State {
 #[derive(Default)]
 struct Scratch {
     reparser: Parser,
+    /// Reads a held candidate line again (its judging may read held requests again).
+    candidate_parser: Parser,
     captures: Vec<(String, String)>,
     tenant_cache: event::TenantCache,
 }
@@ -113,8 +131,12 @@ pub struct Engine {
 impl Engine {
     pub fn new(cfg: Arc<Config>, rules: Arc<RuleSet>) -> Engine {
         let state = State {
-            clock: Clock::default(),
-            pairing: Pairing::new(cfg.engine.max_pending_requests as usize),
+            clock: Clock::new(skew_nanos(&cfg)),
+            candidate: Vec::new(),
+            pairing: Pairing::new(
+                cfg.engine.max_pending_requests as usize,
+                cfg.engine.max_pending_bytes as usize,
+            ),
             rules: rules.rules.iter().map(RuleState::new).collect(),
             recent: RecentIds::new(RECENT_ALERT_IDS),
             stats: EngineStats::default(),
@@ -122,6 +144,7 @@ impl Engine {
         Engine {
             scratch: Scratch {
                 reparser: Parser::new(&cfg.parse.prefix),
+                candidate_parser: Parser::new(&cfg.parse.prefix),
                 ..Scratch::default()
             },
             given: Given { cfg, rules },
@@ -163,8 +186,14 @@ impl Engine {
                 fresh
             })
             .collect();
+        self.state.clock.set_skew(skew_nanos(&cfg));
+        self.state.pairing.set_caps(
+            cfg.engine.max_pending_requests as usize,
+            cfg.engine.max_pending_bytes as usize,
+        );
         self.scratch = Scratch {
             reparser: Parser::new(&cfg.parse.prefix),
+            candidate_parser: Parser::new(&cfg.parse.prefix),
             // The tenancy regexes may have changed.
             ..Scratch::default()
         };
@@ -195,8 +224,15 @@ impl Engine {
         self.state.clock.max_time()
     }
 
-    /// Feed one entry. `raw` is the unparsed line of a request entry (kept in case its
-    /// response never arrives); pass `None` for other entries.
+    /// The wall clock (ns) of a front end that has one (the daemon with a tick), or `None`:
+    /// an entry ahead of it by more than the skew is refused at once ([`clock`]).
+    pub fn set_wall_clock(&mut self, now: Option<i64>) {
+        self.state.clock.set_wall(now);
+    }
+
+    /// Feed one entry. `raw` is its unparsed line: kept while the entry is a request
+    /// waiting for its response or a candidate jump of the clock. With `None` nothing is
+    /// held (the entry is judged at once, its time accepted as it is).
     pub fn process(&mut self, entry: &Entry<'_>, raw: Option<&[u8]>, out: &mut Vec<Alert>) {
         let start = out.len();
         self.process_entry(entry, raw, out);
@@ -204,6 +240,8 @@ impl Engine {
     }
 
     /// Alerts appended to `out` from `start` on whose id was raised lately are dropped.
+    /// Called once per public entry point, over all it raised (a second pass over the same
+    /// alerts would find each of them already raised).
     fn drop_repeats(&mut self, out: &mut Vec<Alert>, start: usize) {
         let st = &mut self.state;
         let mut i = start;
@@ -218,21 +256,106 @@ impl Engine {
     }
 
     fn process_entry(&mut self, entry: &Entry<'_>, raw: Option<&[u8]>, out: &mut Vec<Alert>) {
-        let st = &mut self.state;
-        st.stats.events += 1;
-        let stamp = st.clock.stamp(entry.time);
+        self.state.stats.events += 1;
+        loop {
+            match self.state.clock.judge(entry.time) {
+                Verdict::Accept(stamp) => return self.settle(entry, raw, stamp, out),
+                Verdict::Hold => {
+                    let Some(line) = raw else {
+                        let stamp = self.state.clock.decide(true);
+                        if let Some(stamp) = stamp {
+                            self.settle(entry, raw, stamp, out);
+                        }
+                        return;
+                    };
+                    self.state.candidate.clear();
+                    self.state.candidate.extend_from_slice(line);
+                    return;
+                }
+                Verdict::Decide(accept) => self.release(accept, entry.time, out),
+                Verdict::Skewed { stream } => {
+                    let skew = Skew {
+                        stream_time: stream,
+                        by_wall_clock: true,
+                    };
+                    return self.skewed(entry, raw, skew, out);
+                }
+            }
+        }
+    }
+
+    /// Judge the held candidate jump: accepted (as if it had never been held) or skewed.
+    /// `deciding` is the time of what decided it, the stream's time when it has none.
+    fn release(&mut self, accept: bool, deciding: Option<i64>, out: &mut Vec<Alert>) {
+        let Some(time) = self.state.clock.candidate() else {
+            return;
+        };
+        let stamp = self.state.clock.decide(accept);
+        let stream = self.state.clock.max_time().or(deciding).unwrap_or(time);
+        let line = std::mem::take(&mut self.state.candidate);
+        let mut parser = std::mem::take(&mut self.scratch.candidate_parser);
+        parser.parse(&line, |_, r| {
+            if let Ok(entry) = r {
+                match stamp {
+                    Some(stamp) => self.settle(&entry, Some(&line), stamp, out),
+                    None => {
+                        let skew = Skew {
+                            stream_time: stream,
+                            by_wall_clock: false,
+                        };
+                        self.skewed(&entry, Some(&line), skew, out)
+                    }
+                }
+            }
+        });
+        self.scratch.candidate_parser = parser;
+        self.state.candidate = line;
+        self.state.candidate.clear();
+    }
+
+    /// Judge an accepted entry at its stamp.
+    fn settle(
+        &mut self,
+        entry: &Entry<'_>,
+        raw: Option<&[u8]>,
+        stamp: Stamp,
+        out: &mut Vec<Alert>,
+    ) {
         let t = stamp.time;
         if stamp.untimed {
-            st.stats.untimed += 1;
+            self.state.stats.untimed += 1;
         }
         if stamp.newest {
             self.advance(t - self.given.cfg.engine.lateness_secs as i64 * NANOS, out);
         }
+        self.judge(entry, raw, t, t, None, out);
+    }
+
+    /// Judge an entry whose time is clock skew: at its own time, by the time-free rules; a
+    /// request waits for its response with the stream's time (its timeout is the stream's).
+    fn skewed(&mut self, entry: &Entry<'_>, raw: Option<&[u8]>, skew: Skew, out: &mut Vec<Alert>) {
+        self.state.stats.skewed_entries += 1;
+        let t = entry.time.unwrap_or(skew.stream_time);
+        self.judge(entry, raw, t, skew.stream_time, Some(skew), out);
+    }
+
+    /// Pair or evaluate an entry judged at `t`; a request is held with `hold_time`.
+    fn judge(
+        &mut self,
+        entry: &Entry<'_>,
+        raw: Option<&[u8]>,
+        t: i64,
+        hold_time: i64,
+        skew: Option<Skew>,
+        out: &mut Vec<Alert>,
+    ) {
         match entry.kind {
             EntryKind::Request => {
                 if let (Some(id), Some(raw)) = (entry.request.id, raw) {
-                    if self.state.pairing.hold(id, raw, t) && self.state.pairing.over_cap() {
-                        self.expire_pending(i64::MAX, true, out);
+                    if self.state.pairing.hold(id, raw, hold_time) && self.state.pairing.over_cap()
+                    {
+                        // Only the oldest, until the table is within its budget again.
+                        self.expire_pending(i64::MIN, true, out);
                     }
                 }
                 // No id (help requests) or no raw line: the response entry decides.
@@ -250,6 +373,7 @@ impl Engine {
                     &mut self.scratch,
                     entry,
                     t,
+                    skew,
                     out,
                 );
             }
@@ -259,23 +383,41 @@ impl Engine {
                 &mut self.scratch,
                 entry,
                 t,
+                skew,
                 out,
             ),
         }
     }
 
-    /// Advance the watermark to `now` (ns) without an event: the daemon's idle clock.
+    /// Advance the watermark to `now` (ns) without an event: the daemon's idle clock. The
+    /// wall clock decides a held candidate jump first (accepted when not ahead of `now` by
+    /// more than the skew).
     pub fn advance_clock(&mut self, now: i64, out: &mut Vec<Alert>) {
+        let start = out.len();
+        if let Some(accept) = self.state.clock.wall_vouches(now) {
+            self.release(accept, Some(now), out);
+        }
         self.advance(
             now - self.given.cfg.engine.lateness_secs as i64 * NANOS,
             out,
         );
+        self.drop_repeats(out, start);
+    }
+
+    /// End of input for the clock: a held candidate jump is accepted (nothing after it
+    /// contradicts it). [`Engine::finish`] does this first; the daemon at its end of input.
+    pub fn settle_clock(&mut self, out: &mut Vec<Alert>) {
+        let start = out.len();
+        self.release(true, None, out);
+        self.drop_repeats(out, start);
     }
 
     /// End of input: requests still waiting for a response are evaluated on their own.
     /// Timers beyond the last event time do not fire (nothing is known past the input).
     pub fn finish(&mut self, out: &mut Vec<Alert>) {
         let start = out.len();
+        // Not `settle_clock`: repeats are dropped once, over everything raised here.
+        self.release(true, None, out);
         if let Some(m) = self.state.clock.max_time() {
             self.advance(m, out);
         }
@@ -296,31 +438,52 @@ impl Engine {
     }
 
     /// Evaluate held requests older than `before` (or, with `overflow`, the oldest until
-    /// the table is within its cap).
+    /// the table is within its budget again).
     fn expire_pending(&mut self, before: i64, overflow: bool, out: &mut Vec<Alert>) {
+        let skew = self.state.clock.skew();
         while let Some(held) = self.state.pairing.next_due(before, overflow) {
-            self.state.stats.timed_out_requests += 1;
+            if overflow {
+                self.state.stats.evicted_requests += 1;
+            } else {
+                self.state.stats.timed_out_requests += 1;
+            }
             let mut parser = std::mem::take(&mut self.scratch.reparser);
             parser.parse(&held.raw, |_, r| {
                 if let Ok(entry) = r {
+                    // A skewed request was held at the stream's time: it is judged as skewed.
+                    let (t, skew) = match entry.time {
+                        Some(t) if t > held.time.saturating_add(skew) => (
+                            t,
+                            Some(Skew {
+                                stream_time: held.time,
+                                by_wall_clock: false,
+                            }),
+                        ),
+                        _ => (held.time, None),
+                    };
                     evaluate(
                         &self.given,
                         &mut self.state,
                         &mut self.scratch,
                         &entry,
-                        held.time,
+                        t,
+                        skew,
                         out,
                     );
                 }
             });
             self.scratch.reparser = parser;
-            let done = overflow && !self.state.pairing.over_cap() && held.time > before;
             self.state.pairing.recycle(held.raw);
-            if done {
-                break;
-            }
         }
     }
+}
+
+/// `engine.max_future_skew_secs` in ns.
+fn skew_nanos(cfg: &Config) -> i64 {
+    (cfg.engine
+        .max_future_skew_secs
+        .min(i64::MAX as u64 / NANOS as u64) as i64)
+        * NANOS
 }
 
 /// Judge one entry at time `t` against every rule.
@@ -330,11 +493,13 @@ fn evaluate(
     scratch: &mut Scratch,
     entry: &Entry<'_>,
     t: i64,
+    skew: Option<Skew>,
     out: &mut Vec<Alert>,
 ) {
     state.stats.evaluated += 1;
     let cfg = &*given.cfg;
-    let ev = Event::new(entry, t, cfg, &mut scratch.tenant_cache);
+    let mut ev = Event::new(entry, t, cfg, &mut scratch.tenant_cache);
+    ev.skew = skew;
     for (rule, rs) in given.rules.rules.iter().zip(&mut state.rules) {
         scratch.captures.clear();
         if let Some(w) = &rule.when {

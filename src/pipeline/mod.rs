@@ -110,7 +110,6 @@ impl Core {
         if let Some(o) = &mut self.observer {
             o.observe(EntryView { entry: &entry });
         }
-        let raw = raw.filter(|_| entry.kind == EntryKind::Request);
         let before = out.len();
         self.engine.process(&entry, raw, out);
         if let Some(o) = &mut self.observer {

@@ -23,6 +23,10 @@ pub const EMBEDDED: &[(&str, &str)] = &[
         include_str!("../../rules/cross_tenant_read.yaml"),
     ),
     (
+        "rules/clock_skew.yaml",
+        include_str!("../../rules/clock_skew.yaml"),
+    ),
+    (
         "rules/after_hours_admin.yaml",
         include_str!("../../rules/after_hours_admin.yaml"),
     ),
@@ -97,6 +101,16 @@ pub enum Detector {
     TenantMismatch,
     /// A matching entry outside business hours (config `business_hours`).
     TimeWindow,
+    /// An entry whose time is clock skew (the engine's clock policy, config
+    /// `engine.max_future_skew_secs`); once per episode.
+    ClockSkew(ClockSkewSpec),
+}
+
+/// Settings of a `clock_skew` detector.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClockSkewSpec {
+    /// An episode ends once the stream's time has passed this long with no skewed entry.
+    pub quiet_secs: u64,
 }
 
 /// Settings of a `count` detector.
@@ -151,6 +165,7 @@ impl Detector {
             Detector::Absence(_) => "absence",
             Detector::TenantMismatch => "tenant_mismatch",
             Detector::TimeWindow => "time_window",
+            Detector::ClockSkew(_) => "clock_skew",
         }
     }
 }
@@ -163,6 +178,7 @@ const KINDS: &[&str] = &[
     "absence",
     "tenant_mismatch",
     "time_window",
+    "clock_skew",
 ];
 
 /// Every field some detector kind takes besides `kind`: with a kind missing or unknown,
@@ -177,6 +193,7 @@ const DETECTOR_FIELDS: &[&str] = &[
     "silence_secs",
     "min_events",
     "outside",
+    "quiet_secs",
 ];
 
 /// Placeholders a `summary` may use.
@@ -704,6 +721,10 @@ fn decode_detector(ctx: &mut Ctx, node: &Node) -> Option<Detector> {
                 silence_secs: s?,
                 min_events: n?,
             }))
+        }
+        "clock_skew" => {
+            let q = pos(&mut m, ctx, "quiet_secs");
+            Some(Detector::ClockSkew(ClockSkewSpec { quiet_secs: q? }))
         }
         other => {
             // The kind is wrong, not the fields: report the kind alone.

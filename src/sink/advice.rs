@@ -87,6 +87,13 @@ pub fn for_category(category: &str) -> Advice {
             "Treat it as a compromise of the actor's token unless a documented recovery explains \
              it; revoke the token and review what was read.",
         ),
+        "clock_skew" => (
+            "An audit entry is dated far from the stream's own time: a Vault node's clock is \
+             wrong, or someone wrote a forged entry to the audit device. Its time was not trusted \
+             (no clock moved), but entries dated by a broken clock mislead any investigation.",
+            "Check NTP on the node that wrote it (the entry's remote address and the node's \
+             logs); if no node's clock is wrong, find who can write to the audit socket.",
+        ),
         _ => (
             "A detection rule matched this activity.",
             "Read the rule's description (`auditwatch rules list`) and check the actor and path \

@@ -12,6 +12,7 @@ mod util;
 mod alert_id;
 mod bad_input;
 mod cli_rules;
+mod clock_skew;
 mod closed_pipe;
 mod conformance;
 mod daemon;

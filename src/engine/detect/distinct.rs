@@ -35,6 +35,7 @@ impl Distinct {
         let Some(v) = ev.first(&s.field) else {
             return false;
         };
+        let v = super::bounded(&v).into_owned();
         match self
             .state
             .observe(&k, &v, ev.time, s.window_secs, s.threshold, s.max_keys)

@@ -6,6 +6,7 @@
 
 pub mod absence;
 pub mod cadence;
+pub mod clock_skew;
 pub mod count;
 pub mod distinct;
 pub mod hours;
@@ -39,6 +40,7 @@ pub enum Detector {
     Distinct(distinct::Distinct),
     Cadence(cadence::Cadence),
     Absence(absence::Absence),
+    ClockSkew(clock_skew::ClockSkew),
 }
 
 impl Detector {
@@ -52,6 +54,9 @@ impl Detector {
             rules::Detector::Distinct(s) => Detector::Distinct(distinct::Distinct::new(s.clone())),
             rules::Detector::Cadence(s) => Detector::Cadence(cadence::Cadence::new(s.clone())),
             rules::Detector::Absence(s) => Detector::Absence(absence::Absence::new(s.clone())),
+            rules::Detector::ClockSkew(s) => {
+                Detector::ClockSkew(clock_skew::ClockSkew::new(s.clone()))
+            }
         }
     }
 
@@ -77,6 +82,10 @@ impl Detector {
                 new.adopt(old);
                 true
             }
+            (Detector::ClockSkew(new), Detector::ClockSkew(old)) => {
+                new.adopt(old);
+                true
+            }
             _ => false,
         }
     }
@@ -89,6 +98,10 @@ impl Detector {
         cfg: &Config,
         evidence: &mut JsonMap<String, Json>,
     ) -> Option<Fired> {
+        if ev.skew.is_some() && !self.time_free() {
+            // Its time cannot be placed in a window or against a timer.
+            return None;
+        }
         let fired = match self {
             Detector::Match => true,
             Detector::TenantMismatch => tenant::observe(ev, evidence),
@@ -100,8 +113,21 @@ impl Detector {
                 d.observe(ev.time, super::build::entry_identity_hash(ev));
                 false
             }
+            Detector::ClockSkew(d) => d.observe(ev, evidence),
         };
         fired.then(Fired::default)
+    }
+
+    /// Whether this detector judges an entry by itself, with no state kept by event time:
+    /// only these see an entry whose time is clock skew.
+    pub fn time_free(&self) -> bool {
+        matches!(
+            self,
+            Detector::Match
+                | Detector::TenantMismatch
+                | Detector::TimeWindow
+                | Detector::ClockSkew(_)
+        )
     }
 
     /// The watermark moved to `watermark`: findings about what did not happen by then.
@@ -137,7 +163,27 @@ impl Detector {
     }
 }
 
-/// The state key of an event: the first value of each key field, joined by U+001F.
+/// The longest state key or value kept: client-chosen strings (paths, display names) are
+/// cut to this and made unique again by a hash, so a table of `max_keys` keys is bounded in
+/// bytes too.
+pub const MAX_KEY_BYTES: usize = 512;
+
+/// `s`, or, when longer than [`MAX_KEY_BYTES`], its head and a hash of the whole.
+pub fn bounded(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.len() <= MAX_KEY_BYTES {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    use std::hash::BuildHasher;
+    let hash = foldhash::fast::FixedState::with_seed(0x6b65_7973).hash_one(s);
+    let mut cut = MAX_KEY_BYTES - 17;
+    while !s.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    std::borrow::Cow::Owned(format!("{}#{hash:016x}", &s[..cut]))
+}
+
+/// The state key of an event: the first value of each key field, joined by U+001F, at
+/// most [`MAX_KEY_BYTES`] (see [`bounded`]).
 pub fn key_string(ev: &Event<'_, '_>, key: &[Field]) -> String {
     let mut s = String::new();
     for (n, f) in key.iter().enumerate() {
@@ -149,7 +195,10 @@ pub fn key_string(ev: &Event<'_, '_>, key: &[Field]) -> String {
             true
         });
     }
-    s
+    match bounded(&s) {
+        std::borrow::Cow::Borrowed(_) => s,
+        std::borrow::Cow::Owned(cut) => cut,
+    }
 }
 
 /// The key's fields and values as `evidence.key`.
@@ -162,4 +211,24 @@ pub fn key_evidence(evidence: &mut JsonMap<String, Json>, key: &[Field], k: &str
         m.insert(f.name(), if v.is_empty() { Json::Null } else { json!(v) });
     }
     evidence.insert(cadence::evidence::KEY.into(), Json::Object(m));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_key_is_cut_and_stays_unique() {
+        let a = "p/".repeat(10_000);
+        let b = format!("{a}x");
+        let (ka, kb) = (bounded(&a), bounded(&b));
+        assert!(ka.len() <= MAX_KEY_BYTES && kb.len() <= MAX_KEY_BYTES);
+        assert_ne!(ka, kb, "a hash of the whole keeps them apart");
+        assert_eq!(bounded("short"), "short");
+        let wide = "é".repeat(400);
+        assert!(
+            bounded(&wide).len() <= MAX_KEY_BYTES,
+            "cut on a char boundary"
+        );
+    }
 }
