@@ -85,6 +85,9 @@ pub fn config_check(file: &Path) -> u8 {
     match DaemonConfig::load(file) {
         Ok(cfg) => {
             let problems = RuleSet::embedded().problems_with(&cfg.detection);
+            for w in cfg.exposure_warnings() {
+                eprintln!("warning: {}: {w}", file.display());
+            }
             if problems.is_empty() {
                 out::outln!("{}: ok", file.display());
                 0

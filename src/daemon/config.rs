@@ -72,6 +72,40 @@ impl DaemonConfig {
     }
 }
 
+impl DaemonConfig {
+    /// Warnings about a config that validates but exposes an endpoint beyond this host:
+    /// the HTTP endpoint has no TLS or authentication, and anyone who can reach a socket
+    /// source can write audit entries (forged findings, a wrong clock) or hold its
+    /// connections. Said by `config check` and at start-up.
+    pub fn exposure_warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(a) = self.server.listen {
+            if !a.ip().is_loopback() {
+                out.push(format!(
+                    "server.listen {a} is reachable beyond this host, and /metrics has no TLS or authentication: bind it to 127.0.0.1 or put an authenticating proxy in front"
+                ));
+            }
+        }
+        for s in &self.sources {
+            let addr = match &s.kind {
+                crate::source::settings::SourceKind::Socket(sock) => match &sock.listen {
+                    crate::source::settings::Listen::Tcp(a)
+                    | crate::source::settings::Listen::Udp(a) => Some(*a),
+                    crate::source::settings::Listen::Unix(_) => None,
+                },
+                _ => None,
+            };
+            if let Some(a) = addr.filter(|a| !a.ip().is_loopback()) {
+                out.push(format!(
+                    "source `{}` listens on {a}, beyond this host: any peer that reaches it can write audit entries or hold its connections; bind it to loopback or a unix socket",
+                    s.name
+                ));
+            }
+        }
+        out
+    }
+}
+
 impl Section for Server {
     fn keys(&self) -> &'static [&'static str] {
         &["server"]

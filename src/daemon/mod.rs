@@ -125,6 +125,9 @@ pub fn run(opts: Options) -> Result<(), DaemonError> {
     if cfg.sources.is_empty() {
         return Err(DaemonError::NoSources);
     }
+    for w in cfg.exposure_warnings() {
+        tracing::warn!("{w}");
+    }
     let metrics = Arc::new(Metrics::new());
     let names: Vec<String> = cfg.sources.iter().map(|s| s.name.clone()).collect();
     for n in &names {

@@ -607,3 +607,37 @@ fn a_broken_config_and_broken_rules_are_both_reported_in_one_run() {
         run.context()
     );
 }
+
+/// A config that exposes an endpoint beyond this host validates, but `config check` says
+/// what is exposed; a loopback-only config gets no warning.
+#[test]
+fn config_check_warns_about_endpoints_beyond_loopback() {
+    let dir = Dir::new();
+    let exposed = dir.write(
+        "exposed.yaml",
+        "server: {listen: '0.0.0.0:9201'}\n\
+         sources:\n  - {name: vault, kind: socket, protocol: tcp, listen: '0.0.0.0:9200'}\n",
+    );
+    let run = auditwatch(["config", "check", exposed.to_str().unwrap()]);
+    run.assert_code(0);
+    assert!(
+        run.stderr
+            .contains("server.listen 0.0.0.0:9201 is reachable beyond this host"),
+        "{}",
+        run.context()
+    );
+    assert!(
+        run.stderr
+            .contains("source `vault` listens on 0.0.0.0:9200, beyond this host"),
+        "{}",
+        run.context()
+    );
+    let local = dir.write(
+        "local.yaml",
+        "server: {listen: '127.0.0.1:9201'}\n\
+         sources:\n  - {name: vault, kind: socket, protocol: tcp, listen: '127.0.0.1:9200'}\n",
+    );
+    let run = auditwatch(["config", "check", local.to_str().unwrap()]);
+    run.assert_code(0);
+    assert!(!run.stderr.contains("warning"), "{}", run.context());
+}
