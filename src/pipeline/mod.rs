@@ -1,8 +1,11 @@
 //! The pipeline: framed lines in, alerts out. It owns the parser and the engine and keeps
 //! the counters every front end reports (entries by type, parse errors by reason). Replay,
 //! the daemon, rule examples, tests and benches all feed lines through this one type.
+//! A line that looks like an audit entry but could not be read raises an
+//! `unreadable_entry` alert ([`unreadable`]) besides its counted reason.
 
 pub mod examples;
+pub mod unreadable;
 
 use std::sync::Arc;
 
@@ -10,8 +13,11 @@ use crate::alert::Alert;
 use crate::config::Config;
 use crate::engine::{Engine, EngineStats, Outcome, TableSizes};
 use crate::parse::ahead::{Ahead, Lines};
-use crate::parse::{Entry, EntryKind, Framing, ParseError, Parser};
+use crate::parse::head::{Head, HEAD_BYTES};
+use crate::parse::time::parse_rfc3339_nanos;
+use crate::parse::{over_cap, Entry, EntryKind, Framing, ParseError, Parser};
 use crate::rules::RuleSet;
+use unreadable::{Unread, Unreadable, STAND_IN_TYPE};
 
 /// Counters of what was read.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -59,6 +65,7 @@ pub struct Pipeline {
 /// Everything after parsing, shared by the line path and the batch path.
 struct Core {
     engine: Engine,
+    unreadable: Unreadable,
     stats: Stats,
     since: Option<i64>,
     until: Option<i64>,
@@ -92,6 +99,9 @@ impl Core {
             Ok(e) => e,
             Err(e) => {
                 stats.parse_errors[e.index()] += 1;
+                if let Some(raw) = raw {
+                    self.unread(e, raw, bytes, out);
+                }
                 return Err(e);
             }
         };
@@ -99,7 +109,13 @@ impl Core {
         match entry.kind {
             EntryKind::Request => stats.requests += 1,
             EntryKind::Response => stats.responses += 1,
-            EntryKind::Other(_) => stats.other_types += 1,
+            EntryKind::Other(t) => {
+                stats.other_types += 1;
+                if t == STAND_IN_TYPE {
+                    self.unreadable.process(&entry, out);
+                    return Ok(());
+                }
+            }
         }
         if let Some(t) = entry.time {
             if self.since.is_some_and(|s| t < s) || self.until.is_some_and(|u| t >= u) {
@@ -122,12 +138,58 @@ impl Core {
     }
 }
 
+impl Core {
+    /// A line that was not read: an `unreadable_entry` alert when it looks like an audit
+    /// entry. `raw` is the line, or for one over the cap its first bytes (or the live
+    /// sources' marker, which carries them).
+    fn unread(&mut self, reason: ParseError, raw: &[u8], bytes: u64, out: &mut Vec<Alert>) {
+        let (size, head, looks) = match reason {
+            ParseError::LineTooLong => {
+                let (size, first) = over_cap::decode(raw).unwrap_or((bytes.saturating_sub(1), raw));
+                let head = Head::read(first);
+                let looks = head.starts_like_entry();
+                (size, head, looks)
+            }
+            ParseError::Jsonx => return,
+            _ => {
+                let head = Head::read(&raw[..raw.len().min(HEAD_BYTES)]);
+                let looks = head.names_entry();
+                (raw.len() as u64, head, looks)
+            }
+        };
+        if !looks {
+            return;
+        }
+        let time = head.time.as_deref().and_then(parse_rfc3339_nanos);
+        if let Some(t) = time {
+            if self.since.is_some_and(|s| t < s) || self.until.is_some_and(|u| t >= u) {
+                self.stats.filtered_by_time += 1;
+                return;
+            }
+        }
+        let before = out.len();
+        let unread = Unread {
+            reason,
+            size,
+            head: &head,
+        };
+        self.unreadable.report(&unread, self.engine.max_time(), out);
+        if let Some(o) = &mut self.observer {
+            if out.len() > before {
+                o.alerts(&out[before..]);
+            }
+        }
+    }
+}
+
 impl Pipeline {
     pub fn new(cfg: Arc<Config>, rules: Arc<RuleSet>) -> Pipeline {
+        let (rest, mine) = unreadable::split(&rules);
         Pipeline {
             parser: Parser::new(&cfg.parse.prefix),
             sink: Core {
-                engine: Engine::new(cfg, rules),
+                unreadable: Unreadable::new(cfg.clone(), mine),
+                engine: Engine::new(cfg, Arc::new(rest)),
                 stats: Stats::default(),
                 since: None,
                 until: None,
@@ -173,22 +235,23 @@ impl Pipeline {
         self.sink.engine.table_sizes()
     }
 
-    /// A line longer than the cap was skipped by the framer.
-    pub fn record_too_long(&mut self, bytes: u64) {
-        let mut none = Vec::new();
+    /// A line longer than the cap was skipped by the framer: its size in the input
+    /// (newline included) and its first bytes. Counted, and alerted on when those bytes
+    /// look like an audit entry.
+    pub fn record_too_long(&mut self, bytes: u64, head: &[u8], out: &mut Vec<Alert>) {
         let _ = self.sink.accept(
             Framing::default(),
             Err(ParseError::LineTooLong),
-            None,
+            Some(head),
             bytes,
-            &mut none,
+            out,
         );
     }
 
     /// Feed one line (without its `\n`). Returns the parse error, if any, so a front end
     /// can log where it happened.
     pub fn feed_line(&mut self, line: &[u8], out: &mut Vec<Alert>) -> Result<(), ParseError> {
-        let bytes = line.len() as u64 + 1;
+        let bytes = input_bytes(line, line.len() as u64 + 1);
         let Pipeline { parser, sink, .. } = self;
         // The parser leaves the line as it was: it is a request's original bytes, kept in
         // case its response never comes and it must be read again.
@@ -217,6 +280,7 @@ impl Pipeline {
         let Pipeline { parser, sink, .. } = self;
         let mut n = 0;
         ahead.each(lines, |line, bytes, outcome| {
+            let bytes = input_bytes(line, bytes);
             let r = match outcome {
                 Some((framing, result)) => sink.accept(framing, result, Some(line), bytes, out),
                 None => parser.parse(line, |framing, result| {
@@ -235,11 +299,21 @@ impl Pipeline {
     pub fn finish(&mut self, out: &mut Vec<Alert>) {
         let before = out.len();
         self.sink.engine.finish(out);
+        self.sink.unreadable.finish(out);
         if let Some(o) = &mut self.sink.observer {
             if out.len() > before {
                 o.alerts(&out[before..]);
             }
         }
+    }
+}
+
+/// A line's size in the input: `bytes`, or for a live source's marker of a line over the
+/// cap, the size of that line.
+fn input_bytes(line: &[u8], bytes: u64) -> u64 {
+    match line.first() {
+        Some(0) => over_cap::decode(line).map_or(bytes, |(len, _)| len + 1),
+        _ => bytes,
     }
 }
 
