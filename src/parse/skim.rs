@@ -454,7 +454,7 @@ impl<'b, const DEEP: bool> Scan<'b, '_, DEEP> {
             match self.peek()? {
                 c @ (b'{' | b'[') => {
                     self.i += 1;
-                    if depth % 64 == 0 {
+                    if depth.is_multiple_of(64) {
                         open.push(0);
                     }
                     if c == b'{' {
