@@ -98,7 +98,12 @@ impl Core {
         let entry = match result {
             Ok(e) => e,
             Err(e) => {
-                stats.parse_errors[e.index()] += 1;
+                // A live source's marker of a line over the cap: the source counted the
+                // line when it framed it (its own `line_too_long`), so only alert here.
+                let marked = e == ParseError::LineTooLong && raw.is_some_and(is_marker);
+                if !marked {
+                    stats.parse_errors[e.index()] += 1;
+                }
                 if let Some(raw) = raw {
                     self.unread(e, raw, bytes, out);
                 }
@@ -310,6 +315,11 @@ impl Pipeline {
 
 /// A line's size in the input: `bytes`, or for a live source's marker of a line over the
 /// cap, the size of that line.
+/// A live source's marker of a line over the cap ([`over_cap`]).
+fn is_marker(line: &[u8]) -> bool {
+    line.first() == Some(&0) && over_cap::decode(line).is_some()
+}
+
 fn input_bytes(line: &[u8], bytes: u64) -> u64 {
     match line.first() {
         Some(0) => over_cap::decode(line).map_or(bytes, |(len, _)| len + 1),
@@ -363,5 +373,41 @@ impl<'a> EntryView<'_, 'a> {
     /// The same outcome the rules see ([`crate::engine::Event`]).
     pub fn outcome(&self) -> Outcome {
         Outcome::of(self.entry)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the live sources' framer hands on for a line over the cap reaches the rules
+    /// of `unreadable_entry` through the batch path, and is not counted twice.
+    #[test]
+    fn a_live_sources_marker_raises_unreadable_entry_once() {
+        let cfg = Arc::new(Config::default());
+        let mut p = Pipeline::new(cfg, Arc::new(RuleSet::embedded()));
+        let mut data = Vec::new();
+        crate::parse::over_cap::encode(
+            50 << 20,
+            br#"{"time":"2026-03-02T10:00:00Z","type":"request","request":{"id":"r-9","path":"sys/mounts/x","data":{"k":"#,
+            &mut data,
+        );
+        crate::parse::over_cap::encode(50 << 20, b"not an entry", &mut data);
+        let mut ahead = Ahead::default();
+        ahead.read(Lines::Split(&data), b"");
+        let mut out = Vec::new();
+        let mut errors = Vec::new();
+        let n = p.feed_ahead(Lines::Split(&data), &mut ahead, &mut out, &mut |_, e| {
+            errors.push(e)
+        });
+        assert_eq!(n, 2);
+        assert_eq!(errors, [ParseError::LineTooLong, ParseError::LineTooLong]);
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!(out[0].category, "unreadable_entry");
+        assert_eq!(out[0].request_id.as_deref(), Some("r-9"));
+        assert_eq!(out[0].path.as_deref(), Some("sys/mounts/x"));
+        assert_eq!(out[0].evidence["size_bytes"], 50 << 20);
+        assert_eq!(p.stats().parse_errors_total(), 0, "counted by the source");
+        assert_eq!(p.stats().bytes, 2 * ((50 << 20) + 1));
     }
 }
