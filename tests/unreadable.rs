@@ -201,6 +201,7 @@ fn a_line_over_the_cap_that_looks_like_an_entry_raises_one_unreadable_entry_aler
         assert_eq!(a["operation"], "update");
         assert_eq!(a["actor"]["remote_address"], "192.0.2.66");
         assert_eq!(a["time"], "2026-03-02T10:00:00.000000Z");
+        assert_eq!(a["outcome"], Value::Null, "not known");
         assert_eq!(a["evidence"]["reason"], "line_too_long");
         assert_eq!(a["evidence"]["size_bytes"], line.len() as u64);
         assert_eq!(a["evidence"]["type"], "request");

@@ -92,6 +92,8 @@ impl Unreadable {
         let before = out.len();
         self.engine.process(&entry, None, out);
         for a in &mut out[before..] {
+            // How the request ended is not known: not `allowed` for want of an `error`.
+            a.outcome = None;
             let ev = &mut a.evidence;
             ev.insert("reason".into(), unread.reason.as_str().into());
             ev.insert("size_bytes".into(), unread.size.into());
