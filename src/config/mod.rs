@@ -130,6 +130,9 @@ pub struct EngineLimits {
     pub max_future_skew_secs: u64,
 }
 
+/// The largest `parse.max_line_bytes`: the parsers address a line with 31-bit offsets.
+pub const MAX_LINE_BYTES: u64 = 1 << 30;
+
 #[derive(Clone, Debug, Default)]
 pub struct ParseSettings {
     pub prefix: String,
@@ -556,8 +559,11 @@ fn apply_parse(ctx: &mut Ctx, node: &Node, p: &mut ParseSettings) {
     }
     if let Some(n) = m.take("max_line_bytes") {
         match yaml::positive(ctx, n, "max_line_bytes") {
-            Some(v) if v >= 4096 => p.max_line_bytes = v,
-            Some(_) => ctx.error(n, "max_line_bytes must be at least 4096"),
+            Some(v) if (4096..=MAX_LINE_BYTES).contains(&v) => p.max_line_bytes = v,
+            Some(_) => ctx.error(
+                n,
+                format!("max_line_bytes must be between 4096 and {MAX_LINE_BYTES}"),
+            ),
             None => {}
         }
     }

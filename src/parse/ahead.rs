@@ -25,8 +25,9 @@ enum Line {
     },
     /// For the consumer's parser.
     Later(Range<usize>),
-    /// Over the line cap, skipped by the framer: its length (newline excluded).
-    TooLong(u64),
+    /// Over the line cap, skipped by the framer: its length (newline excluded) and its
+    /// head's index in the chunk.
+    TooLong(u64, usize),
 }
 
 /// Lines to read ahead.
@@ -39,6 +40,14 @@ pub enum Lines<'a> {
 }
 
 impl<'a> Lines<'a> {
+    /// The first bytes of the lines over the cap.
+    fn heads(self) -> &'a [Vec<u8>] {
+        match self {
+            Lines::Split(_) => &[],
+            Lines::Chunk(chunk) => &chunk.heads,
+        }
+    }
+
     /// The bytes the lines sit in.
     pub fn data(self) -> &'a [u8] {
         match self {
@@ -75,7 +84,9 @@ impl Ahead {
                 for span in &chunk.lines {
                     match *span {
                         LineSpan::Line { start, end } => self.line(chunk.data(), start..end),
-                        LineSpan::TooLong(n) => self.lines.push(Line::TooLong(n)),
+                        LineSpan::TooLong { len, head } => {
+                            self.lines.push(Line::TooLong(len, head))
+                        }
                     }
                 }
             }
@@ -91,6 +102,11 @@ impl Ahead {
 
     fn line(&mut self, data: &[u8], at: Range<usize>) {
         let line = &data[at.clone()];
+        if line.first() == Some(&0) && super::over_cap::decode(line).is_some() {
+            // A live source's marker for a line over the cap: the parser's to report.
+            self.lines.push(Line::Later(at));
+            return;
+        }
         let mut framing = Framing::default();
         let read = match frame(line, &self.prefix, &mut framing) {
             Ok(Some(body)) => self.skimmed.read(body).map(|(_, rec)| {
@@ -126,7 +142,8 @@ impl Ahead {
 
     /// Each of `lines` (those given to [`Ahead::read`]) in order, with its size in the
     /// input (newline included) and its outcome when it was read ahead, or `None` when the
-    /// caller must parse it.
+    /// caller must parse it. A line over the cap comes as its first bytes, with
+    /// [`ParseError::LineTooLong`].
     pub fn each(
         &mut self,
         lines: Lines<'_>,
@@ -152,8 +169,8 @@ impl Ahead {
                         Some((*framing, views.entry(*rec))),
                     ),
                     Line::Later(line) => f(&data[line.clone()], line.len() as u64 + 1, None),
-                    Line::TooLong(n) => f(
-                        &[],
+                    Line::TooLong(n, head) => f(
+                        lines.heads().get(*head).map_or(&[][..], |h| &h[..]),
                         n + 1,
                         Some((Framing::default(), Err(ParseError::LineTooLong))),
                     ),
@@ -258,7 +275,14 @@ vault: {\"type\":\"response\",\"error\":\"e\\n\"}\n\
         for l in &lines {
             chunk.push_line(l);
         }
-        chunk.lines.insert(3, LineSpan::TooLong(10_000_000));
+        chunk.lines.insert(
+            3,
+            LineSpan::TooLong {
+                len: 10_000_000,
+                head: 0,
+            },
+        );
+        chunk.heads.push(b"{\"type\":\"request\"".to_vec());
         let data = chunk.data().to_vec();
         let mut ahead = Ahead::default();
         for _round in 0..2 {

@@ -3,7 +3,7 @@
 //! consumes them in input order.
 //!
 //! A [`Chunk`] holds whole lines (framed by [`crate::source::lines::ChunkReader`], so
-//! over-long lines arrive as markers, never as bytes). The chunk itself is never
+//! over-long lines arrive as markers with their first bytes, never whole). The chunk itself is never
 //! modified, so a request's original bytes are its line in the chunk.
 
 /// Where a line sits in a chunk.
@@ -13,8 +13,12 @@ pub enum LineSpan {
         start: usize,
         end: usize,
     },
-    /// A line over the cap was skipped by the framer (its length, newline excluded).
-    TooLong(u64),
+    /// A line over the cap was skipped by the framer: its length (newline excluded) and
+    /// the index of its first bytes in [`Chunk::heads`].
+    TooLong {
+        len: u64,
+        head: usize,
+    },
 }
 
 /// Whole lines of one input, in order.
@@ -26,6 +30,9 @@ pub struct Chunk {
     buf: Vec<u8>,
     len: usize,
     pub lines: Vec<LineSpan>,
+    /// The first bytes (at most [`crate::parse::head::HEAD_BYTES`]) of each line over the
+    /// cap, for the header fields of its `unreadable_entry` alert.
+    pub heads: Vec<Vec<u8>>,
     /// Index of the input the lines come from.
     pub input: usize,
     /// The last chunk of its input.
@@ -41,6 +48,7 @@ impl Chunk {
     pub fn clear(&mut self) {
         self.len = 0;
         self.lines.clear();
+        self.heads.clear();
         self.last_of_input = false;
     }
 
@@ -78,8 +86,16 @@ impl Chunk {
         self.len = self.len.min(n);
     }
 
-    /// The data and the line spans, to frame the one into the other.
-    pub fn parts(&mut self) -> (&[u8], &mut Vec<LineSpan>) {
-        (&self.buf[..self.len], &mut self.lines)
+    /// The data and the line spans (and heads), to frame the one into the other.
+    pub fn parts(&mut self) -> (&[u8], &mut Vec<LineSpan>, &mut Vec<Vec<u8>>) {
+        (&self.buf[..self.len], &mut self.lines, &mut self.heads)
+    }
+
+    /// Mark a line over the cap, of `len` bytes starting with `head`.
+    pub fn push_too_long(&mut self, len: u64, head: &[u8]) {
+        let head_at = self.heads.len();
+        self.heads
+            .push(head[..head.len().min(crate::parse::head::HEAD_BYTES)].to_vec());
+        self.lines.push(LineSpan::TooLong { len, head: head_at });
     }
 }

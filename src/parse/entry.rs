@@ -426,6 +426,14 @@ impl Skimmed {
         Some((text, self.recs.len() - 1))
     }
 
+    /// Read a framed line with the deep fallback ([`skim::skim_deep`]), as [`Skimmed::read`].
+    pub(crate) fn read_deep<'l>(&mut self, body: &'l [u8]) -> Option<(&'l str, usize)> {
+        let (text, rec) = skim::skim_deep(body, &mut self.arena)?;
+        self.recs
+            .push((rec, self.arena.spans.len(), self.arena.items.len()));
+        Some((text, self.recs.len() - 1))
+    }
+
     /// Call `f` with the views of the lines read since [`Skimmed::clear`]; `texts` holds
     /// each record's line, in record order.
     pub(crate) fn views<R>(&mut self, texts: &[&str], f: impl FnOnce(&Views<'_>) -> R) -> R {

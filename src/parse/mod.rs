@@ -8,11 +8,19 @@
 //!
 //! A line is read by `skim`, a pass that checks the whole line and keeps only the fields
 //! detections read; a line it is not sure of goes to simd-json, which reads it or says why
-//! not. The parser owns both parsers' buffers and reuses them line after line.
+//! not. A line simd-json refuses is given to the deep pass (`skim_deep`), which skips the
+//! values detections never read with no depth limit: nesting alone never hides an entry
+//! (Vault writes request bodies up to Go's 10,000 levels; simd-json stops at 1,024). The
+//! parser owns the parsers' buffers and reuses them line after line.
+//!
+//! Lines over the framing cap never reach the parser whole: [`over_cap`] carries their
+//! length and first bytes, and [`head`] reads what it can of an entry from those.
 
 pub mod ahead;
 pub mod chunk;
 pub mod entry;
+pub mod head;
+pub mod over_cap;
 pub(crate) mod skim;
 pub mod time;
 
@@ -147,6 +155,9 @@ impl Parser {
         f: impl FnOnce(Framing, Result<Entry<'_>, ParseError>) -> R,
     ) -> R {
         let mut framing = Framing::default();
+        if line.first() == Some(&0) && over_cap::decode(line).is_some() {
+            return f(framing, Err(ParseError::LineTooLong));
+        }
         let body = match frame(line, &self.prefix, &mut framing) {
             Ok(Some(body)) => body,
             Ok(None) => {
@@ -178,6 +189,14 @@ impl Parser {
             }
             Err(e) => {
                 self.tape = tape.reset();
+                // Refused by both: nesting past simd-json's depth limit (which Vault writes
+                // for a request body nested deeper, up to Go's 10,000 levels), or JSON that
+                // is not valid. The deep pass reads the first and refuses the second.
+                if first == b'{' {
+                    if let Some((text, rec)) = self.skimmed.read_deep(body) {
+                        return self.skimmed.views(&[text], |v| f(framing, v.entry(rec)));
+                    }
+                }
                 let tail = (body.last() != Some(&b'}')).then_some(body);
                 f(framing, Err(classify_error(&e, first, tail)))
             }
@@ -341,6 +360,112 @@ mod tests {
         let mut p = Parser::default();
         let line = b"  \r".to_vec();
         assert!(p.parse(&line, |f, _| f.blank));
+    }
+
+    /// An entry with every field detections read, and `extra` (a JSON member) in
+    /// `request.data`.
+    fn policy_write(extra: &str) -> String {
+        format!(
+            r#"{{"time":"2026-03-02T10:00:00.5Z","type":"request","auth":{{"accessor":"hmac-sha256:ac","client_token":"hmac-sha256:ct","display_name":"oidc-mallory","entity_id":"e-1","policies":["default","bookstore-platform-admin"],"token_policies":["default"],"metadata":{{"role":"r","n":1}},"token_type":"service"}},"request":{{"id":"r-1","operation":"update","mount_type":"system","path":"sys/policies/acl/x","client_token":"hmac-sha256:ct","namespace":{{"id":"root"}},"headers":{{"user-agent":["curl"]}},"data":{{"policy":"hmac-sha256:p"{extra}}},"remote_address":"192.0.2.66"}},"error":"eé"}}"#
+        )
+    }
+
+    /// Everything the view holds, to compare two readings of an entry.
+    fn describe(e: &Entry<'_>) -> String {
+        let a = &e.auth;
+        let r = &e.request;
+        format!(
+            "{} {:?} {:?} | {:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?} | {:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?}",
+            e.kind.as_str(), e.time, e.error,
+            a.present, a.client_token, a.accessor, a.display_name, a.entity_id, a.token_type,
+            a.policies.iter().collect::<Vec<_>>(), a.token_policies.iter().collect::<Vec<_>>(),
+            a.identity_policies.iter().collect::<Vec<_>>(), a.metadata.entries().collect::<Vec<_>>(),
+            r.id, r.operation, r.path, r.mount_type, r.mount_point, r.remote_address,
+            r.client_token, r.client_token_accessor, r.namespace, r.user_agent,
+        )
+    }
+
+    fn read(p: &mut Parser, line: &str) -> Result<String, ParseError> {
+        p.parse(line.as_bytes(), |_, r| r.map(|e| describe(&e)))
+    }
+
+    #[test]
+    fn nesting_of_any_depth_in_request_data_hides_nothing() {
+        let mut p = Parser::default();
+        let plain = read(&mut p, &policy_write("")).unwrap();
+        assert!(plain.contains("sys/policies/acl/x") && plain.contains("192.0.2.66"));
+        for depth in [1_100, 10_000] {
+            let (o, c) = ("{\"a\":".repeat(depth), "}".repeat(depth));
+            let object = format!(r#","deep":{o}1{c}"#);
+            let array = format!(
+                r#","deep":{}"hmac-sha256:v"{}"#,
+                "[".repeat(depth),
+                "]".repeat(depth)
+            );
+            // An exponent and an escaped surrogate pair: what the fast path leaves to
+            // simd-json, inside what simd-json cannot read.
+            let mixed = format!(
+                r#","deep":{}1e5,"\ud83d\ude00"{}"#,
+                "[".repeat(depth),
+                "]".repeat(depth)
+            );
+            for extra in [object, array, mixed] {
+                let line = policy_write(&extra);
+                for fast in [true, false] {
+                    p.set_fast_path(fast);
+                    assert_eq!(read(&mut p, &line), Ok(plain.clone()), "depth {depth}");
+                }
+                // Still refused when it is not JSON: one bracket too many, or cut short.
+                let unbalanced = line.replacen("\"deep\":", "\"deep\":[", 1);
+                assert_eq!(read(&mut p, &unbalanced), Err(ParseError::InvalidJson));
+                let cut = &line[..line.len() / 2];
+                assert_eq!(read(&mut p, cut), Err(ParseError::Truncated));
+            }
+        }
+        // A lone surrogate or a raw control character deep down is not JSON either.
+        let deep = |inner: &str| {
+            policy_write(&format!(
+                r#","d":{}{inner}{}"#,
+                "[".repeat(1100),
+                "]".repeat(1100)
+            ))
+        };
+        assert_eq!(
+            read(&mut p, &deep(r#""\ud83d""#)),
+            Err(ParseError::InvalidJson)
+        );
+        assert_eq!(
+            read(&mut p, &deep("\"a\u{1}b\"")),
+            Err(ParseError::InvalidJson)
+        );
+        assert_eq!(read(&mut p, &deep("01")), Err(ParseError::InvalidJson));
+    }
+
+    #[test]
+    fn a_wide_line_is_read_like_the_same_entry_without_its_keys() {
+        let mut p = Parser::default();
+        let plain = read(&mut p, &policy_write("")).unwrap();
+        let keys: String = (0..200_000)
+            .map(|i| format!(r#","k{i:07}":"hmac-sha256:0123456789abcdef""#))
+            .collect();
+        let line = policy_write(&keys);
+        assert!(line.len() > 8 << 20, "{}", line.len());
+        for fast in [true, false] {
+            p.set_fast_path(fast);
+            assert_eq!(read(&mut p, &line), Ok(plain.clone()));
+        }
+    }
+
+    #[test]
+    fn a_live_sources_marker_of_a_line_over_the_cap_is_line_too_long() {
+        let mut marker = Vec::new();
+        over_cap::encode(50 << 20, br#"{"type":"request"}"#, &mut marker);
+        marker.pop();
+        let mut p = Parser::default();
+        assert_eq!(
+            p.parse(&marker, |_, r| r.map(|_| ())),
+            Err(ParseError::LineTooLong)
+        );
     }
 
     #[test]

@@ -152,13 +152,27 @@ pub(crate) struct Rec {
 /// Read a framed line. `None`: leave it to simd-json. On `Some`, the returned `&str` is
 /// the line (checked UTF-8) that the record's spans point into.
 pub(crate) fn skim<'l>(line: &'l [u8], arena: &mut Arena) -> Option<(&'l str, Rec)> {
+    skim_with::<false>(line, arena)
+}
+
+/// The fallback for a line the fast path and simd-json both refused: the same pass, but
+/// every value detections do not read (`request.data`, `response.data`, headers, ...) is
+/// checked by an iterative skip with no depth limit, numbers of any form and escaped
+/// surrogate pairs included. The fields read still come from a few levels of known
+/// structure, so nothing here recurses with the input's nesting. `None`: the line is not
+/// valid JSON (or not an object).
+pub(crate) fn skim_deep<'l>(line: &'l [u8], arena: &mut Arena) -> Option<(&'l str, Rec)> {
+    skim_with::<true>(line, arena)
+}
+
+fn skim_with<'l, const DEEP: bool>(line: &'l [u8], arena: &mut Arena) -> Option<(&'l str, Rec)> {
     // Spans are 31-bit offsets into the line and the arena's text.
     if line.first() != Some(&b'{') || line.len() + arena.text.len() >= TEXT as usize {
         return None;
     }
     let text = simdutf8::basic::from_utf8(line).ok()?;
     let mark = (arena.spans.len(), arena.items.len(), arena.text.len());
-    let mut s = Scan {
+    let mut s = Scan::<DEEP> {
         b: line,
         line: text,
         i: 0,
@@ -186,7 +200,7 @@ struct Raw {
 /// `None` throughout: the fast path gives up on the line.
 type Got<T> = Option<T>;
 
-struct Scan<'b, 'r> {
+struct Scan<'b, 'r, const DEEP: bool> {
     b: &'b [u8],
     /// The same line, as the checked text spans resolve against.
     line: &'b str,
@@ -214,7 +228,7 @@ fn nonempty(s: Option<Span>) -> Option<Span> {
     s.filter(|s| !s.is_empty())
 }
 
-impl<'b> Scan<'b, '_> {
+impl<'b, const DEEP: bool> Scan<'b, '_, DEEP> {
     #[inline]
     fn peek(&self) -> Got<u8> {
         self.b.get(self.i).copied()
@@ -260,7 +274,11 @@ impl<'b> Scan<'b, '_> {
                         b'u' => {
                             let c = hex4(b.get(i + 2..i + 6)?)?;
                             if (0xD800..=0xDFFF).contains(&c) {
-                                return None;
+                                if !DEEP {
+                                    return None;
+                                }
+                                i += surrogate_pair(b, i, c)?;
+                                continue;
                             }
                             i += 6;
                         }
@@ -307,8 +325,15 @@ impl<'b> Scan<'b, '_> {
                 b'r' => '\r',
                 b't' => '\t',
                 b'u' => {
-                    let code = hex4(&b[run + 2..run + 6]).unwrap_or(0xFFFD);
+                    let mut code = hex4(&b[run + 2..run + 6]).unwrap_or(0xFFFD);
                     i = run + 6;
+                    // A pair (only the deep fallback lets one through `string`).
+                    if (0xD800..0xDC00).contains(&code) && b.get(i..i + 2) == Some(&b"\\u"[..]) {
+                        if let Some(lo) = b.get(i + 2..i + 6).and_then(hex4) {
+                            code = 0x10000 + ((code - 0xD800) << 10) + (lo.wrapping_sub(0xDC00));
+                            i += 6;
+                        }
+                    }
                     out.push(char::from_u32(code).unwrap_or('\u{FFFD}'));
                     continue;
                 }
@@ -390,6 +415,9 @@ impl<'b> Scan<'b, '_> {
 
     /// Check one value and move past it.
     fn skip(&mut self) -> Got<()> {
+        if DEEP {
+            return self.skip_any();
+        }
         match self.peek()? {
             b'"' => self.string().map(drop),
             b'{' => self.object(|s, _| s.skip()),
@@ -407,6 +435,126 @@ impl<'b> Scan<'b, '_> {
             return None;
         }
         self.i += word.len();
+        Some(())
+    }
+
+    /// Check one value of any depth and move past it, with a stack of open containers
+    /// instead of recursion (the deep fallback: 10,000 levels are as cheap as one).
+    #[cold]
+    #[inline(never)]
+    fn skip_any(&mut self) -> Got<()> {
+        // One bit per open container: set for an object. The nesting is bounded only by
+        // the line, so the stack grows on the heap, a bit per level.
+        let mut open: Vec<u64> = Vec::new();
+        let mut depth = 0usize;
+        let is_obj = |open: &Vec<u64>, d: usize| open[(d - 1) / 64] >> ((d - 1) % 64) & 1 == 1;
+        loop {
+            self.ws();
+            // A value.
+            match self.peek()? {
+                c @ (b'{' | b'[') => {
+                    self.i += 1;
+                    if depth.is_multiple_of(64) {
+                        open.push(0);
+                    }
+                    if c == b'{' {
+                        open[depth / 64] |= 1 << (depth % 64);
+                    } else {
+                        open[depth / 64] &= !(1 << (depth % 64));
+                    }
+                    depth += 1;
+                    self.ws();
+                    let close = if c == b'{' { b'}' } else { b']' };
+                    if self.peek()? == close {
+                        self.i += 1;
+                        depth -= 1;
+                    } else {
+                        if c == b'{' {
+                            self.member_key()?;
+                        }
+                        continue;
+                    }
+                }
+                b'"' => {
+                    self.string()?;
+                }
+                b't' => self.literal(b"true")?,
+                b'f' => self.literal(b"false")?,
+                b'n' => self.literal(b"null")?,
+                b'-' | b'0'..=b'9' => self.any_number()?,
+                _ => return None,
+            }
+            // After a value: close containers or move to the next item.
+            loop {
+                if depth == 0 {
+                    return Some(());
+                }
+                self.ws();
+                let obj = is_obj(&open, depth);
+                match self.peek()? {
+                    b',' => {
+                        self.i += 1;
+                        self.ws();
+                        if obj {
+                            self.member_key()?;
+                        }
+                        break;
+                    }
+                    b'}' if obj => {
+                        self.i += 1;
+                        depth -= 1;
+                    }
+                    b']' if !obj => {
+                        self.i += 1;
+                        depth -= 1;
+                    }
+                    _ => return None,
+                }
+            }
+        }
+    }
+
+    /// `"key" :` inside an object being skipped.
+    fn member_key(&mut self) -> Got<()> {
+        if self.peek()? != b'"' {
+            return None;
+        }
+        self.string()?;
+        self.ws();
+        if self.peek()? != b':' {
+            return None;
+        }
+        self.i += 1;
+        Some(())
+    }
+
+    /// Any JSON number (exponent and length unbounded), for the deep fallback.
+    fn any_number(&mut self) -> Got<()> {
+        let b = self.b;
+        let mut i = self.i + usize::from(b[self.i] == b'-');
+        let digits = |mut i: usize| {
+            let from = i;
+            while let Some(b'0'..=b'9') = b.get(i) {
+                i += 1;
+            }
+            (i > from).then_some(i)
+        };
+        match b.get(i)? {
+            b'0' => i += 1,
+            b'1'..=b'9' => i = digits(i)?,
+            _ => return None,
+        }
+        if b.get(i) == Some(&b'.') {
+            i = digits(i + 1)?;
+        }
+        if matches!(b.get(i), Some(b'e' | b'E')) {
+            i += 1;
+            if matches!(b.get(i), Some(b'+' | b'-')) {
+                i += 1;
+            }
+            i = digits(i)?;
+        }
+        self.i = i;
         Some(())
     }
 
@@ -667,6 +815,16 @@ impl<'b> Scan<'b, '_> {
         })?;
         Some(lease.flatten())
     }
+}
+
+/// At `\u` with the high or low surrogate `c` decoded: the length of a valid pair (a
+/// high surrogate followed by an escaped low one), `None` for a lone surrogate.
+fn surrogate_pair(b: &[u8], i: usize, c: u32) -> Option<usize> {
+    if !(0xD800..0xDC00).contains(&c) || b.get(i + 6..i + 8)? != &b"\\u"[..] {
+        return None;
+    }
+    let lo = hex4(b.get(i + 8..i + 12)?)?;
+    (0xDC00..0xE000).contains(&lo).then_some(12)
 }
 
 fn hex4(b: &[u8]) -> Option<u32> {

@@ -1,8 +1,11 @@
 //! The pipeline: framed lines in, alerts out. It owns the parser and the engine and keeps
 //! the counters every front end reports (entries by type, parse errors by reason). Replay,
 //! the daemon, rule examples, tests and benches all feed lines through this one type.
+//! A line that looks like an audit entry but could not be read raises an
+//! `unreadable_entry` alert ([`unreadable`]) besides its counted reason.
 
 pub mod examples;
+pub mod unreadable;
 
 use std::sync::Arc;
 
@@ -10,8 +13,11 @@ use crate::alert::Alert;
 use crate::config::Config;
 use crate::engine::{Engine, EngineStats, Outcome, TableSizes};
 use crate::parse::ahead::{Ahead, Lines};
-use crate::parse::{Entry, EntryKind, Framing, ParseError, Parser};
+use crate::parse::head::{Head, HEAD_BYTES};
+use crate::parse::time::parse_rfc3339_nanos;
+use crate::parse::{over_cap, Entry, EntryKind, Framing, ParseError, Parser};
 use crate::rules::RuleSet;
+use unreadable::{Unread, Unreadable, STAND_IN_TYPE};
 
 /// Counters of what was read.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -59,6 +65,7 @@ pub struct Pipeline {
 /// Everything after parsing, shared by the line path and the batch path.
 struct Core {
     engine: Engine,
+    unreadable: Unreadable,
     stats: Stats,
     since: Option<i64>,
     until: Option<i64>,
@@ -91,7 +98,15 @@ impl Core {
         let entry = match result {
             Ok(e) => e,
             Err(e) => {
-                stats.parse_errors[e.index()] += 1;
+                // A live source's marker of a line over the cap: the source counted the
+                // line when it framed it (its own `line_too_long`), so only alert here.
+                let marked = e == ParseError::LineTooLong && raw.is_some_and(is_marker);
+                if !marked {
+                    stats.parse_errors[e.index()] += 1;
+                }
+                if let Some(raw) = raw {
+                    self.unread(e, raw, bytes, out);
+                }
                 return Err(e);
             }
         };
@@ -99,7 +114,13 @@ impl Core {
         match entry.kind {
             EntryKind::Request => stats.requests += 1,
             EntryKind::Response => stats.responses += 1,
-            EntryKind::Other(_) => stats.other_types += 1,
+            EntryKind::Other(t) => {
+                stats.other_types += 1;
+                if t == STAND_IN_TYPE {
+                    self.unreadable.process(&entry, out);
+                    return Ok(());
+                }
+            }
         }
         if let Some(t) = entry.time {
             if self.since.is_some_and(|s| t < s) || self.until.is_some_and(|u| t >= u) {
@@ -121,12 +142,58 @@ impl Core {
     }
 }
 
+impl Core {
+    /// A line that was not read: an `unreadable_entry` alert when it looks like an audit
+    /// entry. `raw` is the line, or for one over the cap its first bytes (or the live
+    /// sources' marker, which carries them).
+    fn unread(&mut self, reason: ParseError, raw: &[u8], bytes: u64, out: &mut Vec<Alert>) {
+        let (size, head, looks) = match reason {
+            ParseError::LineTooLong => {
+                let (size, first) = over_cap::decode(raw).unwrap_or((bytes.saturating_sub(1), raw));
+                let head = Head::read(first);
+                let looks = head.starts_like_entry();
+                (size, head, looks)
+            }
+            ParseError::Jsonx => return,
+            _ => {
+                let head = Head::read(&raw[..raw.len().min(HEAD_BYTES)]);
+                let looks = head.names_entry();
+                (raw.len() as u64, head, looks)
+            }
+        };
+        if !looks {
+            return;
+        }
+        let time = head.time.as_deref().and_then(parse_rfc3339_nanos);
+        if let Some(t) = time {
+            if self.since.is_some_and(|s| t < s) || self.until.is_some_and(|u| t >= u) {
+                self.stats.filtered_by_time += 1;
+                return;
+            }
+        }
+        let before = out.len();
+        let unread = Unread {
+            reason,
+            size,
+            head: &head,
+        };
+        self.unreadable.report(&unread, self.engine.max_time(), out);
+        if let Some(o) = &mut self.observer {
+            if out.len() > before {
+                o.alerts(&out[before..]);
+            }
+        }
+    }
+}
+
 impl Pipeline {
     pub fn new(cfg: Arc<Config>, rules: Arc<RuleSet>) -> Pipeline {
+        let (rest, mine) = unreadable::split(&rules);
         Pipeline {
             parser: Parser::new(&cfg.parse.prefix),
             core: Core {
-                engine: Engine::new(cfg, rules),
+                unreadable: Unreadable::new(cfg.clone(), mine),
+                engine: Engine::new(cfg, Arc::new(rest)),
                 stats: Stats::default(),
                 since: None,
                 until: None,
@@ -172,22 +239,23 @@ impl Pipeline {
         self.core.engine.table_sizes()
     }
 
-    /// A line longer than the cap was skipped by the framer.
-    pub fn record_too_long(&mut self, bytes: u64) {
-        let mut none = Vec::new();
+    /// A line longer than the cap was skipped by the framer: its size in the input
+    /// (newline included) and its first bytes. Counted, and alerted on when those bytes
+    /// look like an audit entry.
+    pub fn record_too_long(&mut self, bytes: u64, head: &[u8], out: &mut Vec<Alert>) {
         let _ = self.core.accept(
             Framing::default(),
             Err(ParseError::LineTooLong),
-            None,
+            Some(head),
             bytes,
-            &mut none,
+            out,
         );
     }
 
     /// Feed one line (without its `\n`). Returns the parse error, if any, so a front end
     /// can log where it happened.
     pub fn feed_line(&mut self, line: &[u8], out: &mut Vec<Alert>) -> Result<(), ParseError> {
-        let bytes = line.len() as u64 + 1;
+        let bytes = input_bytes(line, line.len() as u64 + 1);
         let Pipeline { parser, core, .. } = self;
         // The parser leaves the line as it was: it is a request's original bytes, kept in
         // case its response never comes and it must be read again.
@@ -216,6 +284,7 @@ impl Pipeline {
         let Pipeline { parser, core, .. } = self;
         let mut n = 0;
         ahead.each(lines, |line, bytes, outcome| {
+            let bytes = input_bytes(line, bytes);
             let r = match outcome {
                 Some((framing, result)) => core.accept(framing, result, Some(line), bytes, out),
                 None => parser.parse(line, |framing, result| {
@@ -234,11 +303,26 @@ impl Pipeline {
     pub fn finish(&mut self, out: &mut Vec<Alert>) {
         let before = out.len();
         self.core.engine.finish(out);
+        self.core.unreadable.finish(out);
         if let Some(o) = &mut self.core.observer {
             if out.len() > before {
                 o.alerts(&out[before..]);
             }
         }
+    }
+}
+
+/// A line's size in the input: `bytes`, or for a live source's marker of a line over the
+/// cap, the size of that line.
+/// A live source's marker of a line over the cap ([`over_cap`]).
+fn is_marker(line: &[u8]) -> bool {
+    line.first() == Some(&0) && over_cap::decode(line).is_some()
+}
+
+fn input_bytes(line: &[u8], bytes: u64) -> u64 {
+    match line.first() {
+        Some(0) => over_cap::decode(line).map_or(bytes, |(len, _)| len + 1),
+        _ => bytes,
     }
 }
 
@@ -288,5 +372,41 @@ impl<'a> EntryView<'_, 'a> {
     /// The same outcome the rules see ([`crate::engine::Event`]).
     pub fn outcome(&self) -> Outcome {
         Outcome::of(self.entry)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the live sources' framer hands on for a line over the cap reaches the rules
+    /// of `unreadable_entry` through the batch path, and is not counted twice.
+    #[test]
+    fn a_live_sources_marker_raises_unreadable_entry_once() {
+        let cfg = Arc::new(Config::default());
+        let mut p = Pipeline::new(cfg, Arc::new(RuleSet::embedded()));
+        let mut data = Vec::new();
+        crate::parse::over_cap::encode(
+            50 << 20,
+            br#"{"time":"2026-03-02T10:00:00Z","type":"request","request":{"id":"r-9","path":"sys/mounts/x","data":{"k":"#,
+            &mut data,
+        );
+        crate::parse::over_cap::encode(50 << 20, b"not an entry", &mut data);
+        let mut ahead = Ahead::default();
+        ahead.read(Lines::Split(&data), b"");
+        let mut out = Vec::new();
+        let mut errors = Vec::new();
+        let n = p.feed_ahead(Lines::Split(&data), &mut ahead, &mut out, &mut |_, e| {
+            errors.push(e)
+        });
+        assert_eq!(n, 2);
+        assert_eq!(errors, [ParseError::LineTooLong, ParseError::LineTooLong]);
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!(out[0].category, "unreadable_entry");
+        assert_eq!(out[0].request_id.as_deref(), Some("r-9"));
+        assert_eq!(out[0].path.as_deref(), Some("sys/mounts/x"));
+        assert_eq!(out[0].evidence["size_bytes"], 50 << 20);
+        assert_eq!(p.stats().parse_errors_total(), 0, "counted by the source");
+        assert_eq!(p.stats().bytes, 2 * ((50 << 20) + 1));
     }
 }

@@ -74,6 +74,10 @@ pub const EMBEDDED: &[(&str, &str)] = &[
         "rules/mass_revocation.yaml",
         include_str!("../../rules/mass_revocation.yaml"),
     ),
+    (
+        "rules/unreadable_entry.yaml",
+        include_str!("../../rules/unreadable_entry.yaml"),
+    ),
 ];
 
 /// Which checks a cadence detector runs.

@@ -94,6 +94,12 @@ pub fn for_category(category: &str) -> Advice {
             "Check NTP on the node that wrote it (the entry's remote address and the node's \
              logs); if no node's clock is wrong, find who can write to the audit socket.",
         ),
+        "unreadable_entry" => (
+            "An audit entry could not be evaluated (over the line cap, or damaged), so no rule \
+             saw it: a request shaped to be unreadable would otherwise pass unseen.",
+            "Find the request by its id, time and path in Vault's audit log and review it by \
+             hand; if lines are this large by design, raise parse.max_line_bytes.",
+        ),
         _ => (
             "A detection rule matched this activity.",
             "Read the rule's description (`auditwatch rules list`) and check the actor and path \

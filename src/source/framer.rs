@@ -1,7 +1,13 @@
 //! Framing a byte stream into whole lines, for the live sources (a socket connection, a
 //! tailed file). Invariants: a line is handed on only whole (with its `\n`); a line over
-//! the cap is skipped and counted without ever being held whole; with `strip_nul`, the
-//! runs of NUL bytes `copytruncate` leaves at a line start are skipped and counted.
+//! the cap is skipped and counted without ever being held whole, and handed on as a
+//! marker line ([`crate::parse::over_cap`]) with its length and first
+//! [`HEAD_BYTES`], so the pipeline raises an `unreadable_entry` alert for it; with
+//! `strip_nul`, the runs of NUL bytes `copytruncate` leaves at a line start are skipped
+//! and counted. Memory per framer: the cap (a partial line) plus [`HEAD_BYTES`].
+
+use crate::parse::head::HEAD_BYTES;
+use crate::parse::over_cap;
 
 /// Splits a byte stream into whole lines with a length cap.
 ///
@@ -12,6 +18,8 @@
 #[derive(Debug)]
 pub struct Framer {
     partial: Vec<u8>,
+    /// The first bytes of the line being skipped.
+    head: Vec<u8>,
     skipping: bool,
     skipped: u64,
     max_line: usize,
@@ -31,6 +39,7 @@ impl Framer {
     pub fn new(max_line: usize, strip_nul: bool) -> Framer {
         Framer {
             partial: Vec::new(),
+            head: Vec::new(),
             skipping: false,
             skipped: 0,
             max_line: max_line.max(1024),
@@ -48,6 +57,7 @@ impl Framer {
         let n = self.partial.len() + self.skipped as usize;
         let had = !self.partial.is_empty() || self.skipping;
         self.partial.clear();
+        self.head.clear();
         self.skipping = false;
         self.skipped = 0;
         had.then_some(n)
@@ -64,6 +74,10 @@ impl Framer {
             if self.skipping {
                 match memchr::memchr(b'\n', data) {
                     Some(p) => {
+                        let more = HEAD_BYTES.saturating_sub(self.head.len()).min(p);
+                        self.head.extend_from_slice(&data[..more]);
+                        over_cap::encode(self.skipped + p as u64, &self.head, out);
+                        self.head.clear();
                         self.skipping = false;
                         self.skipped = 0;
                         st.too_long += 1;
@@ -71,6 +85,8 @@ impl Framer {
                     }
                     None => {
                         self.skipped += data.len() as u64;
+                        let more = HEAD_BYTES.saturating_sub(self.head.len()).min(data.len());
+                        self.head.extend_from_slice(&data[..more]);
                         return st;
                     }
                 }
@@ -87,6 +103,9 @@ impl Framer {
             match memchr::memchr(b'\n', data) {
                 Some(p) => {
                     if self.partial.len() + p > self.max_line {
+                        self.keep_head(&data[..p]);
+                        over_cap::encode((self.partial.len() + p) as u64, &self.head, out);
+                        self.head.clear();
                         self.partial.clear();
                         st.too_long += 1;
                     } else if self.partial.is_empty() {
@@ -114,6 +133,7 @@ impl Framer {
                 None => {
                     if self.partial.len() + data.len() > self.max_line {
                         self.skipped = (self.partial.len() + data.len()) as u64;
+                        self.keep_head(data);
                         self.partial.clear();
                         self.skipping = true;
                     } else {
@@ -124,6 +144,15 @@ impl Framer {
             }
         }
         st
+    }
+
+    /// Keep the first [`HEAD_BYTES`] of the partial line followed by `more`.
+    fn keep_head(&mut self, more: &[u8]) {
+        self.head.clear();
+        let from_partial = self.partial.len().min(HEAD_BYTES);
+        self.head.extend_from_slice(&self.partial[..from_partial]);
+        let rest = (HEAD_BYTES - from_partial).min(more.len());
+        self.head.extend_from_slice(&more[..rest]);
     }
 }
 
@@ -156,10 +185,12 @@ mod tests {
             total.too_long += st.too_long;
             total.nul_bytes += st.nul_bytes;
         }
-        let lines = String::from_utf8(out)
-            .unwrap()
-            .split_inclusive('\n')
-            .map(str::to_string)
+        let lines = out
+            .split_inclusive(|&b| b == b'\n')
+            .map(|l| match over_cap::decode(&l[..l.len() - 1]) {
+                Some((len, head)) => format!("<over cap {len}: {} bytes kept>\n", head.len()),
+                None => String::from_utf8(l.to_vec()).unwrap(),
+            })
             .collect();
         (lines, total, f)
     }
@@ -177,14 +208,29 @@ mod tests {
     fn skips_lines_over_the_cap_without_keeping_them() {
         let long = vec![b'x'; 3000];
         let (lines, st, f) = frame(&[b"ok\n", &long, &long, b"\nafter\n"], 1024, false);
-        assert_eq!(lines, vec!["ok\n", "after\n"]);
+        assert_eq!(
+            lines,
+            vec!["ok\n", "<over cap 6000: 6000 bytes kept>\n", "after\n"]
+        );
         assert_eq!(st.too_long, 1);
         assert_eq!(f.pending(), 0);
         let mut within = b"ok\n".to_vec();
         within.extend(vec![b'y'; 2000]);
         within.extend(b"\nafter\n");
         let (lines, st, _) = frame(&[&within], 1024, false);
-        assert_eq!(lines, vec!["ok\n", "after\n"]);
+        assert_eq!(
+            lines,
+            vec!["ok\n", "<over cap 2000: 2000 bytes kept>\n", "after\n"]
+        );
+        assert_eq!(st.too_long, 1);
+        // Only the head of a line over the cap is kept, however it arrives.
+        let huge = vec![b'z'; 200_000];
+        let (lines, st, f) = frame(&[&huge[..70_000], &huge[70_000..], b"\n"], 1024, false);
+        assert_eq!(
+            lines,
+            vec![format!("<over cap 200000: {HEAD_BYTES} bytes kept>\n")]
+        );
+        assert_eq!((st.too_long, f.pending()), (1, 0));
         assert_eq!(st.too_long, 1);
     }
 

@@ -1,16 +1,21 @@
 //! Line framing over any reader: `\n`-terminated lines handed out as slices of a reused
 //! buffer, or gathered into chunks for parallel replay. A line longer than the cap is
-//! skipped without being buffered whole, and reported with its length.
+//! skipped without being buffered whole, and reported with its length and its first
+//! [`HEAD_BYTES`] (what an `unreadable_entry` alert reads its header fields from).
 
 use std::io::{self, Read};
 
 use crate::parse::chunk::{Chunk, LineSpan};
+use crate::parse::head::HEAD_BYTES;
 
 /// One framing step.
 pub enum Frame<'b> {
     Line(&'b mut [u8]),
-    /// A line over the cap was skipped; its length in bytes.
-    TooLong(u64),
+    /// A line over the cap was skipped: its length in bytes and its first bytes.
+    TooLong {
+        len: u64,
+        head: &'b [u8],
+    },
 }
 
 pub struct LineReader<R> {
@@ -20,6 +25,8 @@ pub struct LineReader<R> {
     end: usize,
     max_line: usize,
     eof: bool,
+    /// The first bytes of a line over the cap, kept while the rest is skipped.
+    head: Vec<u8>,
     /// Bytes consumed from the reader so far.
     pub bytes_read: u64,
 }
@@ -33,6 +40,7 @@ impl<R: Read> LineReader<R> {
             end: 0,
             max_line: max_line.max(1024),
             eof: false,
+            head: Vec::new(),
             bytes_read: 0,
         }
     }
@@ -78,24 +86,40 @@ impl<R: Read> LineReader<R> {
                 let s = self.start;
                 self.start = nl + 1;
                 if nl - s > self.max_line {
-                    return Ok(Some(Frame::TooLong((nl - s) as u64)));
+                    return Ok(Some(Frame::TooLong {
+                        len: (nl - s) as u64,
+                        head: &self.buf[s..s + HEAD_BYTES.min(nl - s)],
+                    }));
                 }
                 return Ok(Some(Frame::Line(&mut self.buf[s..nl])));
             }
             if self.end - self.start > self.max_line {
-                // Skip the rest of this oversized line without keeping it.
+                // Skip the rest of this oversized line, keeping only its head.
                 let mut skipped = (self.end - self.start) as u64;
+                self.head.clear();
+                let head_end = self.start + HEAD_BYTES.min(self.end - self.start);
+                self.head.extend_from_slice(&self.buf[self.start..head_end]);
                 self.start = self.end;
                 loop {
                     self.start = 0;
                     self.end = 0;
                     if self.fill()? == 0 {
-                        return Ok(Some(Frame::TooLong(skipped)));
+                        return Ok(Some(Frame::TooLong {
+                            len: skipped,
+                            head: &self.head,
+                        }));
                     }
-                    if let Some(pos) = memchr::memchr(b'\n', &self.buf[..self.end]) {
+                    let line_end = memchr::memchr(b'\n', &self.buf[..self.end]);
+                    let more = HEAD_BYTES.saturating_sub(self.head.len());
+                    let upto = line_end.unwrap_or(self.end).min(more);
+                    self.head.extend_from_slice(&self.buf[..upto]);
+                    if let Some(pos) = line_end {
                         skipped += pos as u64;
                         self.start = pos + 1;
-                        return Ok(Some(Frame::TooLong(skipped)));
+                        return Ok(Some(Frame::TooLong {
+                            len: skipped,
+                            head: &self.head,
+                        }));
                     }
                     skipped += self.end as u64;
                 }
@@ -127,6 +151,8 @@ pub struct ChunkReader<R> {
     carry: Vec<u8>,
     /// Bytes skipped so far of an over-long line still being read.
     skipping: Option<u64>,
+    /// The first bytes of that line.
+    head: Vec<u8>,
     max_line: usize,
     eof: bool,
     /// A pipe or terminal: hand lines on as soon as the producer stops keeping up.
@@ -139,6 +165,7 @@ impl<R: Read> ChunkReader<R> {
             inner,
             carry: Vec::new(),
             skipping: None,
+            head: Vec::new(),
             max_line: max_line.max(1024),
             eof: false,
             streaming: false,
@@ -154,13 +181,29 @@ impl<R: Read> ChunkReader<R> {
     }
 
     /// Frame the whole lines of `data` from `scan`; returns where the unfinished line starts.
-    fn frame(&mut self, lines: &mut Vec<LineSpan>, data: &[u8], mut scan: usize) -> usize {
+    fn frame(
+        &mut self,
+        (data, lines, heads): (&[u8], &mut Vec<LineSpan>, &mut Vec<Vec<u8>>),
+        mut scan: usize,
+    ) -> usize {
         while let Some(pos) = memchr::memchr(b'\n', &data[scan..]) {
             let nl = scan + pos;
             match self.skipping.take() {
-                Some(n) => lines.push(LineSpan::TooLong(n + pos as u64)),
+                Some(n) => {
+                    let more = HEAD_BYTES.saturating_sub(self.head.len()).min(pos);
+                    self.head.extend_from_slice(&data[scan..scan + more]);
+                    heads.push(std::mem::take(&mut self.head));
+                    lines.push(LineSpan::TooLong {
+                        len: n + pos as u64,
+                        head: heads.len() - 1,
+                    })
+                }
                 None if nl - scan > self.max_line => {
-                    lines.push(LineSpan::TooLong((nl - scan) as u64))
+                    heads.push(data[scan..scan + HEAD_BYTES.min(nl - scan)].to_vec());
+                    lines.push(LineSpan::TooLong {
+                        len: (nl - scan) as u64,
+                        head: heads.len() - 1,
+                    })
                 }
                 None => lines.push(LineSpan::Line {
                     start: scan,
@@ -181,21 +224,29 @@ impl<R: Read> ChunkReader<R> {
         let mut drained = false;
         loop {
             // Frame what is buffered: whole lines, and over-long ones as markers.
-            let (data, lines) = chunk.parts();
-            scan = self.frame(lines, data, scan);
-            // The unfinished line: skip it once it is over the cap.
-            let partial = data.len() - scan;
+            scan = self.frame(chunk.parts(), scan);
+            // The unfinished line: skip it once it is over the cap, keeping its head.
+            let partial = chunk.data().len() - scan;
             if let Some(n) = self.skipping.as_mut() {
                 *n += partial as u64;
+                let more = HEAD_BYTES.saturating_sub(self.head.len()).min(partial);
+                self.head
+                    .extend_from_slice(&chunk.data()[scan..scan + more]);
                 chunk.truncate(scan);
             } else if partial > self.max_line {
                 self.skipping = Some(partial as u64);
+                self.head.clear();
+                self.head
+                    .extend_from_slice(&chunk.data()[scan..scan + HEAD_BYTES.min(partial)]);
                 chunk.truncate(scan);
             }
             let end = chunk.data().len();
             if self.eof {
                 match self.skipping.take() {
-                    Some(n) => chunk.lines.push(LineSpan::TooLong(n)),
+                    Some(n) => {
+                        let head = std::mem::take(&mut self.head);
+                        chunk.push_too_long(n, &head);
+                    }
                     None if scan < end => chunk.lines.push(LineSpan::Line { start: scan, end }),
                     None => {}
                 }
@@ -242,8 +293,7 @@ impl<R: Read> ChunkReader<R> {
                 Err(e) => {
                     // What was read before the error is kept: frame its whole lines; the
                     // unfinished one is dropped, as the line reader does.
-                    let (data, lines) = chunk.parts();
-                    scan = self.frame(lines, data, scan);
+                    scan = self.frame(chunk.parts(), scan);
                     chunk.truncate(scan);
                     return Err(e);
                 }
@@ -265,6 +315,15 @@ fn read_retrying(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
 mod tests {
     use super::*;
 
+    /// The first bytes of the first line of `input` that is `len` long.
+    fn input_head(input: &[u8], len: u64) -> Vec<u8> {
+        let line = input
+            .split(|&b| b == b'\n')
+            .find(|l| l.len() as u64 == len)
+            .expect("a line of that length");
+        line[..HEAD_BYTES.min(line.len())].to_vec()
+    }
+
     fn frames(input: &[u8], max: usize) -> Vec<String> {
         let mut r = LineReader::new(input, max);
         r.buf = vec![0; 8];
@@ -272,7 +331,13 @@ mod tests {
         while let Some(f) = r.next_frame().unwrap() {
             out.push(match f {
                 Frame::Line(l) => String::from_utf8_lossy(l).into_owned(),
-                Frame::TooLong(n) => format!("<too long {n}>"),
+                Frame::TooLong { len, head } => {
+                    assert!(
+                        head == input_head(input, len),
+                        "the head of a line of {len}"
+                    );
+                    format!("<too long {len}>")
+                }
             });
         }
         out
@@ -327,7 +392,10 @@ mod tests {
                     LineSpan::Line { start, end } => {
                         String::from_utf8_lossy(&c.data()[start..end]).into_owned()
                     }
-                    LineSpan::TooLong(n) => format!("<too long {n}>"),
+                    LineSpan::TooLong { len, head } => {
+                        assert!(c.heads[head].len() == HEAD_BYTES.min(len as usize));
+                        format!("<too long {len}>")
+                    }
                 });
             }
             if ended {
@@ -400,7 +468,7 @@ mod tests {
             .iter()
             .map(|l| match *l {
                 LineSpan::Line { start, end } => &c.data()[start..end],
-                LineSpan::TooLong(_) => b"?",
+                LineSpan::TooLong { .. } => b"?",
             })
             .collect();
         assert_eq!(got, [&b"one"[..], b"two"]);

@@ -59,8 +59,8 @@ pub fn replay(
             line_no += 1;
             let result = match frame {
                 Frame::Line(line) => pipeline.feed_line(line, &mut alerts),
-                Frame::TooLong(n) => {
-                    pipeline.record_too_long(n + 1);
+                Frame::TooLong { len, head } => {
+                    pipeline.record_too_long(len + 1, head, &mut alerts);
                     Err(crate::parse::ParseError::LineTooLong)
                 }
             };

@@ -46,13 +46,39 @@ fn truncated_json_lines_are_counted_as_truncated() {
 }
 
 #[test]
-fn a_10_mib_line_is_skipped_as_line_too_long_and_the_next_line_is_read() {
-    // A well-formed entry, so only the cap (default 8 MiB) can be why it is not read.
+fn a_10_mib_line_is_read_whole_under_the_default_40_mib_cap() {
+    // Vault writes request bodies up to its 32 MiB max_request_size into the entry, so the
+    // default cap is above it: a 10 MiB entry is read like any other.
     let mut huge = br#"{"time":"2026-03-02T14:07:00Z","type":"response","pad":""#.to_vec();
     huge.resize(10 * 1024 * 1024, b'x');
     huge.extend_from_slice(br#""}"#);
-    let run = replay_between_good_lines(&[&huge]);
-    run.assert_parse_errors(&[("line_too_long", 1)]);
+    let a = cross_tenant_denied(&rid(1));
+    let b = cross_tenant_denied(&rid(2));
+    let dir = Dir::new();
+    let log = dir.write_lines("audit.log", &[a.as_bytes(), &huge, b.as_bytes()]);
+    let run = replay([&log]);
+    run.assert_code(0)
+        .assert_alerts_for(&[rid(1), rid(2)])
+        .assert_parse_errors(&[]);
+    assert_eq!(run.count("entries"), 3, "{}", run.context());
+    assert!(run.count("bytes") > huge.len() as u64, "{}", run.context());
+}
+
+#[test]
+fn a_line_over_the_cap_is_skipped_as_line_too_long_and_the_next_line_is_read() {
+    // Over the cap and not like an entry (no entry key first, no type): counted only.
+    let dir = Dir::new();
+    let config = dir.write("config.yaml", "parse:\n  max_line_bytes: 4096\n");
+    let mut huge = br#"{"pad":""#.to_vec();
+    huge.resize(3 * 1024 * 1024, b'x');
+    huge.extend_from_slice(br#""}"#);
+    let a = cross_tenant_denied(&rid(1));
+    let b = cross_tenant_denied(&rid(2));
+    let log = dir.write_lines("audit.log", &[a.as_bytes(), &huge, b.as_bytes()]);
+    let run = replay(os_args!["--config", config, log]);
+    run.assert_code(0)
+        .assert_alerts_for(&[rid(1), rid(2)])
+        .assert_parse_errors(&[("line_too_long", 1)]);
     // The oversized line's bytes are accounted for, not silently lost.
     assert!(run.count("bytes") > huge.len() as u64, "{}", run.context());
 }
@@ -81,9 +107,13 @@ fn the_line_cap_follows_parse_max_line_bytes_in_the_config() {
         ],
     );
     let run = replay(os_args!["--config", config, log]);
+    // The line over the cap starts like an entry: besides its count, an
+    // `unreadable_entry` alert (it names no request id within its first bytes).
     run.assert_code(0)
-        .assert_alerts_for(&[rid(1), rid(2)])
+        .assert_alerts_for(&[rid(1), "<none>".into(), rid(2)])
         .assert_parse_errors(&[("line_too_long", 1)]);
+    assert_eq!(run.alerts()[1]["category"], "unreadable_entry");
+    assert_eq!(run.alerts()[1]["evidence"]["size_bytes"], over.len() as u64);
     assert_eq!(run.count("entries"), 3, "{}", run.context());
 }
 
@@ -94,8 +124,24 @@ fn invalid_utf8_inside_a_json_string_is_counted_as_invalid_utf8() {
     let at = line.find("lumen").unwrap() + 2;
     let mut bad = line.into_bytes();
     bad[at] = 0xff;
-    let run = replay_between_good_lines(&[&bad, b"{\"type\":\"response\",\"error\":\"caf\xc3\"}"]);
-    run.assert_parse_errors(&[("invalid_utf8", 2)]);
+    let a = cross_tenant_denied(&rid(1));
+    let b = cross_tenant_denied(&rid(2));
+    let dir = Dir::new();
+    let lines: [&[u8]; 4] = [
+        a.as_bytes(),
+        &bad,
+        b"{\"type\":\"response\",\"error\":\"caf\xc3\"}",
+        b.as_bytes(),
+    ];
+    let log = dir.write_lines("audit.log", &lines);
+    let run = replay([&log]);
+    // The damaged entry still names its type and request id: it is counted and raises
+    // `unreadable_entry`; the stray object is only counted.
+    run.assert_code(0)
+        .assert_alerts_for(&[rid(1), rid(9), rid(2)])
+        .assert_parse_errors(&[("invalid_utf8", 2)]);
+    assert_eq!(run.alerts()[1]["category"], "unreadable_entry");
+    assert_eq!(run.alerts()[1]["evidence"]["reason"], "invalid_utf8");
 }
 
 #[test]
@@ -104,8 +150,20 @@ fn a_nul_run_inside_a_line_is_counted_as_nul_bytes() {
     let tail = bad.split_off(bad.len() / 2);
     bad.extend_from_slice(&[0u8; 16]);
     bad.extend_from_slice(&tail);
-    let run = replay_between_good_lines(&[&bad, b"\0\0\0\0\0\0\0\0"]);
-    run.assert_parse_errors(&[("nul_bytes", 2)]);
+    let a = cross_tenant_denied(&rid(1));
+    let b = cross_tenant_denied(&rid(2));
+    let dir = Dir::new();
+    let log = dir.write_lines(
+        "audit.log",
+        &[a.as_bytes(), &bad, b"\0\0\0\0\0\0\0\0", b.as_bytes()],
+    );
+    let run = replay([&log]);
+    // The entry with a NUL run inside names its type and request id before the run: it is
+    // counted and raises `unreadable_entry`; the bare NUL run is only counted.
+    run.assert_code(0)
+        .assert_alerts_for(&[rid(1), rid(9), rid(2)])
+        .assert_parse_errors(&[("nul_bytes", 2)]);
+    assert_eq!(run.alerts()[1]["category"], "unreadable_entry");
     assert_eq!(run.count("nul_prefixed_lines"), 0, "{}", run.context());
 }
 

@@ -36,3 +36,4 @@ mod sink_alertmanager;
 mod sink_email;
 mod skim;
 mod tail;
+mod unreadable;
