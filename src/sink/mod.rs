@@ -531,13 +531,9 @@ mod tests {
         );
     }
 
-    /// Regression: a custom rule whose regex captures `kind` from 2,000 paths made 2,001
-    /// series. Label values from alerts are bounded in number and length.
-    #[test]
-    fn labels_filled_from_input_stay_bounded() {
-        let metrics = Arc::new(Metrics::new());
-        let (tx, _inbox) = queue(10_000);
-        let mut sinks = Sinks {
+    /// One `jsonl` sink on `tx`, with a tenant label cap of 3.
+    fn one_jsonl_sink(tx: Sender, metrics: &Arc<Metrics>, queue_wait: Duration) -> Sinks {
+        Sinks {
             running: vec![Running {
                 name: "jsonl",
                 tx,
@@ -547,9 +543,18 @@ mod tests {
             tenants: LabelCap::new(3),
             kinds: LabelCap::new(KIND_LABEL_CAP),
             drop_log: vec![LogRate::new(Duration::from_secs(10))],
-            queue_wait: Duration::from_millis(20),
+            queue_wait,
             stuck: vec![false],
-        };
+        }
+    }
+
+    /// Regression: a custom rule whose regex captures `kind` from 2,000 paths made 2,001
+    /// series. Label values from alerts are bounded in number and length.
+    #[test]
+    fn labels_filled_from_input_stay_bounded() {
+        let metrics = Arc::new(Metrics::new());
+        let (tx, _inbox) = queue(10_000);
+        let mut sinks = one_jsonl_sink(tx, &metrics, Duration::from_millis(20));
         for n in 0..2_000u32 {
             let mut a = alert(n);
             a.tenant = Some("t".repeat(1 + n as usize % 300));
@@ -587,19 +592,7 @@ mod tests {
             }
             n
         });
-        let mut sinks = Sinks {
-            running: vec![Running {
-                name: "jsonl",
-                tx,
-                thread: std::thread::spawn(|| {}),
-            }],
-            metrics: metrics.clone(),
-            tenants: LabelCap::new(3),
-            kinds: LabelCap::new(KIND_LABEL_CAP),
-            drop_log: vec![LogRate::new(Duration::from_secs(10))],
-            queue_wait: Duration::from_secs(1),
-            stuck: vec![false],
-        };
+        let mut sinks = one_jsonl_sink(tx, &metrics, Duration::from_secs(1));
         for n in 0..50 {
             sinks.dispatch(alert(n));
         }
