@@ -21,6 +21,9 @@ pub struct SocketSource {
     pub listen: Listen,
     /// Connections beyond this are refused (after evicting an idle peer, if one is).
     pub max_connections: usize,
+    /// Bytes of unterminated lines all connections may hold together; past it, the
+    /// connection holding the largest one is closed (its partial line dropped, counted).
+    pub max_partial_bytes: u64,
     /// At the connection cap, a peer silent for this long is closed to make room.
     pub evict_idle_after_secs: u64,
 }
@@ -169,6 +172,10 @@ fn valid_name(s: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
 }
 
+/// The default budget for unterminated lines across a socket source's connections: room
+/// for Vault's largest entry (within the default 40 MiB line cap) three times over.
+pub const DEFAULT_MAX_PARTIAL_BYTES: u64 = 128 << 20;
+
 fn socket_source(ctx: &mut Ctx, m: &mut MapReader) -> Option<SocketSource> {
     let protocol = match m.take("protocol") {
         None => Some("tcp".to_string()),
@@ -208,9 +215,20 @@ fn socket_source(ctx: &mut Ctx, m: &mut MapReader) -> Option<SocketSource> {
         .take("evict_idle_after_secs")
         .map(|n| yaml::uint(ctx, n, "evict_idle_after_secs"))
         .unwrap_or(Some(60));
+    let max_partial = m
+        .take("max_partial_bytes")
+        .map(|n| match yaml::positive(ctx, n, "max_partial_bytes") {
+            Some(v) if v < 1 << 20 => {
+                ctx.error(n, "max_partial_bytes must be at least 1048576");
+                None
+            }
+            v => v,
+        })
+        .unwrap_or(Some(DEFAULT_MAX_PARTIAL_BYTES));
     Some(SocketSource {
         listen: listen?,
         max_connections: max_connections? as usize,
+        max_partial_bytes: max_partial?,
         evict_idle_after_secs: evict?,
     })
 }

@@ -7,8 +7,10 @@
 //! Invariants: bytes are never spliced across connections; an unterminated fragment left
 //! when a connection closes (Vault re-sends the whole entry on a new connection) is
 //! discarded and counted; connections are capped, and at the cap a peer idle longer than
-//! `evict_idle_after_secs` is closed to make room; labels carry the source name, never a
-//! peer address.
+//! `evict_idle_after_secs` is closed to make room; the unterminated lines all connections
+//! hold share one budget (`max_partial_bytes`), past which the connection holding the
+//! largest is closed and its fragment counted; labels carry the source name, never a peer
+//! address.
 
 use std::io;
 use std::net::SocketAddr;
@@ -142,12 +144,19 @@ struct Slot {
     id: u64,
     last_active_ms: AtomicU64,
     evict: Notify,
+    /// Bytes of the unterminated line this connection holds.
+    partial: AtomicU64,
+    /// Told to close because its partial line was the largest over the budget.
+    over_budget: std::sync::atomic::AtomicBool,
 }
 
 struct Conns {
     start: Instant,
     slots: Mutex<Vec<Arc<Slot>>>,
     next_id: AtomicU64,
+    /// Bytes of unterminated lines all connections hold, and the budget for them.
+    partial_total: AtomicU64,
+    partial_budget: u64,
 }
 
 impl Conns {
@@ -157,6 +166,45 @@ impl Conns {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Arc<Slot>>> {
         crate::util::sync::lock(&self.slots)
+    }
+
+    /// `slot` now holds `held` bytes of an unterminated line. Over the budget shared by all
+    /// connections, the connection holding the largest partial line is the one to close
+    /// (a peer that sends a long line and stops, not Vault, which completes its entries):
+    /// `true` when that is `slot` itself; another is told to close.
+    fn hold_partial(&self, slot: &Slot, held: u64) -> bool {
+        let before = slot.partial.swap(held, Ordering::Relaxed);
+        let total = if held >= before {
+            self.partial_total
+                .fetch_add(held - before, Ordering::Relaxed)
+                .saturating_add(held - before)
+        } else {
+            self.partial_total
+                .fetch_sub(before - held, Ordering::Relaxed)
+                .saturating_sub(before - held)
+        };
+        if total <= self.partial_budget {
+            return false;
+        }
+        let largest = self
+            .lock()
+            .iter()
+            .max_by_key(|s| s.partial.load(Ordering::Relaxed))
+            .cloned();
+        match largest {
+            Some(s) if s.id != slot.id && s.partial.load(Ordering::Relaxed) > held => {
+                s.over_budget.store(true, Ordering::Relaxed);
+                s.evict.notify_one();
+                false
+            }
+            _ => true,
+        }
+    }
+
+    /// A connection ended: what it held is no longer held.
+    fn release_partial(&self, slot: &Slot) {
+        let held = slot.partial.swap(0, Ordering::Relaxed);
+        self.partial_total.fetch_sub(held, Ordering::Relaxed);
     }
 }
 
@@ -174,6 +222,8 @@ async fn accept_loop<F, Fut, S>(
         start: Instant::now(),
         slots: Mutex::new(Vec::new()),
         next_id: AtomicU64::new(0),
+        partial_total: AtomicU64::new(0),
+        partial_budget: cfg.max_partial_bytes,
     });
     let mut tasks = tokio::task::JoinSet::new();
     let evict_after = cfg.evict_idle_after_secs * 1000;
@@ -237,6 +287,8 @@ async fn accept_loop<F, Fut, S>(
             id: conns.next_id.fetch_add(1, Ordering::Relaxed),
             last_active_ms: AtomicU64::new(conns.now_ms()),
             evict: Notify::new(),
+            partial: AtomicU64::new(0),
+            over_budget: Default::default(),
         });
         conns.lock().push(slot.clone());
         ctx.metrics
@@ -280,6 +332,7 @@ async fn serve_conn<S: AsyncRead + Unpin>(
     // Shutdown: take what the kernel already holds (bounded: a peer that keeps writing
     // must not hold the drain open), then close.
     let mut drain_until = shutdown.borrow().then(|| Instant::now() + DRAIN_READ);
+    let mut over_budget = false;
     loop {
         let r = if let Some(until) = drain_until {
             let left = until.saturating_duration_since(Instant::now());
@@ -308,6 +361,10 @@ async fn serve_conn<S: AsyncRead + Unpin>(
                 let mut out = Vec::with_capacity(n + framer.pending());
                 let st = framer.push(&buf[..n], &mut out);
                 ctx.emit(out, st);
+                if conns.hold_partial(slot, framer.pending() as u64) {
+                    over_budget = true;
+                    break;
+                }
             }
             Err(e) => {
                 tracing::debug!(source = %ctx.name, error = %e, "connection read failed");
@@ -315,8 +372,18 @@ async fn serve_conn<S: AsyncRead + Unpin>(
             }
         }
     }
+    conns.release_partial(slot);
+    let evicted_for_budget = over_budget || slot.over_budget.load(Ordering::Relaxed);
     if let Some(n) = framer.discard() {
-        ctx.fragment(n, "connection closed mid-line");
+        if evicted_for_budget {
+            ctx.metrics
+                .connection_events
+                .with_label_values(&[&ctx.name, ConnectionEvent::Evicted.as_str()])
+                .inc();
+            ctx.fragment(n, "closed: the largest partial line when all connections' partial lines passed max_partial_bytes");
+        } else {
+            ctx.fragment(n, "connection closed mid-line");
+        }
     }
 }
 

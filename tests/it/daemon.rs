@@ -387,6 +387,58 @@ sources:
     assert_eq!(d.stop().code, Some(0));
 }
 
+/// Partial lines from many peers stay within one budget for the whole source: past it,
+/// the connection holding the largest partial line is closed (its fragment dropped and
+/// counted), and Vault's connection, which completes its entries, gets in and is heard.
+#[test]
+fn partial_lines_from_many_peers_stay_within_the_shared_budget_and_vault_gets_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = "server: {listen: 127.0.0.1:0, tick_secs: 0}
+parse: {max_line_bytes: 4194304}
+sources:
+  - {name: vault-socket, kind: socket, protocol: tcp, listen: 127.0.0.1:0, max_partial_bytes: 1048576}
+";
+    let d = Daemon::start(dir.path(), cfg, &[]);
+    let addr = d.source("vault-socket");
+    // Twelve peers each start a 300 KB line and stop: 3.6 MB against a 1 MiB budget.
+    let chunk = vec![b'x'; 300_000];
+    let mut peers = Vec::new();
+    for _ in 0..12 {
+        let mut p = TcpStream::connect(&addr).unwrap();
+        p.write_all(b"{\"type\":\"request\",\"pad\":\"").unwrap();
+        p.write_all(&chunk).unwrap();
+        peers.push(p);
+    }
+    d.wait_until(
+        "peers over the budget closed",
+        Duration::from_secs(20),
+        |d| {
+            d.metric(
+                "auditwatch_source_connection_events_total",
+                &["outcome=\"evicted\""],
+            ) >= 9.0
+        },
+    );
+    // At most three 300 KB partial lines fit in 1 MiB: the rest were closed and counted.
+    let open = d.metric("auditwatch_source_connections", &[]);
+    assert!(open <= 3.0, "{open} connections still hold partial lines");
+    assert!(
+        d.metric("auditwatch_dropped_lines_total", &["reason=\"fragment\""]) >= 9.0,
+        "the dropped partial lines are counted"
+    );
+    // Vault's own connection: a whole entry, alerted.
+    let mut vault = TcpStream::connect(&addr).unwrap();
+    writeln!(vault, "{}", cross_tenant_allowed("budget-1")).unwrap();
+    d.wait_until("Vault's entry alerted", Duration::from_secs(20), |d| {
+        d.metric(
+            "auditwatch_alerts_total",
+            &["category=\"cross_tenant_read\""],
+        ) >= 1.0
+    });
+    drop(peers);
+    assert_eq!(d.stop().code, Some(0));
+}
+
 const ABSENCE_RULE: &str = r#"id: test-audit-silence
 title: The audit stream went silent (test rule)
 category: test_silence
