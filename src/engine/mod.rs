@@ -244,15 +244,17 @@ impl Engine {
     /// alerts would find each of them already raised).
     fn drop_repeats(&mut self, out: &mut Vec<Alert>, start: usize) {
         let st = &mut self.state;
-        let mut i = start;
-        while i < out.len() {
+        // Kept alerts move down over dropped ones, in order: one pass, no shifting per drop.
+        let mut kept = start;
+        for i in start..out.len() {
             if st.recent.first(&out[i].id) {
-                i += 1;
+                out.swap(kept, i);
+                kept += 1;
             } else {
                 st.stats.duplicate_alerts += 1;
-                out.remove(i);
             }
         }
+        out.truncate(kept);
     }
 
     fn process_entry(&mut self, entry: &Entry<'_>, raw: Option<&[u8]>, out: &mut Vec<Alert>) {
@@ -541,5 +543,60 @@ fn evaluate(
             evidence,
             target_override,
         ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parse::Parser;
+
+    /// A failed userpass login from `addr`, `n` seconds into the burst.
+    fn failed_login(n: u32, addr: &str) -> String {
+        format!(
+            r#"{{"time":"2026-03-02T10:00:{n:02}Z","type":"response","error":"invalid username or password","auth":{{"token_type":"default"}},"request":{{"id":"r-{addr}-{n}","operation":"update","mount_type":"userpass","path":"auth/userpass/login/u{n}","remote_address":"{addr}"}},"response":{{}}}}"#
+        )
+    }
+
+    fn feed(e: &mut Engine, lines: &[String]) -> Vec<Alert> {
+        let mut out = Vec::new();
+        let mut p = Parser::new("");
+        for l in lines {
+            p.parse(l.as_bytes(), |_, r| {
+                e.process(&r.expect("a test entry"), None, &mut out)
+            });
+        }
+        out
+    }
+
+    /// A reload keeps the state of rules whose id and kind did not change: a burst split by
+    /// a reload is still one burst; a rule reloaded as another kind starts afresh.
+    #[test]
+    fn a_reload_keeps_the_state_of_unchanged_rules() {
+        let cfg = Arc::new(Config::default());
+        let only = |id: &str| Arc::new(RuleSet::embedded().only(id));
+        let burst = "login-failure-burst-source";
+        let first: Vec<String> = (0..6).map(|n| failed_login(n, "198.51.100.7")).collect();
+        let rest: Vec<String> = (6..12).map(|n| failed_login(n, "198.51.100.7")).collect();
+
+        let mut e = Engine::new(cfg.clone(), only(burst));
+        assert!(
+            feed(&mut e, &first).is_empty(),
+            "6 failures: under the threshold of 10"
+        );
+        e.reload(cfg.clone(), only(burst));
+        let alerts = feed(&mut e, &rest);
+        assert_eq!(alerts.len(), 1, "the 6 before the reload count: {alerts:?}");
+
+        let mut e = Engine::new(cfg.clone(), only(burst));
+        feed(&mut e, &first);
+        let mut changed = RuleSet::embedded().only(burst);
+        changed.rules[0].detector = crate::rules::Detector::Match;
+        e.reload(cfg.clone(), Arc::new(changed));
+        e.reload(cfg, only(burst));
+        assert!(
+            feed(&mut e, &rest).is_empty(),
+            "a change of kind drops the old count"
+        );
     }
 }

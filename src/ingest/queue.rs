@@ -577,6 +577,7 @@ impl Spool {
                 // records remain, so this one is finished.
                 self.reader = None;
                 self.segments.pop_front();
+                self.sealed.retain(|(s, _)| *s != seq);
                 if self.writer.as_ref().is_some_and(|w| w.0 == seq) {
                     self.writer = None;
                 }
