@@ -22,7 +22,7 @@ pub struct SocketSource {
     /// Connections beyond this are refused (after evicting an idle peer, if one is).
     pub max_connections: usize,
     /// Bytes of unterminated lines all connections may hold together; past it, the
-    /// connection holding the largest one is closed (its partial line dropped, counted).
+    /// connection whose line began the longest ago is closed (its partial line dropped, counted).
     pub max_partial_bytes: u64,
     /// At the connection cap, a peer silent for this long is closed to make room.
     pub evict_idle_after_secs: u64,

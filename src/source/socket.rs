@@ -8,8 +8,8 @@
 //! when a connection closes (Vault re-sends the whole entry on a new connection) is
 //! discarded and counted; connections are capped, and at the cap a peer idle longer than
 //! `evict_idle_after_secs` is closed to make room; the unterminated lines all connections
-//! hold share one budget (`max_partial_bytes`), past which the connection holding the
-//! largest is closed and its fragment counted; labels carry the source name, never a peer
+//! hold share one budget (`max_partial_bytes`), past which the connection whose line
+//! began the longest ago is closed and its fragment counted; labels carry the source name, never a peer
 //! address.
 
 use std::io;
@@ -146,7 +146,9 @@ struct Slot {
     evict: Notify,
     /// Bytes of the unterminated line this connection holds.
     partial: AtomicU64,
-    /// Told to close because its partial line was the largest over the budget.
+    /// When that line began (ms on the source's clock; meaningless while `partial` is 0).
+    partial_since_ms: AtomicU64,
+    /// Told to close because its partial line was the oldest when the budget was passed.
     over_budget: std::sync::atomic::AtomicBool,
 }
 
@@ -169,11 +171,16 @@ impl Conns {
     }
 
     /// `slot` now holds `held` bytes of an unterminated line. Over the budget shared by all
-    /// connections, the connection holding the largest partial line is the one to close
-    /// (a peer that sends a long line and stops, not Vault, which completes its entries):
-    /// `true` when that is `slot` itself; another is told to close.
+    /// connections, the connection whose unterminated line began the longest ago is the one
+    /// to close: Vault writes each entry whole, so a line left pending is a peer that started
+    /// one and stopped (or trickles it), never Vault's; a large line of Vault's that is still
+    /// arriving is the newest. `true` when that is `slot` itself; another is told to close.
     fn hold_partial(&self, slot: &Slot, held: u64) -> bool {
         let before = slot.partial.swap(held, Ordering::Relaxed);
+        if before == 0 && held > 0 {
+            slot.partial_since_ms
+                .store(self.now_ms(), Ordering::Relaxed);
+        }
         let total = if held >= before {
             self.partial_total
                 .fetch_add(held - before, Ordering::Relaxed)
@@ -186,13 +193,14 @@ impl Conns {
         if total <= self.partial_budget {
             return false;
         }
-        let largest = self
+        let oldest = self
             .lock()
             .iter()
-            .max_by_key(|s| s.partial.load(Ordering::Relaxed))
+            .filter(|s| s.partial.load(Ordering::Relaxed) > 0)
+            .min_by_key(|s| s.partial_since_ms.load(Ordering::Relaxed))
             .cloned();
-        match largest {
-            Some(s) if s.id != slot.id && s.partial.load(Ordering::Relaxed) > held => {
+        match oldest {
+            Some(s) if s.id != slot.id => {
                 s.over_budget.store(true, Ordering::Relaxed);
                 s.evict.notify_one();
                 false
@@ -288,6 +296,7 @@ async fn accept_loop<F, Fut, S>(
             last_active_ms: AtomicU64::new(conns.now_ms()),
             evict: Notify::new(),
             partial: AtomicU64::new(0),
+            partial_since_ms: AtomicU64::new(0),
             over_budget: Default::default(),
         });
         conns.lock().push(slot.clone());
@@ -380,7 +389,7 @@ async fn serve_conn<S: AsyncRead + Unpin>(
                 .connection_events
                 .with_label_values(&[&ctx.name, ConnectionEvent::Evicted.as_str()])
                 .inc();
-            ctx.fragment(n, "closed: the largest partial line when all connections' partial lines passed max_partial_bytes");
+            ctx.fragment(n, "closed: the oldest partial line when all connections' partial lines passed max_partial_bytes");
         } else {
             ctx.fragment(n, "connection closed mid-line");
         }

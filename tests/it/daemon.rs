@@ -388,8 +388,9 @@ sources:
 }
 
 /// Partial lines from many peers stay within one budget for the whole source: past it,
-/// the connection holding the largest partial line is closed (its fragment dropped and
-/// counted), and Vault's connection, which completes its entries, gets in and is heard.
+/// the connection whose partial line began the longest ago is closed (its fragment dropped
+/// and counted), and Vault's connection, which writes whole entries, gets in and is heard,
+/// also with a large entry that arrives in pieces while the budget is full.
 #[test]
 fn partial_lines_from_many_peers_stay_within_the_shared_budget_and_vault_gets_in() {
     let dir = tempfile::tempdir().unwrap();
@@ -435,7 +436,38 @@ sources:
             &["category=\"cross_tenant_read\""],
         ) >= 1.0
     });
-    drop(peers);
+    // A large entry of Vault's, in pieces, while peers hold the budget again: the newest
+    // partial line, so a peer's older one is closed, not Vault's.
+    let mut more = Vec::new();
+    for _ in 0..3 {
+        let mut p = TcpStream::connect(&addr).unwrap();
+        p.write_all(b"{\"type\":\"request\",\"pad\":\"").unwrap();
+        p.write_all(&chunk).unwrap();
+        more.push(p);
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let big = cross_tenant_allowed("budget-2").replacen(
+        '{',
+        &format!("{{\"pad\":\"{}\",", "y".repeat(600_000)),
+        1,
+    );
+    for piece in big.as_bytes().chunks(200_000) {
+        vault.write_all(piece).unwrap();
+        vault.flush().unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    vault.write_all(b"\n").unwrap();
+    d.wait_until(
+        "Vault's large entry alerted",
+        Duration::from_secs(20),
+        |d| {
+            d.metric(
+                "auditwatch_alerts_total",
+                &["category=\"cross_tenant_read\""],
+            ) >= 2.0
+        },
+    );
+    drop((peers, more));
     assert_eq!(d.stop().code, Some(0));
 }
 
