@@ -266,7 +266,7 @@ impl EngineThread {
         match c {
             Control::Reload(cfg, rules) => {
                 let n = rules.rules.len();
-                self.pipeline.engine_mut().reload(cfg, rules);
+                self.pipeline.reload(cfg, rules);
                 tracing::info!(rules = n, "reloaded rules and config");
             }
             Control::ReopenOutput => self.sinks.reopen(),

@@ -207,6 +207,14 @@ impl Pipeline {
         self.parser.prefix()
     }
 
+    /// Swap in new rules and config (a reload): each engine gets its part of the rules, as
+    /// at [`Pipeline::new`], and keeps the state of the rules that did not change.
+    pub fn reload(&mut self, cfg: Arc<Config>, rules: Arc<RuleSet>) {
+        let (rest, mine) = unreadable::split(&rules);
+        self.core.unreadable.reload(cfg.clone(), mine);
+        self.core.engine.reload(cfg, Arc::new(rest));
+    }
+
     /// Only entries with `since <= time < until` reach the engine.
     pub fn set_time_range(&mut self, since: Option<i64>, until: Option<i64>) {
         self.core.since = since;
@@ -378,6 +386,40 @@ impl<'a> EntryView<'_, 'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A reload splits the rules as `new` does: the `unreadable_entry` rules stay with
+    /// their own engine (a stand-in entry alerts, and stops alerting when they are gone),
+    /// and the main engine never gets them.
+    #[test]
+    fn a_reload_gives_each_engine_its_part_of_the_rules() {
+        let cfg = Arc::new(Config::default());
+        let all = Arc::new(RuleSet::embedded());
+        let stand_in = br#"{"time":"2026-03-02T10:00:00Z","type":"auditwatch:unreadable"}"#;
+        let mut p = Pipeline::new(cfg.clone(), all.clone());
+        p.reload(cfg.clone(), all.clone());
+        assert!(p
+            .engine()
+            .rules()
+            .rules
+            .iter()
+            .all(|r| r.category != unreadable::CATEGORY));
+        let mut out = Vec::new();
+        let _ = p.feed_line(stand_in, &mut out);
+        assert_eq!(
+            out.len(),
+            1,
+            "the unreadable_entry rules still run: {out:?}"
+        );
+        let mut without = (*all).clone();
+        without.rules.retain(|r| r.category != unreadable::CATEGORY);
+        p.reload(cfg, Arc::new(without));
+        let mut out = Vec::new();
+        let _ = p.feed_line(
+            br#"{"time":"2026-03-02T11:00:00Z","type":"auditwatch:unreadable"}"#,
+            &mut out,
+        );
+        assert!(out.is_empty(), "removed rules are gone: {out:?}");
+    }
 
     /// What the live sources' framer hands on for a line over the cap reaches the rules
     /// of `unreadable_entry` through the batch path, and is not counted twice.

@@ -66,6 +66,12 @@ impl Unreadable {
         }
     }
 
+    /// Swap in new rules and config, as [`Engine::reload`] does (state of unchanged rules
+    /// kept).
+    pub(crate) fn reload(&mut self, cfg: Arc<Config>, rules: RuleSet) {
+        self.engine.reload(cfg, Arc::new(rules));
+    }
+
     /// Raise the alert for a line that was not read. `now` is the stream's newest event
     /// time, the alert's time when the line's own could not be read.
     pub(crate) fn report(&mut self, unread: &Unread<'_>, now: Option<i64>, out: &mut Vec<Alert>) {
