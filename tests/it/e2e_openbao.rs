@@ -14,8 +14,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -23,27 +23,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use crate::util::*;
 use serde_json::{json, Value};
 
-/// A running OpenBao dev server, killed on drop.
-struct OpenBao {
-    child: Child,
-    addr: String,
-    log: PathBuf,
-}
-
-impl Drop for OpenBao {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl OpenBao {
-    fn start(dir: &Path, socket_addr: &str, audit_file: &Path) -> OpenBao {
-        let hcl = dir.join("audit.hcl");
-        std::fs::write(
-            &hcl,
-            format!(
-                r#"audit "socket" "auditwatch-socket" {{
+/// OpenBao with a socket device pointed at the daemon and a file device it tails.
+fn start_openbao(dir: &Path, socket_addr: &str, audit_file: &Path) -> OpenBao {
+    let devices = format!(
+        r#"audit "socket" "auditwatch-socket" {{
   description = "to the auditwatch daemon"
   options {{
     address       = "{socket_addr}"
@@ -58,107 +41,9 @@ audit "file" "auditwatch-file" {{
   }}
 }}
 "#,
-                audit_file.display()
-            ),
-        )
-        .unwrap();
-        let home = dir.join("bao-home");
-        std::fs::create_dir_all(&home).unwrap();
-        let log = dir.join("openbao.log");
-        let addr = format!("127.0.0.1:{}", free_port());
-        let child = Command::new("bao")
-            .args(["server", "-dev", "-dev-root-token-id=root"])
-            .arg(format!("-dev-listen-address={addr}"))
-            .arg(format!("-config={}", hcl.display()))
-            .env("HOME", &home)
-            .env_remove("BAO_ADDR")
-            .env_remove("BAO_TOKEN")
-            .env_remove("VAULT_ADDR")
-            .env_remove("VAULT_TOKEN")
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(&log).unwrap())
-            .stderr(std::fs::File::create(dir.join("openbao.err")).unwrap())
-            .spawn()
-            .expect("start bao");
-        let mut bao = OpenBao { child, addr, log };
-        let start = Instant::now();
-        loop {
-            if let Ok((200, _)) = bao.call("GET", "sys/health", None, None) {
-                break;
-            }
-            if let Ok(Some(s)) = bao.child.try_wait() {
-                panic!(
-                    "bao exited ({s}):\n{}\n{}",
-                    std::fs::read_to_string(&bao.log).unwrap_or_default(),
-                    std::fs::read_to_string(dir.join("openbao.err")).unwrap_or_default()
-                );
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(60),
-                "OpenBao did not come up"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        bao
-    }
-
-    /// One HTTP/1.1 call to the API: (status, JSON body or Null).
-    fn call(
-        &self,
-        method: &str,
-        path: &str,
-        token: Option<&str>,
-        body: Option<&Value>,
-    ) -> std::io::Result<(u16, Value)> {
-        let mut s = TcpStream::connect(&self.addr)?;
-        s.set_read_timeout(Some(Duration::from_secs(30)))?;
-        let body = body.map(|b| b.to_string()).unwrap_or_default();
-        let mut req = format!(
-            "{method} /v1/{path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Length: {}\r\nContent-Type: application/json\r\nUser-Agent: auditwatch-e2e\r\n",
-            self.addr,
-            body.len()
-        );
-        if let Some(t) = token {
-            req.push_str(&format!("X-Vault-Token: {t}\r\n"));
-        }
-        req.push_str("\r\n");
-        req.push_str(&body);
-        s.write_all(req.as_bytes())?;
-        let mut buf = Vec::new();
-        s.read_to_end(&mut buf)?;
-        let text = String::from_utf8_lossy(&buf);
-        let code = text
-            .split_whitespace()
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .unwrap_or(0);
-        let raw = text.split("\r\n\r\n").nth(1).unwrap_or("");
-        // The dev listener may answer chunked; the JSON object sits inside.
-        let json_text = match (raw.find('{'), raw.rfind('}')) {
-            (Some(a), Some(b)) if b > a => &raw[a..=b],
-            _ => "",
-        };
-        Ok((code, serde_json::from_str(json_text).unwrap_or(Value::Null)))
-    }
-
-    #[track_caller]
-    fn ok(&self, method: &str, path: &str, token: &str, body: Value) -> Value {
-        let token = (!token.is_empty()).then_some(token);
-        let (code, v) = self
-            .call(method, path, token, Some(&body))
-            .expect("call OpenBao");
-        assert!(
-            (200..300).contains(&code),
-            "{method} {path}: HTTP {code}: {v}"
-        );
-        v
-    }
-
-    fn read(&self, path: &str, token: &str) -> u16 {
-        self.call("GET", path, Some(token), None)
-            .expect("call OpenBao")
-            .0
-    }
+        audit_file.display()
+    );
+    OpenBao::start(dir, &devices)
 }
 
 fn b64url(data: &[u8]) -> String {
@@ -256,7 +141,7 @@ fn openbao_socket_and_file_devices_through_a_daemon_restart() {
     let port = free_port();
     let socket = format!("127.0.0.1:{port}");
     let d1 = Daemon::start(&ddir, &daemon_config(dir, &socket), &[]);
-    let bao = OpenBao::start(dir, &socket, &audit_file);
+    let bao = start_openbao(dir, &socket, &audit_file);
     let root = "root";
 
     // Keys and the JWT auth method: one issuer for tenants (Kubernetes-style claims

