@@ -175,9 +175,10 @@ impl Conns {
     /// to close: Vault writes each entry whole, so a line left pending is a peer that started
     /// one and stopped (or trickles it), never Vault's; a large line of Vault's that is still
     /// arriving is the newest. `true` when that is `slot` itself; another is told to close.
-    fn hold_partial(&self, slot: &Slot, held: u64) -> bool {
+    /// `new_line`: a line ended in this read, so what is held now is a line that began in it.
+    fn hold_partial(&self, slot: &Slot, held: u64, new_line: bool) -> bool {
         let before = slot.partial.swap(held, Ordering::Relaxed);
-        if before == 0 && held > 0 {
+        if held > 0 && (before == 0 || new_line) {
             slot.partial_since_ms
                 .store(self.now_ms(), Ordering::Relaxed);
         }
@@ -370,7 +371,7 @@ async fn serve_conn<S: AsyncRead + Unpin>(
                 let mut out = Vec::with_capacity(n + framer.pending());
                 let st = framer.push(&buf[..n], &mut out);
                 ctx.emit(out, st);
-                if conns.hold_partial(slot, framer.pending() as u64) {
+                if conns.hold_partial(slot, framer.pending() as u64, st.lines > 0) {
                     over_budget = true;
                     break;
                 }

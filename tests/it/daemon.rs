@@ -471,6 +471,66 @@ sources:
     assert_eq!(d.stop().code, Some(0));
 }
 
+/// A connection that streams entries is judged by when its current line began, not its
+/// first: Vault's line that began after the peers' is not the one closed over the budget.
+#[test]
+fn a_streaming_connection_is_judged_by_its_current_line_not_its_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = "server: {listen: 127.0.0.1:0, tick_secs: 0}
+parse: {max_line_bytes: 4194304}
+sources:
+  - {name: vault-socket, kind: socket, protocol: tcp, listen: 127.0.0.1:0, max_partial_bytes: 1048576}
+";
+    let d = Daemon::start(dir.path(), cfg, &[]);
+    let addr = d.source("vault-socket");
+    let first = cross_tenant_allowed("stream-1");
+    let second = cross_tenant_allowed("stream-2").replacen(
+        '{',
+        &format!("{{\"pad\":\"{}\",", "y".repeat(300_000)),
+        1,
+    );
+    // Vault starts an entry, then three peers each hold 300 KB.
+    let mut vault = TcpStream::connect(&addr).unwrap();
+    vault.write_all(&first.as_bytes()[..20]).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut peers = Vec::new();
+    for _ in 0..3 {
+        let mut p = TcpStream::connect(&addr).unwrap();
+        p.write_all(b"{\"type\":\"request\",\"pad\":\"").unwrap();
+        p.write_all(&vec![b'x'; 300_000]).unwrap();
+        peers.push(p);
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    // Vault ends that entry and begins a large one in one write: over the budget, and its
+    // current line is the newest.
+    let mut next = first.as_bytes()[20..].to_vec();
+    next.push(b'\n');
+    next.extend_from_slice(&second.as_bytes()[..200_000]);
+    vault.write_all(&next).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    vault.write_all(&second.as_bytes()[200_000..]).unwrap();
+    vault.write_all(b"\n").unwrap();
+    d.wait_until(
+        "both of Vault's entries alerted",
+        Duration::from_secs(20),
+        |d| {
+            d.metric(
+                "auditwatch_alerts_total",
+                &["category=\"cross_tenant_read\""],
+            ) >= 2.0
+        },
+    );
+    assert!(
+        d.metric(
+            "auditwatch_source_connection_events_total",
+            &["outcome=\"evicted\""],
+        ) >= 1.0,
+        "a peer was closed to keep the budget"
+    );
+    drop(peers);
+    assert_eq!(d.stop().code, Some(0));
+}
+
 const ABSENCE_RULE: &str = r#"id: test-audit-silence
 title: The audit stream went silent (test rule)
 category: test_silence
