@@ -641,3 +641,22 @@ fn config_check_warns_about_endpoints_beyond_loopback() {
     run.assert_code(0);
     assert!(!run.stderr.contains("warning"), "{}", run.context());
 }
+
+/// The socket source's partial-line budget has a floor: a budget smaller than one ordinary
+/// entry would close Vault's own connection.
+#[test]
+fn config_check_rejects_a_partial_line_budget_below_one_mib() {
+    let dir = Dir::new();
+    let f = dir.write(
+        "tiny.yaml",
+        "sources:\n  - {name: vault, kind: socket, protocol: tcp, listen: '127.0.0.1:9200', max_partial_bytes: 4096}\n",
+    );
+    let run = auditwatch(["config", "check", f.to_str().unwrap()]);
+    run.assert_code(2);
+    assert!(
+        run.stderr
+            .contains("max_partial_bytes must be at least 1048576"),
+        "{}",
+        run.context()
+    );
+}
