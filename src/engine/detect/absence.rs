@@ -7,9 +7,11 @@ use std::collections::VecDeque;
 use serde_json::{json, Map as JsonMap};
 
 use crate::alert::Alert;
-use crate::engine::build::{absence_id, bare_alert};
+use crate::engine::build::{absence_id, bare_alert, entry_identity};
+use crate::engine::event::Event;
 use crate::parse::time::format_rfc3339;
 use crate::rules::{AbsenceSpec, Rule};
+use crate::util::stable_hash::stable_hash;
 
 use super::window::{slide, NANOS};
 
@@ -31,11 +33,19 @@ impl Absence {
         self.state = old.state;
     }
 
-    /// A matching entry at `t`, `entry` its [`crate::engine::build::entry_identity_hash`].
-    pub fn observe(&mut self, t: i64, entry: u64) {
+    /// A matching entry: every entry, for the shipped rule, so this stays cheap. Its
+    /// identity is kept as text (a copy of the request id) and hashed only when a silence
+    /// after it is named.
+    pub fn observe(&mut self, ev: &Event<'_, '_>) {
+        let t = ev.time;
         let window = self.spec.silence_secs as i64 * NANOS;
         if self.state.last_seen.is_none_or(|l| t >= l) {
-            self.state.last_entry = entry;
+            let last = &mut self.state.last_entry;
+            last.clear();
+            match ev.entry.request.id {
+                Some(id) => last.push_str(id),
+                None => last.push_str(&entry_identity(ev)),
+            }
         }
         self.state.observe(t, window, self.spec.min_events);
     }
@@ -50,7 +60,7 @@ impl Absence {
             let mut ev = JsonMap::new();
             ev.insert("last_event_time".into(), json!(format_rfc3339(last)));
             ev.insert("silence_secs".into(), json!(self.spec.silence_secs));
-            let id = absence_id(rule, "", a.last_entry);
+            let id = absence_id(rule, "", stable_hash([a.last_entry.as_str()]));
             out.push(bare_alert(rule, id, last + silence, rule.severity, ev));
         }
     }
@@ -61,7 +71,7 @@ impl Absence {
 pub struct AbsenceState {
     pub last_seen: Option<i64>,
     /// The identity of the last entry seen: what names the silence after it.
-    pub last_entry: u64,
+    pub last_entry: String,
     pub fired: bool,
     /// The stream carried `min_events` within a window before its last event.
     pub busy: bool,

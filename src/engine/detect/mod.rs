@@ -110,7 +110,7 @@ impl Detector {
             Detector::Distinct(d) => d.observe(ev, evidence),
             Detector::Cadence(d) => return d.observe(ev, cfg, evidence),
             Detector::Absence(d) => {
-                d.observe(ev.time, super::build::entry_identity_hash(ev));
+                d.observe(ev);
                 false
             }
             Detector::ClockSkew(d) => d.observe(ev, evidence),
