@@ -16,7 +16,7 @@ use crate::yaml::{self, Ctx, MapReader};
 
 use super::{Inbox, Msg, Running, SinkError};
 
-const NAME: &str = SinkName::Jsonl.as_str();
+pub const NAME: &str = SinkName::Jsonl.as_str();
 
 /// `output`: where alerts go.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -75,6 +75,7 @@ pub fn start(
     s: &Settings,
     queue_alerts: usize,
     metrics: Arc<Metrics>,
+    ledger: Option<super::ledger::Ledger>,
 ) -> Result<Running, SinkError> {
     let out = Output::open(s).map_err(|e| SinkError::Output {
         path: match &s.target {
@@ -84,6 +85,7 @@ pub fn start(
         source: e,
     })?;
     let (tx, inbox) = super::queue(queue_alerts);
+    let inbox = inbox.with_ledger(NAME, ledger, metrics.clone());
     let thread = std::thread::Builder::new()
         .name("auditwatch-jsonl".into())
         .spawn(move || run(out, inbox, metrics))
@@ -104,9 +106,18 @@ fn run(mut out: Output, inbox: Inbox, metrics: Arc<Metrics>) {
         .sink_dropped
         .with_label_values(&[NAME, SinkDrop::WriteError.as_str()]);
     let backlog = metrics.sink_backlog.with_label_values(&[NAME]);
+    let receipts = inbox.receipts();
+    // The id tokens of the alerts in the buffer, oldest first.
+    let mut buffered: std::collections::VecDeque<u64> = Default::default();
     // An alert counts as delivered once its bytes were written, and as dropped (with the
     // error, once per failed write) when they could not be: a full disk is never silent.
-    let account = |f: Flushed| {
+    let account = |f: Flushed, buffered: &mut std::collections::VecDeque<u64>| {
+        // A write that failed may have cut anything it covered: none of it is recorded as
+        // delivered (a restart may write it again rather than never).
+        let ok = f.error.is_none();
+        for t in buffered.drain(..(f.written + f.lost) as usize) {
+            receipts.done(t, ok);
+        }
         delivered.inc_by(f.written);
         if let Some(e) = f.error {
             dropped.inc_by(f.lost);
@@ -125,17 +136,18 @@ fn run(mut out: Output, inbox: Inbox, metrics: Arc<Metrics>) {
             Ok(Msg::Alert(a)) => {
                 let mut line = a.to_json_line();
                 line.push('\n');
-                account(out.push(line.as_bytes()));
+                buffered.push_back(super::id_token(&a));
+                account(out.push(line.as_bytes()), &mut buffered);
             }
             Ok(Msg::Reopen) => {
-                account(out.flush());
+                account(out.flush(), &mut buffered);
                 if let Err(e) = out.reopen() {
                     tracing::error!(error = %e, "cannot reopen the alert output; keeping the old one");
                 }
             }
-            Err(RecvTimeoutError::Timeout) => account(out.flush()),
+            Err(RecvTimeoutError::Timeout) => account(out.flush(), &mut buffered),
             Err(RecvTimeoutError::Disconnected) => {
-                account(out.flush());
+                account(out.flush(), &mut buffered);
                 return;
             }
         }

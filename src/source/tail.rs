@@ -112,6 +112,13 @@ impl TailShared {
         }
     }
 
+    /// The checkpoint of what the engine processed so far, as its file would hold it, and
+    /// that file's path: the daemon keeps it in its state checkpoint, consistent with the
+    /// engine's state (commits come from the engine thread, which asks).
+    pub fn checkpoint_image(&self) -> io::Result<(PathBuf, Vec<u8>)> {
+        Ok((self.checkpoint_path.clone(), encode(&self.snapshot())?))
+    }
+
     /// Write the checkpoint if it changed: temp file, fsync, rename.
     pub fn write_checkpoint(&self) -> io::Result<()> {
         let cp = self.snapshot();
@@ -136,9 +143,13 @@ impl TailShared {
 }
 
 fn write_atomic(path: &Path, cp: &Checkpoint) -> io::Result<()> {
+    crate::fsutil::write_durably(path, &encode(cp)?)
+}
+
+fn encode(cp: &Checkpoint) -> io::Result<Vec<u8>> {
     let mut text = serde_json::to_vec_pretty(cp).map_err(io::Error::other)?;
     text.push(b'\n');
-    crate::fsutil::write_durably(path, &text)
+    Ok(text)
 }
 
 /// Read a checkpoint; `Ok(None)` when there is none.

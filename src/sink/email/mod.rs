@@ -39,7 +39,7 @@ use super::{Inbox, Msg, Running, SinkError};
 use outbox::{AddError, Entry, Outbox};
 use plan::{Backoff, Filter, Kind, RateCap, Verdict};
 
-const NAME: &str = SinkName::Email.as_str();
+pub const NAME: &str = SinkName::Email.as_str();
 /// The longest dedup and suppression windows (a week).
 const WEEK_SECS: u64 = 7 * 86_400;
 /// How long one SMTP delivery may take.
@@ -442,7 +442,11 @@ fn transport(e: &Settings, srv: &Server) -> Result<AsyncSmtpTransport<Tokio1Exec
 
 /// Check the settings against the environment (credentials, CA file, outbox), load the
 /// outbox a previous run left, and run the sender thread.
-pub fn start(s: &super::Settings, metrics: Arc<Metrics>) -> Result<Running, SinkError> {
+pub fn start(
+    s: &super::Settings,
+    metrics: Arc<Metrics>,
+    ledger: Option<super::ledger::Ledger>,
+) -> Result<Running, SinkError> {
     let setup = |message: String| SinkError::Setup {
         sink: NAME,
         message,
@@ -497,6 +501,7 @@ pub fn start(s: &super::Settings, metrics: Arc<Metrics>) -> Result<Running, Sink
     tracing::info!(server = %format!("{}:{}", srv.host, srv.port), security = ?srv.security,
         outbox = %dir.display(), waiting = outbox.len(), "email sink started");
     let (tx, inbox) = super::queue(s.queue_alerts);
+    let inbox = inbox.with_ledger(NAME, ledger, metrics.clone());
     let worker = Worker {
         cap: RateCap::new(e.max_per_hour),
         filter,
@@ -545,15 +550,20 @@ struct Worker {
 
 impl Worker {
     fn run(mut self, inbox: Inbox) {
+        let receipts = inbox.receipts();
+        let accept = |w: &mut Worker, a: &Alert| {
+            let ok = w.accept(a);
+            receipts.done(super::id_token(a), ok);
+        };
         loop {
             let wait = if self.outbox.is_empty() { 1000 } else { 200 };
             match inbox.recv_timeout(Duration::from_millis(wait)) {
                 Ok(Msg::Alert(a)) => {
-                    self.accept(&a);
+                    accept(&mut self, &a);
                     // Take a burst whole, so it goes out in as few mails as it can.
                     for _ in 0..1000 {
                         match inbox.try_recv() {
-                            Ok(Msg::Alert(a)) => self.accept(&a),
+                            Ok(Msg::Alert(a)) => accept(&mut self, &a),
                             Ok(Msg::Reopen) => {}
                             Err(_) => break,
                         }
@@ -589,7 +599,9 @@ impl Worker {
         self.logs.allow(what, Instant::now())
     }
 
-    fn accept(&mut self, a: &Alert) {
+    /// Take an alert into the outbox (or leave it out by design); false when the outbox
+    /// could not take it (dropped).
+    fn accept(&mut self, a: &Alert) -> bool {
         let now = now_ms();
         let key = super::alert_key(a);
         let actor = a
@@ -616,7 +628,7 @@ impl Worker {
                 .with_label_values(&[NAME, reason.as_str()])
                 .inc();
             tracing::debug!(rule = %a.rule, reason = reason.as_str(), "email: alert not mailed (window)");
-            return;
+            return true;
         }
         let to = self.e.recipients_for(a.severity).to_vec();
         if to.is_empty() {
@@ -624,7 +636,7 @@ impl Worker {
                 .sink_suppressed
                 .with_label_values(&[NAME, SinkSuppress::NoRecipients.as_str()])
                 .inc();
-            return;
+            return true;
         }
         let entry = Entry {
             v: 1,
@@ -651,7 +663,9 @@ impl Worker {
                 tracing::error!(error = %err, rule = %a.rule, request_id = a.request_id.as_deref().unwrap_or("-"),
                     skipped, "email: alert dropped, the outbox cannot take it; see auditwatch_sink_dropped_total");
             }
+            return false;
         }
+        true
     }
 
     /// The hourly cap is reached: say so (rate-limited) and how long until a mail may go.
