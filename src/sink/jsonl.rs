@@ -268,8 +268,27 @@ impl Output {
     }
 }
 
+/// Open for appending. A file whose last line was cut (the process was killed while
+/// writing it) is ended with a newline first, so the next alert starts a line of its own
+/// and a shipper reading lines loses only the cut one (whose alert, not recorded as
+/// delivered, is written again when its input is processed again).
 fn open_append(p: &Path) -> io::Result<File> {
-    OpenOptions::new().create(true).append(true).open(p)
+    use std::os::unix::fs::FileExt;
+    let mut f = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .read(true)
+        .open(p)?;
+    let len = f.metadata()?.len();
+    if len > 0 {
+        let mut last = [0u8; 1];
+        f.read_exact_at(&mut last, len - 1)?;
+        if last[0] != b'\n' {
+            tracing::warn!(path = %p.display(), "the alert output ends with a cut line (a crash while writing it): ending it before appending");
+            f.write_all(b"\n")?;
+        }
+    }
+    Ok(f)
 }
 
 fn numbered(p: &Path, n: u32) -> PathBuf {
@@ -358,5 +377,22 @@ mod tests {
         // A line bigger than the buffer is written (and lost) at once.
         let f = o.push(&vec![b'z'; BUFFER + 1]);
         assert_eq!((f.written, f.lost), (0, 1));
+    }
+
+    /// A line cut by a crash is ended before the next alert is appended.
+    #[test]
+    fn a_cut_last_line_is_ended_before_appending() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("alerts.jsonl");
+        std::fs::write(&p, b"{\"id\":\"a\"}\n{\"id\":\"b\",\"ru").unwrap();
+        let mut f = open_append(&p).unwrap();
+        f.write_all(b"{\"id\":\"c\"}\n").unwrap();
+        let text = std::fs::read_to_string(&p).unwrap();
+        assert_eq!(text.lines().last(), Some("{\"id\":\"c\"}"), "{text}");
+        drop(f);
+        // A whole file is left as it is.
+        let before = std::fs::read(&p).unwrap();
+        drop(open_append(&p).unwrap());
+        assert_eq!(std::fs::read(&p).unwrap(), before);
     }
 }

@@ -28,6 +28,7 @@ mod prometheus;
 mod readme;
 mod report;
 mod report_browser;
+mod restart;
 mod scorecard;
 mod sim_shape;
 mod simulate;
