@@ -291,8 +291,10 @@ fn run_with_queue(
     let mut pipeline = Pipeline::new(cfg.detection.clone(), opts.rules.clone());
     pipeline.set_time_range(None, None);
     if let Some(s) = saved {
+        let started = Instant::now();
         let r = pipeline.restore_state(s);
         tracing::info!(
+            ms = started.elapsed().as_millis() as u64,
             rules_kept = r.rules_kept,
             rules_new = ?r.rules_new,
             rules_dropped = ?r.rules_dropped,
@@ -497,6 +499,7 @@ fn restore_sources(
     for o in RestoreOutcome::ALL {
         metrics.state_restores.with_label_values(&[o.as_str()]);
     }
+    let started = Instant::now();
     let saved = match state::read(&path) {
         Ok(Some(s)) => s,
         Ok(None) => {
@@ -538,7 +541,7 @@ fn restore_sources(
     }
     tracing::info!(path = %path.display(), written_by = %saved.build,
         age_secs = (now_ms() - saved.written_unix_ms).max(0) / 1000, sources = saved.sources.len(),
-        "saved state found");
+        read_ms = started.elapsed().as_millis() as u64, "saved state found");
     outcome(RestoreOutcome::Restored);
     Some(saved.pipeline)
 }
