@@ -21,6 +21,7 @@ mod daemon_load;
 mod dashboards;
 mod e2e_openbao;
 mod golden;
+mod ha_openbao;
 mod layers;
 mod parallel;
 mod paths;
