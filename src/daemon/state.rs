@@ -330,28 +330,23 @@ mod tests {
 
     #[test]
     fn the_state_settings_are_read_and_bad_ones_reported() {
-        let c = crate::daemon::config::DaemonConfig::from_yaml_str(
-            "c.yaml",
-            "state: {dir: /var/lib/auditwatch/state, interval_secs: 30}\n",
-        )
-        .unwrap();
+        let read = |text: &str| {
+            let mut s = Settings::default();
+            yaml::load_parts(crate::config::DEFAULT_YAML, "c.yaml", text, &mut [&mut s]).map(|()| s)
+        };
         assert_eq!(
-            c.state,
+            read("state: {dir: /var/lib/auditwatch/state, interval_secs: 30}\n").unwrap(),
             Settings {
                 dir: Some("/var/lib/auditwatch/state".into()),
                 interval_secs: 30
             }
         );
-        assert_eq!(
-            crate::daemon::config::DaemonConfig::default().state.dir,
-            None
-        );
-        let e = crate::daemon::config::DaemonConfig::from_yaml_str(
-            "c.yaml",
-            "state: {interval_secs: 0, colour: red}\n",
-        )
-        .unwrap_err();
-        let all: Vec<String> = e.iter().map(|p| p.to_string()).collect();
+        assert_eq!(read("").unwrap().dir, None);
+        let all: Vec<String> = read("state: {interval_secs: 0, colour: red}\n")
+            .unwrap_err()
+            .iter()
+            .map(|p| p.to_string())
+            .collect();
         assert!(
             all.iter().any(|p| p.contains("state.interval_secs")),
             "{all:?}"

@@ -494,6 +494,16 @@ pub fn start(
     }
     let mut filter = Filter::new(e.dedup_window_secs, e.suppress_window_secs);
     let outbox = loaded.outbox;
+    let mut ledger = ledger;
+    if let Some(l) = ledger.as_mut() {
+        // What waits in the outbox was accepted: a crash between the outbox write and the
+        // ledger's must not let the same alert in twice when its input is read again.
+        for (_, entry) in outbox.entries() {
+            if let Ok(token) = u64::from_str_radix(&entry.key, 16) {
+                l.record(token);
+            }
+        }
+    }
     // The windows go on where the previous run left them, for what is still waiting.
     for (_, entry) in outbox.entries() {
         filter.check(&entry.key, &entry.group, entry.accepted_ms);
@@ -800,6 +810,7 @@ impl Worker {
         let body = render::render(mail.kind, &entries, &self.e.subject_prefix);
         let mut b = Message::builder()
             .from(self.from.clone())
+            .message_id(Some(message_id(&mail.names, &mail.to)))
             .subject(body.subject);
         for r in &mail.to {
             b = b.to(r.parse::<Mailbox>().map_err(|e| format!("`{r}`: {e}"))?);
@@ -809,9 +820,43 @@ impl Worker {
     }
 }
 
+/// The mail's Message-ID, from what it carries (its outbox entries) and to whom: a mail
+/// sent again (the process was killed after the server took it, before the outbox
+/// recorded it) has the same one, so mail systems that de-duplicate by it show it once.
+fn message_id(names: &[String], to: &[String]) -> String {
+    let h = crate::util::stable_hash::stable_hash(
+        names
+            .iter()
+            .map(String::as_str)
+            .chain(std::iter::once("\u{1f}"))
+            .chain(to.iter().map(String::as_str)),
+    );
+    format!("<{h:016x}.{}@auditwatch.invalid>", names.len())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_mail_sent_again_has_the_same_message_id() {
+        let names = vec![
+            "1-000001-ab.json".to_string(),
+            "1-000002-cd.json".to_string(),
+        ];
+        let to = vec!["soc@example.test".to_string()];
+        assert_eq!(message_id(&names, &to), message_id(&names, &to));
+        assert_ne!(message_id(&names, &to), message_id(&names[..1], &to));
+        assert_ne!(
+            message_id(&names, &to),
+            message_id(&names, &["ops@example.test".to_string()])
+        );
+        let id = message_id(&names, &to);
+        assert!(
+            id.starts_with('<') && id.ends_with("@auditwatch.invalid>"),
+            "{id}"
+        );
+    }
 
     #[test]
     fn smtp_urls_choose_the_protection() {
