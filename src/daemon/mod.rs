@@ -14,6 +14,7 @@
 //! let the engine process everything queued (spool included), flush alerts, write the
 //! file checkpoints, and exit within `server.drain_timeout_secs`.
 
+pub mod auth;
 pub mod config;
 pub mod engine_thread;
 pub mod http;
