@@ -18,6 +18,7 @@ pub mod auth;
 pub mod config;
 pub mod engine_thread;
 pub mod http;
+pub mod web;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
