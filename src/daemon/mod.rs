@@ -317,7 +317,8 @@ fn run_with_queue(
             ready: ready.clone(),
             heartbeat: heartbeat.clone(),
         };
-        rt.spawn(http::serve(l, h, shutdown_rx.clone()));
+        let web = cfg.server.web_config.clone();
+        rt.spawn(http::serve(l, h, web, shutdown_rx.clone()));
     }
     for (i, sc, b) in sockets {
         let name = names[i].clone();
