@@ -1,8 +1,8 @@
 //! Helpers shared by the integration tests, one of each: run the binary to completion
 //! ([`cli`]), run it as a daemon ([`daemon`]), build audit entries ([`entries`]), feed
 //! lines through the library pipeline ([`feed`]), read the fixtures ([`fixtures`]),
-//! compare texts ([`diff`]), and find what a test needs from outside the crate
-//! ([`tools`]).
+//! compare texts ([`diff`]), find what a test needs from outside the crate
+//! ([`tools`]) and run a real Prometheus ([`prometheus`]).
 
 pub mod cli;
 pub mod daemon;
@@ -11,6 +11,7 @@ pub mod entries;
 pub mod feed;
 pub mod fixtures;
 pub mod openbao;
+pub mod prometheus;
 pub mod tools;
 
 pub use cli::*;
@@ -20,4 +21,5 @@ pub use entries::*;
 pub use feed::*;
 pub use fixtures::*;
 pub use openbao::*;
+pub use prometheus::{urlencode, Prometheus};
 pub use tools::*;
