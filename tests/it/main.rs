@@ -21,6 +21,7 @@ mod daemon_load;
 mod dashboards;
 mod e2e_openbao;
 mod golden;
+mod http_tls;
 mod layers;
 mod parallel;
 mod paths;

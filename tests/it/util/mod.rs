@@ -2,7 +2,8 @@
 //! ([`cli`]), run it as a daemon ([`daemon`]), build audit entries ([`entries`]), feed
 //! lines through the library pipeline ([`feed`]), read the fixtures ([`fixtures`]),
 //! compare texts ([`diff`]), find what a test needs from outside the crate
-//! ([`tools`]) and run a real Prometheus ([`prometheus`]).
+//! ([`tools`]), run a real Prometheus ([`prometheus`]) and make certificates and speak
+//! HTTPS ([`tls`]).
 
 pub mod cli;
 pub mod daemon;
@@ -12,6 +13,7 @@ pub mod feed;
 pub mod fixtures;
 pub mod openbao;
 pub mod prometheus;
+pub mod tls;
 pub mod tools;
 
 pub use cli::*;
@@ -22,4 +24,5 @@ pub use feed::*;
 pub use fixtures::*;
 pub use openbao::*;
 pub use prometheus::{urlencode, Prometheus};
+pub use tls::*;
 pub use tools::*;
