@@ -1,7 +1,8 @@
 //! Basic authentication of the HTTP endpoint against the web config's `basic_auth_users`
 //! (user → bcrypt hash), as Prometheus exporters do it.
 //!
-//! bcrypt is slow by design (about 70 ms at cost 10, four times that at 12), so it never
+//! bcrypt is slow by design (each cost step doubles it; exporter-toolkit quotes about 70 ms
+//! at cost 10), so it never
 //! runs on the reactor: verifications go to a blocking thread one at a time (a flood of wrong
 //! passwords costs one core, not both), at most [`MAX_WAITING`] wait their turn and the rest
 //! are refused at once as busy. A successful verification is remembered as a keyed digest
