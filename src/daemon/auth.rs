@@ -2,10 +2,9 @@
 //! (user → bcrypt hash), as Prometheus exporters do it.
 //!
 //! bcrypt is slow by design (each cost step doubles it; exporter-toolkit quotes about 70 ms
-//! at cost 10), so it never
-//! runs on the reactor: verifications go to a blocking thread one at a time (a flood of wrong
-//! passwords costs one core, not both), at most [`MAX_WAITING`] wait their turn and the rest
-//! are refused at once as busy. A successful verification is remembered as a keyed digest
+//! at cost 10), so it never runs on the reactor: verifications go to a blocking thread one
+//! at a time (a flood of wrong passwords costs one core, not both), at most [`MAX_WAITING`]
+//! are in line (the one running included) and the rest are refused at once as busy. A successful verification is remembered as a keyed digest
 //! (HMAC-SHA256 under a random key drawn at start) of the user, the password and the hash it
 //! matched, so a Prometheus scraping every 15 s pays bcrypt once, not at every scrape; a
 //! changed hash no longer matches its entries. Only successes are remembered, at most
@@ -25,7 +24,8 @@ use crate::util::sync::lock;
 
 /// Successful verifications remembered.
 pub const CACHE_ENTRIES: usize = 64;
-/// Verifications that may wait for bcrypt; past this, requests are refused as busy.
+/// Verifications in line for bcrypt, the running one included; past this, requests are
+/// refused as busy.
 pub const MAX_WAITING: usize = 16;
 /// bcrypt reads at most this many bytes of a password.
 const BCRYPT_MAX_PASSWORD: usize = 72;

@@ -130,15 +130,18 @@ impl Endpoint {
             .http_refused
             .with_label_values(&[reason.as_str()])
             .inc();
-        if let Some(more) = lock(&self.logs).allow(reason, Instant::now()) {
-            let detail = detail.map(|d| d.to_string()).unwrap_or_default();
-            tracing::warn!(
-                reason = reason.as_str(),
-                peer = %peer,
-                detail = %detail,
-                similar_lines_suppressed = more,
-                "http endpoint refused a connection or request"
-            );
+        let Some(more) = lock(&self.logs).allow(reason, Instant::now()) else {
+            return;
+        };
+        let (reason, msg) = (
+            reason.as_str(),
+            "http endpoint refused a connection or request",
+        );
+        match detail {
+            Some(e) => {
+                tracing::warn!(reason, peer = %peer, error = %e, similar_lines_suppressed = more, "{msg}")
+            }
+            None => tracing::warn!(reason, peer = %peer, similar_lines_suppressed = more, "{msg}"),
         }
     }
 
