@@ -353,6 +353,8 @@ fn parse_tls(ctx: &mut Ctx, node: &Node, dir: &Path) -> Option<TlsSettings> {
             .map(|(_, p)| p)
             .collect();
     let at_node = at(node);
+    // (An empty range was reported above; building would only say it again.)
+    let versions_ok = !versions.is_empty();
     let missing = |ctx: &mut Ctx, file: &str, inline: &str| {
         ctx.error(
             node,
@@ -377,6 +379,9 @@ fn parse_tls(ctx: &mut Ctx, node: &Node, dir: &Path) -> Option<TlsSettings> {
             "client certificates are verified against a CA: set client_ca_file (or client_ca)",
         ),
         _ => {}
+    }
+    if !versions_ok {
+        return None;
     }
     Some(TlsSettings {
         cert: cert?,
@@ -840,7 +845,7 @@ mod tests {
         let cases = [
             ("  min_version: TLS11\n", "min_version TLS11 is not supported: auditwatch speaks TLS 1.2 and 1.3 only"),
             ("  min_version: SSL3\n", "min_version `SSL3` is not one of TLS12, TLS13"),
-            ("  min_version: TLS13\n  max_version: TLS12\n", "min_version TLS13 is above max_version TLS12"),
+            ("  min_version: TLS13\n  max_version: TLS12\n", "/etc/auditwatch/web.yml:4:16: min_version TLS13 is above max_version TLS12"),
             ("  client_auth_type: RequireAnyClientCert\n", "client_auth_type RequireAnyClientCert is not supported by auditwatch: it accepts a client certificate without verifying it"),
             ("  client_auth_type: Sometimes\n", "client_auth_type `Sometimes` is not one of"),
             ("  client_auth_type: RequireAndVerifyClientCert\n", "client certificates are verified against a CA: set client_ca_file (or client_ca)"),
