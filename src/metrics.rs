@@ -74,6 +74,10 @@ pub struct Metrics {
     pub alert_write_errors: IntCounter,
     /// 1 while the daemon is ready (sources bound, engine running, not draining).
     pub ready: IntGauge,
+    /// Connections and requests the HTTP endpoint refused, by reason ([`HttpRefusal`]).
+    pub http_refused: IntCounterVec,
+    /// Reads of a changed web config file by outcome ([`ReloadOutcome`]).
+    pub http_web_config_reloads: IntCounterVec,
 }
 
 // ---- label values ----
@@ -233,6 +237,29 @@ label_values! {
     ReloadOutcome {
         Ok => "ok",
         Rejected => "rejected",
+    }
+}
+
+label_values! {
+    /// `reason` of `auditwatch_http_refused_total`.
+    HttpRefusal {
+        /// No `Authorization` header where basic auth is on (401).
+        NoCredentials => "no_credentials",
+        /// A wrong user or password, or a malformed header (401).
+        BadCredentials => "bad_credentials",
+        /// Too many password checks waiting for bcrypt (503).
+        AuthBusy => "auth_busy",
+        /// Plain HTTP sent to the TLS endpoint (400).
+        NotTls => "not_tls",
+        /// The TLS handshake failed (a client certificate missing or not trusted, no
+        /// common version).
+        TlsHandshake => "tls_handshake",
+        /// The handshake and request head were not done by their deadline.
+        Timeout => "timeout",
+        /// Over the endpoint's connection cap: closed at once.
+        ConnectionCap => "connection_cap",
+        /// A request head over 16 KiB (431).
+        HeadTooLarge => "head_too_large",
     }
 }
 
@@ -487,6 +514,16 @@ impl Metrics {
                 )
                 .expect("valid metric"),
             ),
+            http_refused: counter(
+                "auditwatch_http_refused_total",
+                "Connections and requests the HTTP endpoint refused, by reason.",
+                &["reason"],
+            ),
+            http_web_config_reloads: counter(
+                "auditwatch_http_web_config_reloads_total",
+                "Reads of the HTTP endpoint's changed web config file, by outcome (a rejected one leaves the running one in use).",
+                &["outcome"],
+            ),
             registry,
         }
     }
@@ -580,6 +617,7 @@ mod tests {
                 all(RestoreOutcome::ALL, RestoreOutcome::as_str),
             ),
             ("ApiOutcome", all(ApiOutcome::ALL, ApiOutcome::as_str)),
+            ("HttpRefusal", all(HttpRefusal::ALL, HttpRefusal::as_str)),
             ("TABLES", TABLES.to_vec()),
             (
                 "tenant, source",
@@ -647,6 +685,19 @@ mod tests {
             ("WriteOutcome", vec!["ok", "error"]),
             ("RestoreOutcome", vec!["restored", "none", "discarded"]),
             ("ApiOutcome", vec!["ok", "throttled", "error"]),
+            (
+                "HttpRefusal",
+                vec![
+                    "no_credentials",
+                    "bad_credentials",
+                    "auth_busy",
+                    "not_tls",
+                    "tls_handshake",
+                    "timeout",
+                    "connection_cap",
+                    "head_too_large",
+                ],
+            ),
             (
                 "TABLES",
                 vec![

@@ -22,6 +22,7 @@ mod dashboards;
 mod e2e_openbao;
 mod golden;
 mod ha_openbao;
+mod http_tls;
 mod layers;
 mod parallel;
 mod paths;
