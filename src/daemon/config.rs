@@ -76,7 +76,7 @@ impl DaemonConfig {
     /// Warnings about a config that validates but exposes an endpoint beyond this host:
     /// the HTTP endpoint has no TLS or authentication, and anyone who can reach a socket
     /// source can write audit entries (forged findings, a wrong clock) or hold its
-    /// connections. Said by `config check` and at start-up.
+    /// connections (`SocketSource::warnings`). Said by `config check` and at start-up.
     pub fn exposure_warnings(&self) -> Vec<String> {
         let mut out = Vec::new();
         if let Some(a) = self.server.listen {
@@ -87,19 +87,8 @@ impl DaemonConfig {
             }
         }
         for s in &self.sources {
-            let addr = match &s.kind {
-                crate::source::settings::SourceKind::Socket(sock) => match &sock.listen {
-                    crate::source::settings::Listen::Tcp(a)
-                    | crate::source::settings::Listen::Udp(a) => Some(*a),
-                    crate::source::settings::Listen::Unix(_) => None,
-                },
-                _ => None,
-            };
-            if let Some(a) = addr.filter(|a| !a.ip().is_loopback()) {
-                out.push(format!(
-                    "source `{}` listens on {a}, beyond this host: any peer that reaches it can write audit entries or hold its connections; bind it to loopback or a unix socket",
-                    s.name
-                ));
+            if let crate::source::settings::SourceKind::Socket(sock) = &s.kind {
+                out.extend(sock.warnings(&s.name));
             }
         }
         out
