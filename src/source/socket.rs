@@ -190,11 +190,14 @@ fn bind_unix(path: &Path, perms: &UnixPerms) -> io::Result<(UnixListener, (u64, 
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    // Short: a socket path has at most 107 bytes, and this one is longer than `path`.
-    let private = parent.join(format!(".aw-{}-{nanos:x}", std::process::id()));
+    // Unique per process and bind; short, since a socket path has at most 107 bytes and
+    // this one is longer than `path`.
+    static BINDS: AtomicU64 = AtomicU64::new(0);
+    let private = parent.join(format!(
+        ".aw-{}-{}",
+        std::process::id(),
+        BINDS.fetch_add(1, Ordering::Relaxed)
+    ));
     std::fs::DirBuilder::new().mode(0o700).create(&private)?;
     let bound = (|| {
         let tmp = private.join("s");
