@@ -390,6 +390,9 @@ fn has_entry(lines: &[u8]) -> bool {
 struct Conns {
     start: Instant,
     slots: Mutex<Vec<Arc<Slot>>>,
+    /// `auditwatch_source_connections`: the connections in `slots`, changed under its lock,
+    /// so it never shows more than the cap (one closed to make room no longer counts).
+    open: prometheus::IntGauge,
     next_id: AtomicU64,
     /// Bytes of unterminated lines all connections hold, and the budget for them.
     partial_total: AtomicU64,
@@ -403,6 +406,21 @@ impl Conns {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Arc<Slot>>> {
         crate::util::sync::lock(&self.slots)
+    }
+
+    fn add(&self, slot: Arc<Slot>) {
+        let mut slots = self.lock();
+        slots.push(slot);
+        self.open.inc();
+    }
+
+    /// Take the connection out of `slots`, if it is still there.
+    fn remove(&self, id: u64) {
+        let mut slots = self.lock();
+        if let Some(i) = slots.iter().position(|s| s.id == id) {
+            slots.swap_remove(i);
+            self.open.dec();
+        }
     }
 
     /// `slot` now holds `held` bytes of an unterminated line. Over the budget shared by all
@@ -528,6 +546,7 @@ async fn accept_loop<F, Fut, S>(
     let conns = Arc::new(Conns {
         start: Instant::now(),
         slots: Mutex::new(Vec::new()),
+        open: ctx.metrics.connections.with_label_values(&[&ctx.name]),
         next_id: AtomicU64::new(0),
         partial_total: AtomicU64::new(0),
         partial_budget: cfg.max_partial_bytes,
@@ -570,23 +589,14 @@ async fn accept_loop<F, Fut, S>(
             peer,
             conns.now_us(),
         ));
-        conns.lock().push(slot.clone());
+        conns.add(slot.clone());
         ctx.count(ConnectionEvent::Accepted);
-        ctx.metrics
-            .connections
-            .with_label_values(&[&ctx.name])
-            .inc();
         tracing::debug!(source = %ctx.name, peer = %peer, "connection accepted");
         let ctx = ctx.clone();
         let conns = conns.clone();
         let shutdown = shutdown.clone();
         tasks.spawn(async move {
             serve_conn(stream, &ctx, &conns, &slot, shutdown).await;
-            conns.lock().retain(|x| x.id != slot.id);
-            ctx.metrics
-                .connections
-                .with_label_values(&[&ctx.name])
-                .dec();
             ctx.count(ConnectionEvent::Closed);
         });
     }
@@ -606,7 +616,10 @@ fn admit(conns: &Conns, cfg: &SocketSource, ctx: &SourceCtx, peer: Peer, logs: &
             cfg.max_connections,
             cfg.max_connections_per_peer,
         )
-        .map(|(i, why)| (slots.swap_remove(i), why))
+        .map(|(i, why)| {
+            conns.open.dec();
+            (slots.swap_remove(i), why)
+        })
     };
     let Some((s, why)) = closed else { return };
     conns.close(&s, why);
@@ -687,6 +700,8 @@ async fn serve_conn<S: Conn>(
             }
         }
     }
+    // Out of the caps' count first, so that once its closing is counted it is not open.
+    conns.remove(slot.id);
     let why = if over_budget {
         Close::Budget
     } else {
