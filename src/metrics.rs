@@ -175,10 +175,15 @@ label_values! {
     /// `outcome` of `auditwatch_source_connection_events_total`.
     ConnectionEvent {
         Accepted => "accepted",
-        /// Refused at `max_connections` with no idle peer to close.
-        Rejected => "rejected",
-        /// The idlest peer, closed to make room at the cap.
+        /// A peer outside the source's `allow` list: a tcp connection reset at once, or a
+        /// udp datagram dropped.
+        Refused => "refused",
+        /// Closed to make room at `max_connections` (the connection that delivered no
+        /// entry for the longest time), or over `max_partial_bytes` (the oldest partial line).
         Evicted => "evicted",
+        /// Closed to make room at `max_connections_per_peer`: that peer's connection that
+        /// delivered no entry for the longest time.
+        EvictedPeer => "evicted_peer",
         Closed => "closed",
     }
 }
@@ -376,7 +381,7 @@ impl Metrics {
             ),
             connection_events: counter(
                 "auditwatch_source_connection_events_total",
-                "Socket connections by outcome (accepted, rejected at the cap, evicted idle, closed).",
+                "Socket connections by outcome (accepted; refused: outside allow; evicted: at max_connections or over max_partial_bytes; evicted_peer: at max_connections_per_peer; closed).",
                 &["source", "outcome"],
             ),
             backlog_bytes: gauge(
@@ -653,7 +658,7 @@ mod tests {
             ("EntryType", vec!["request", "response", "other"]),
             (
                 "ConnectionEvent",
-                vec!["accepted", "rejected", "evicted", "closed"],
+                vec!["accepted", "refused", "evicted", "evicted_peer", "closed"],
             ),
             ("BacklogPlace", vec!["memory", "spool"]),
             (

@@ -82,9 +82,9 @@ impl DaemonConfig {
 impl DaemonConfig {
     /// Warnings about a config that validates but exposes an endpoint beyond this host: the
     /// HTTP endpoint without TLS or without authentication (basic auth or required client
-    /// certificates) in its web config, and any socket source, since anyone who can reach it
-    /// can write audit entries (forged findings, a wrong clock) or hold its connections.
-    /// Said by `config check` and at start-up.
+    /// certificates) in its web config, and a socket source anyone beyond this host could
+    /// reach, since it can write audit entries (forged findings, a wrong clock) or hold
+    /// connections (`SocketSource::warnings`). Said by `config check` and at start-up.
     pub fn exposure_warnings(&self) -> Vec<String> {
         let mut out = Vec::new();
         if let Some(a) = self.server.listen.filter(|a| !a.ip().is_loopback()) {
@@ -109,19 +109,8 @@ impl DaemonConfig {
             }
         }
         for s in &self.sources {
-            let addr = match &s.kind {
-                crate::source::settings::SourceKind::Socket(sock) => match &sock.listen {
-                    crate::source::settings::Listen::Tcp(a)
-                    | crate::source::settings::Listen::Udp(a) => Some(*a),
-                    crate::source::settings::Listen::Unix(_) => None,
-                },
-                _ => None,
-            };
-            if let Some(a) = addr.filter(|a| !a.ip().is_loopback()) {
-                out.push(format!(
-                    "source `{}` listens on {a}, beyond this host: any peer that reaches it can write audit entries or hold its connections; bind it to loopback or a unix socket",
-                    s.name
-                ));
+            if let crate::source::settings::SourceKind::Socket(sock) = &s.kind {
+                out.extend(sock.warnings(&s.name));
             }
         }
         out

@@ -38,5 +38,6 @@ mod simulate_output;
 mod sink_alertmanager;
 mod sink_email;
 mod skim;
+mod socket_lockdown;
 mod tail;
 mod unreadable;
