@@ -13,8 +13,8 @@ pub mod entries;
 pub mod feed;
 pub mod fixtures;
 pub mod openbao;
-pub mod smtp;
 pub mod prometheus;
+pub mod smtp;
 pub mod tls;
 pub mod tools;
 
@@ -26,7 +26,7 @@ pub use entries::*;
 pub use feed::*;
 pub use fixtures::*;
 pub use openbao::*;
-pub use smtp::*;
 pub use prometheus::{urlencode, Prometheus};
+pub use smtp::*;
 pub use tls::*;
 pub use tools::*;
