@@ -29,6 +29,7 @@ mod readme;
 mod report;
 mod report_browser;
 mod scorecard;
+mod silence;
 mod sim_shape;
 mod simulate;
 mod simulate_output;
