@@ -4,12 +4,10 @@
 //! is `stale`, fired on the watermark once per silence. Thresholds come from the config's
 //! `cadence` and `leases`. About a million keys fit in well under 256 MiB.
 //!
-//! Per-key time is active time (`engine::clock`): the stream's time less the stream-wide
-//! silences named as one finding. The `stale` deadline runs on it and the intervals
-//! between reads (the learned rhythm, `lease_race`) are measured in it, so a key that
-//! resumes after Vault was sealed is judged by its own rhythm, not by the seal, which the
-//! silence finding reports once; the wall clock never moves it. `too_frequent` counts
-//! reads in a window of the stream's time (reads on both sides of a seal are not a loop).
+//! Intervals (and so `too_frequent`, `lease_race` and the learned rhythm) are measured in
+//! the stream's time: a lease runs out in real time, also while the stream is silent. The `stale` deadline runs on active time (`engine::clock`):
+//! a stream-wide silence named as one finding does not count towards any key being quiet,
+//! and the wall clock never moves it.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
@@ -112,7 +110,6 @@ impl Cadence {
             frequent_window: c.too_frequent_window_secs as i64 * NANOS,
             frequent_min_reads: c.too_frequent_min_reads as usize,
             max_keys: c.max_keys as usize,
-            time: *time,
         };
         let st = &mut self.state;
         let (slot, obs) = st.observe(&key, ev.time, entry_identity_hash(ev), &params);
@@ -344,8 +341,6 @@ pub struct CadenceParams {
     pub frequent_window: i64,
     pub frequent_min_reads: usize,
     pub max_keys: usize,
-    /// Intervals between reads are measured in active time.
-    pub time: ActiveTime,
 }
 
 impl CadenceState {
@@ -414,8 +409,8 @@ impl CadenceState {
             recent.push_back(first_read);
         }
         if !obs.new_key {
-            let iv = p.time.of(t) - p.time.of(k.last_counted);
-            if iv > p.duplicate_within {
+            if t - k.last_counted > p.duplicate_within {
+                let iv = t - k.last_counted;
                 obs.interval = Some(iv);
                 let secs = (iv / NANOS).clamp(0, u32::MAX as i64) as u32;
                 let i = (k.n_intervals as usize) % k.intervals.len();
@@ -563,7 +558,6 @@ mod tests {
             frequent_window: 300 * NANOS,
             frequent_min_reads: 3,
             max_keys: 10_000,
-            time: ActiveTime::NONE,
         };
         let mut c = CadenceState::default();
         // More keys than fit in two pages, then past the cap: the oldest tenth goes.
