@@ -132,8 +132,9 @@ impl Section for Server {
 pub struct Server {
     /// `None`: no HTTP endpoint (`listen: ''`).
     pub listen: Option<SocketAddr>,
-    /// How often the idle wall clock advances the engine's watermark; 0 disables it
-    /// (time then comes only from entries, as in replay).
+    /// How often the idle wall clock tells the engine the time (it names silences of the
+    /// stream and times out held requests, never per-key timers); 0 disables it (time
+    /// then comes only from entries, as in replay).
     pub tick_secs: u64,
     /// How long SIGINT/SIGTERM may take to drain before the daemon gives up.
     pub drain_timeout_secs: u64,

@@ -32,6 +32,7 @@ mod report;
 mod report_browser;
 mod restart;
 mod scorecard;
+mod silence;
 mod sim_shape;
 mod simulate;
 mod simulate_output;
