@@ -11,9 +11,10 @@
 //! the id, whatever its length: `max(max_pending_requests, 1024)` of them, about 40 bytes
 //! each. Reused line buffers: at most [`POOL_MAX`] of at most [`POOL_BUF_MAX`] bytes.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
 
 use super::detect::Map;
+use crate::util::fifo_set::FifoSet;
 
 /// Bytes a held request costs beyond its line: its key in the map and the order queue.
 pub const ENTRY_OVERHEAD: usize = 96;
@@ -32,28 +33,6 @@ pub(super) fn id_key(id: &str) -> u128 {
     ((h1.finish() as u128) << 64) | h2.finish() as u128
 }
 
-/// Bounded FIFO set of request ids already decided.
-struct Decided {
-    set: HashSet<u128, foldhash::fast::RandomState>,
-    order: VecDeque<u128>,
-    cap: usize,
-}
-
-impl Decided {
-    fn insert(&mut self, id: u128) -> bool {
-        if !self.set.insert(id) {
-            return false;
-        }
-        self.order.push_back(id);
-        if self.order.len() > self.cap {
-            if let Some(old) = self.order.pop_front() {
-                self.set.remove(&old);
-            }
-        }
-        true
-    }
-}
-
 /// A held request handed back to be judged on its own.
 pub struct Held {
     pub raw: Vec<u8>,
@@ -67,7 +46,8 @@ pub struct Pairing {
     order: VecDeque<(u128, i64)>,
     /// Line buffers of decided requests, reused for the next held one.
     pool: Vec<Vec<u8>>,
-    decided: Decided,
+    /// Request ids already decided.
+    decided: FifoSet<u128>,
     cap: usize,
     /// Bytes the held lines cost (see [`ENTRY_OVERHEAD`]).
     bytes: usize,
@@ -86,11 +66,7 @@ impl Pairing {
             pending: Map::default(),
             order: VecDeque::new(),
             pool: Vec::new(),
-            decided: Decided {
-                set: HashSet::default(),
-                order: VecDeque::new(),
-                cap: cap.max(1024),
-            },
+            decided: FifoSet::new(cap.max(1024)),
             cap,
             bytes: 0,
             max_bytes,
@@ -101,7 +77,7 @@ impl Pairing {
     pub fn set_caps(&mut self, cap: usize, max_bytes: usize) {
         self.cap = cap;
         self.max_bytes = max_bytes;
-        self.decided.cap = cap.max(1024);
+        self.decided.set_cap(cap.max(1024));
     }
 
     fn release(&mut self, raw: &[u8], capacity: usize) {
@@ -112,7 +88,7 @@ impl Pairing {
     /// held or decided (a copy). Over the cap, the caller hands back the oldest.
     pub fn hold(&mut self, id: &str, raw: &[u8], time: i64) -> bool {
         let key = id_key(id);
-        if self.decided.set.contains(&key) || self.pending.contains_key(&key) {
+        if self.decided.contains(&key) || self.pending.contains_key(&key) {
             return false;
         }
         let mut buf = self.pool.pop().unwrap_or_default();
@@ -184,7 +160,7 @@ impl Pairing {
 
     /// Decided ids remembered.
     pub fn decided(&self) -> usize {
-        self.decided.set.len()
+        self.decided.len()
     }
 
     /// The held requests (oldest first) and the decided ids (oldest first), for a snapshot.
@@ -195,7 +171,7 @@ impl Pairing {
                 .iter()
                 .filter_map(|(k, t)| self.pending.get(k).map(|raw| (*k, *t, raw.as_slice())))
                 .collect(),
-            decided: &self.decided.order,
+            decided: self.decided.oldest_first(),
         }
     }
 
@@ -206,7 +182,7 @@ impl Pairing {
             self.decided.insert(id);
         }
         for (key, time, raw) in saved.held {
-            if self.decided.set.contains(&key) || self.pending.contains_key(&key) {
+            if self.decided.contains(&key) || self.pending.contains_key(&key) {
                 continue;
             }
             self.bytes += cost(&raw, raw.capacity());

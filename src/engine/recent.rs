@@ -3,65 +3,45 @@
 //! once: the second is dropped and counted. Bounded: the oldest id is forgotten past
 //! the cap, so memory is `cap` x 16 bytes (and the order queue) whatever the input.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
 
 use super::pairing::id_key;
+use crate::util::fifo_set::FifoSet;
 
 pub struct RecentIds {
-    set: HashSet<u128, foldhash::fast::RandomState>,
-    order: VecDeque<u128>,
-    cap: usize,
+    ids: FifoSet<u128>,
 }
 
 impl RecentIds {
     pub fn new(cap: usize) -> RecentIds {
         RecentIds {
-            set: HashSet::default(),
-            order: VecDeque::new(),
-            cap: cap.max(1),
+            ids: FifoSet::new(cap),
         }
     }
 
     /// True when `id` was not raised lately (and remember it).
     pub fn first(&mut self, id: &str) -> bool {
-        let key = id_key(id);
-        if !self.set.insert(key) {
-            return false;
-        }
-        self.order.push_back(key);
-        if self.order.len() > self.cap {
-            if let Some(old) = self.order.pop_front() {
-                self.set.remove(&old);
-            }
-        }
-        true
+        self.ids.insert(id_key(id))
     }
 
     /// The ids remembered, oldest first (for a snapshot).
     pub fn save(&self) -> &VecDeque<u128> {
-        &self.order
+        self.ids.oldest_first()
     }
 
     /// Remember the ids of a snapshot (oldest first), as if they had just been raised.
     pub fn restore(&mut self, ids: VecDeque<u128>) {
         for key in ids {
-            if self.set.insert(key) {
-                self.order.push_back(key);
-                if self.order.len() > self.cap {
-                    if let Some(old) = self.order.pop_front() {
-                        self.set.remove(&old);
-                    }
-                }
-            }
+            self.ids.insert(key);
         }
     }
 
     pub fn len(&self) -> usize {
-        self.set.len()
+        self.ids.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.set.is_empty()
+        self.ids.is_empty()
     }
 }
 

@@ -10,12 +10,12 @@
 //! newest [`CAP`] ids are remembered, and the file is rewritten with them once it holds
 //! twice as many.
 
-use std::collections::{HashSet, VecDeque};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use crate::util::fifo_set::FifoSet;
 use crate::util::lograte::LogRate;
 
 /// Ids remembered per sink: far more alerts than a checkpoint interval raises.
@@ -26,8 +26,7 @@ const RECORD: usize = 8;
 pub struct Ledger {
     path: PathBuf,
     file: File,
-    set: HashSet<u64>,
-    order: VecDeque<u64>,
+    ids: FifoSet<u64>,
     /// Records in the file.
     records: usize,
     errors: LogRate,
@@ -50,8 +49,7 @@ impl Ledger {
         let mut l = Ledger {
             file: OpenOptions::new().create(true).append(true).open(&path)?,
             path,
-            set: HashSet::new(),
-            order: VecDeque::new(),
+            ids: FifoSet::new(CAP),
             records: whole / RECORD,
             errors: LogRate::new(Duration::from_secs(60)),
         };
@@ -66,7 +64,7 @@ impl Ledger {
 
     /// Whether this sink delivered the alert of this id token lately.
     pub fn contains(&self, token: u64) -> bool {
-        self.set.contains(&token)
+        self.ids.contains(&token)
     }
 
     /// The sink delivered the alert of this id token.
@@ -89,36 +87,28 @@ impl Ledger {
     }
 
     fn remember(&mut self, token: u64) -> bool {
-        if !self.set.insert(token) {
-            return false;
-        }
-        self.order.push_back(token);
-        if self.order.len() > CAP {
-            if let Some(old) = self.order.pop_front() {
-                self.set.remove(&old);
-            }
-        }
-        true
+        self.ids.insert(token)
     }
 
     /// Rewrite the file with the ids remembered (atomically), and append to the new one.
     fn compact(&mut self) -> io::Result<()> {
-        let mut bytes = Vec::with_capacity(self.order.len() * RECORD);
-        for t in &self.order {
+        let order = self.ids.oldest_first();
+        let mut bytes = Vec::with_capacity(order.len() * RECORD);
+        for t in order {
             bytes.extend_from_slice(&t.to_le_bytes());
         }
         crate::fsutil::write_durably(&self.path, &bytes)?;
         self.file = OpenOptions::new().append(true).open(&self.path)?;
-        self.records = self.order.len();
+        self.records = self.ids.len();
         Ok(())
     }
 
     pub fn len(&self) -> usize {
-        self.set.len()
+        self.ids.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.set.is_empty()
+        self.ids.is_empty()
     }
 }
 

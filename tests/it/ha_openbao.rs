@@ -171,15 +171,7 @@ fn two_file_devices_give_the_same_ids_and_an_ha_pair_one_alertmanager_alert_each
         .iter()
         .map(|x| x["labels"]["alert_key"].as_str().unwrap().to_string())
         .collect();
-    let want: BTreeSet<String> = a_ids
-        .iter()
-        .map(|id| {
-            format!(
-                "{:016x}",
-                auditwatch::util::stable_hash::stable_hash([id.as_str()])
-            )
-        })
-        .collect();
+    let want: BTreeSet<String> = a_ids.iter().map(|id| alert_key_of(id)).collect();
     assert_eq!(keys, want);
     // Alertmanager took both daemons' copies and merged them.
     std::thread::sleep(Duration::from_secs(1));

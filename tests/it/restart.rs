@@ -22,22 +22,6 @@ use crate::util::*;
 /// Stops and kills of the daemon while the input is written.
 const CYCLES: usize = 12;
 
-/// A small deterministic PRNG (xorshift), so a failure can be run again as it was.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
 /// The simulated input (with closing entries two hours after the last, so that every
 /// timer both runs judge is judged by the stream's own time) and what replay makes of it.
 fn scenario(dir: &Path) -> (Vec<Vec<u8>>, Vec<Value>) {
@@ -213,14 +197,14 @@ fn stops_kills_and_rotations_give_what_one_replay_gives() {
     let share = lines.len() / (CYCLES + 2);
     for cycle in 0..CYCLES {
         let d = Daemon::start(dir.path(), &cfg, &[]);
-        next = write_for(&mut w, &lines, next, share, 300 + rng.below(1200));
+        next = write_for(&mut w, &lines, next, share, 300 + rng.below(1200) as u64);
         if cycle % 4 == 1 {
             // A rotation while the daemon runs.
             rotate(&log, &mut w);
             next = write_for(&mut w, &lines, next, share / 4, 200);
         }
         // Let it read into what was written, then stop it somewhere in the middle.
-        std::thread::sleep(Duration::from_millis(rng.below(800)));
+        std::thread::sleep(Duration::from_millis(rng.below(800) as u64));
         if rng.below(3) == 0 {
             how.push("TERM");
             assert_eq!(d.stop().code, Some(0));
@@ -326,15 +310,7 @@ fn stops_kills_and_rotations_give_what_one_replay_gives() {
     );
 
     // Alertmanager: one alert per finding, keyed by the id's hash.
-    let keys: BTreeSet<String> = want
-        .keys()
-        .map(|id| {
-            format!(
-                "{:016x}",
-                auditwatch::util::stable_hash::stable_hash([id.as_str()])
-            )
-        })
-        .collect();
+    let keys: BTreeSet<String> = want.keys().map(|id| alert_key_of(id)).collect();
     let in_am = am.wait_for(keys.len(), Duration::from_secs(60), || context.clone());
     let am_keys: BTreeSet<String> = in_am
         .iter()

@@ -249,21 +249,6 @@ fn sample_lines() -> Option<Vec<Vec<u8>>> {
     Some(lines)
 }
 
-/// A small deterministic generator for the mutations.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
-
 const SUBSTITUTES: &[u8] = b"\"\\{}[],: e0-.1tnu\x01\x7f\xff\xc3";
 
 #[test]
