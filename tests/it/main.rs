@@ -28,6 +28,7 @@ mod prometheus;
 mod readme;
 mod report;
 mod report_browser;
+mod rotate_copy;
 mod scorecard;
 mod sim_shape;
 mod simulate;
