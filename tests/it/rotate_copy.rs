@@ -27,11 +27,11 @@ const WAIT: Duration = Duration::from_secs(90);
 const TAG: u32 = 0xc0b1;
 const INPUT_LOST_RULE: &str = include_str!("../../rules/input_lost.yaml");
 
-fn config(dir: &Path) -> String {
+fn config(dir: &Path, extra: &str) -> String {
     format!(
         "server: {{listen: 127.0.0.1:0, tick_secs: 0, checkpoint_interval_secs: 1}}
 sources:
-  - {{name: vault-file, kind: file, path: '{}', checkpoint_dir: '{}', poll_millis: 50, rotate_wait_secs: 1}}
+  - {{name: vault-file, kind: file, path: '{}', checkpoint_dir: '{}', poll_millis: 50, rotate_wait_secs: 1{extra}}}
 ",
         dir.join("audit.log").display(),
         dir.join("state").display()
@@ -41,6 +41,11 @@ sources:
 /// The daemon with a rule that alerts on every entry written here, and the shipped
 /// `input_lost` rule.
 fn start(dir: &Path) -> Daemon {
+    start_with(dir, "")
+}
+
+/// [`start`] with more settings of the file source (`, key: value`).
+fn start_with(dir: &Path, extra: &str) -> Daemon {
     let rules = rules_dir(
         dir,
         &[
@@ -48,7 +53,11 @@ fn start(dir: &Path) -> Daemon {
             ("input_lost.yaml", INPUT_LOST_RULE),
         ],
     );
-    Daemon::start(dir, &config(dir), &["--rules", rules.to_str().unwrap()])
+    Daemon::start(
+        dir,
+        &config(dir, extra),
+        &["--rules", rules.to_str().unwrap()],
+    )
 }
 
 fn line(i: u64) -> String {
@@ -550,4 +559,57 @@ fn a_version_1_checkpoint_resumes_and_an_unverifiable_truncation_is_counted() {
     );
     assert_eq!(input_lost(&d)[0]["evidence"]["from_offset"], done);
     assert_eq!(d.stop().code, Some(0));
+}
+
+/// logrotate's `olddir`: the copy is made in another directory, named in `rotated_dirs`.
+#[test]
+fn a_copy_in_a_rotated_dir_is_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.log");
+    let mut w = append(&path);
+    write(&mut w, 0..100);
+    let d = start_with(dir.path(), ", rotated_dirs: [old]");
+    let (lost, _) = settle(&d, 100);
+    nothing_lost(&d, "before the rotation", &lost, 100);
+    assert_eq!(d.stop().code, Some(0));
+    write(&mut w, 100..150);
+    std::fs::create_dir(dir.path().join("old")).unwrap();
+    std::fs::copy(&path, dir.path().join("old/audit.log.1")).unwrap();
+    OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    write(&mut w, 150..200);
+    let d = start_with(dir.path(), ", rotated_dirs: [old]");
+    let (lost, repeated) = settle(&d, 200);
+    nothing_lost(&d, "copy in olddir", &lost, 200);
+    assert!(repeated.is_empty(), "{repeated:?}");
+    assert!(input_lost(&d).is_empty(), "{:?}", input_lost(&d));
+    assert_eq!(d.stop().code, Some(0));
+}
+
+/// `config check` reports a bad `rotated_dirs` with its position.
+#[test]
+fn config_check_reports_bad_rotated_dirs_with_their_position() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("bad.yaml");
+    std::fs::write(
+        &f,
+        "sources:\n  - {name: f, kind: file, path: /var/log/vault/audit.log, checkpoint_dir: /tmp/x,\n     rotated_dirs: ['']}\n  - {name: g, kind: file, path: /var/log/vault/b.log, checkpoint_dir: /tmp/x, rotated_dirs: old}\n",
+    )
+    .unwrap();
+    let run = auditwatch(["config", "check", f.to_str().unwrap()]);
+    run.assert_code(2);
+    for want in [
+        "bad.yaml:3:21: a rotated_dirs entry must not be empty",
+        "bad.yaml:4:93: rotated_dirs must be a list, found a string",
+    ] {
+        assert!(
+            run.stderr.contains(want),
+            "no `{want}` in:\n{}",
+            run.context()
+        );
+    }
 }

@@ -1,9 +1,9 @@
 //! Finding a rotated copy of a file by its content. copytruncate copies the file (a new
 //! identity) and truncates it in place; a rotated file compressed while the daemon was
 //! down gets a new identity too. Both hold the same bytes at the same offsets, so the copy
-//! is the file in the watched file's directory, named after it (`audit.log.1`,
-//! `audit.log-20261202`, `audit.log.1.gz`), that has the marked line ([`LineMark`]) at its
-//! place.
+//! is the file in the watched file's directory (or a `rotated_dirs` one: logrotate's
+//! `olddir`), named after it (`audit.log.1`, `audit.log-20261202`, `audit.log.1.gz`), that
+//! has the marked line ([`LineMark`]) at its place.
 //!
 //! Bounds: at most [`MAX_CANDIDATES`] names are looked at, newest first; a plain one costs
 //! one read of the marked line (at most 64 KiB). A gzip copy is read only as far as the
@@ -52,41 +52,58 @@ pub fn key_of(m: &fs::Metadata) -> FileKey {
 }
 
 /// The directory of `path` (`.` for a bare name).
-pub fn dir_of(path: &Path) -> &Path {
+fn dir_of(path: &Path) -> &Path {
     match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     }
 }
 
-/// Find, among the files named after `path` in its directory (not `path` itself, not the
-/// identities in `exclude`), one holding a mark of `marks` (tried newest first, so give
-/// them newest first) and content up to at least `from`. `scratch` is where a gzip copy
-/// is inflated.
-pub fn find(
-    path: &Path,
-    marks: &[LineMark],
-    exclude: &[FileKey],
-    from: u64,
-    scratch: &Path,
-) -> Option<Copy> {
+/// The directories rotated files of `path` are in: its own, then `extra` (relative ones
+/// under its own).
+pub fn rotated_dirs(path: &Path, extra: &[PathBuf]) -> Vec<PathBuf> {
+    let own = dir_of(path);
+    std::iter::once(own.to_path_buf())
+        .chain(extra.iter().map(|d| own.join(d)))
+        .collect()
+}
+
+/// Where to look for a copy: the file's path, the directories its rotated files are in
+/// (its own first), and the checkpoint directory (where a gzip copy is inflated).
+pub struct Place<'a> {
+    pub path: &'a Path,
+    pub dirs: &'a [PathBuf],
+    pub scratch: &'a Path,
+}
+
+/// Find, among the files named after the watched file in `place.dirs` (not the file
+/// itself, not the identities in `exclude`), one holding a mark of `marks` (tried in the
+/// order given: newest first) and content up to at least `from`.
+pub fn find(place: &Place<'_>, marks: &[LineMark], exclude: &[FileKey], from: u64) -> Option<Copy> {
     if marks.is_empty() {
         return None;
     }
-    let name = path.file_name()?.to_str()?;
+    let name = place.path.file_name()?.to_str()?;
+    let own = fs::metadata(place.path).ok().map(|m| key_of(&m));
     let mut candidates: Vec<(std::time::SystemTime, PathBuf, fs::Metadata)> = Vec::new();
-    for e in fs::read_dir(dir_of(path)).ok()?.flatten() {
-        let n = e.file_name();
-        let Some(n) = n.to_str() else { continue };
-        if n == name || !n.starts_with(name) {
+    for dir in place.dirs {
+        let Ok(entries) = fs::read_dir(dir) else {
             continue;
+        };
+        for e in entries.flatten() {
+            let n = e.file_name();
+            let Some(n) = n.to_str() else { continue };
+            if !n.starts_with(name) {
+                continue;
+            }
+            let Ok(m) = e.metadata() else { continue };
+            let key = key_of(&m);
+            if !m.is_file() || exclude.contains(&key) || own == Some(key) {
+                continue;
+            }
+            let t = m.modified().unwrap_or(std::time::UNIX_EPOCH);
+            candidates.push((t, e.path(), m));
         }
-        let Ok(m) = e.metadata() else { continue };
-        if !m.is_file() || exclude.contains(&key_of(&m)) {
-            continue;
-        }
-        let t = m.modified().unwrap_or(std::time::UNIX_EPOCH);
-        candidates.push((t, e.path(), m));
     }
     candidates.sort_by_key(|c| std::cmp::Reverse(c.0));
     candidates.truncate(MAX_CANDIDATES);
@@ -113,7 +130,7 @@ pub fn find(
     for (p, m, f) in gzips.into_iter().take(MAX_GZIP) {
         // The oldest mark is the first place the content must be kept from.
         let keep = marks.iter().map(|k| k.start).min().unwrap_or(0);
-        match inflate(f, keep.min(from.saturating_sub(1)), marks, scratch) {
+        match inflate(f, keep.min(from.saturating_sub(1)), marks, place.scratch) {
             Ok(Some((file, len, mark))) => {
                 return Some(Copy {
                     path: p,
@@ -250,16 +267,22 @@ mod tests {
         fs::write(dir.path().join("other.log.1"), old).unwrap();
         fs::write(dir.path().join("audit.log.1"), old).unwrap();
         let scratch = dir.path().join("state");
-        let c = find(&path, &[mark], &[], 14, &scratch).expect("the copy");
+        let dirs = rotated_dirs(&path, &[]);
+        let place = Place {
+            path: &path,
+            dirs: &dirs,
+            scratch: &scratch,
+        };
+        let c = find(&place, &[mark], &[], 14).expect("the copy");
         assert_eq!(c.path, dir.path().join("audit.log.1"));
         assert_eq!(c.len, old.len() as u64);
         assert!(!c.gzip);
         // Excluded (already read): not found again.
-        assert!(find(&path, &[mark], &[c.key], 14, &scratch).is_none());
+        assert!(find(&place, &[mark], &[c.key], 14).is_none());
 
         fs::remove_file(dir.path().join("audit.log.1")).unwrap();
         gzip(&dir.path().join("audit.log.1.gz"), old);
-        let c = find(&path, &[mark], &[], 14, &scratch).expect("the compressed copy");
+        let c = find(&place, &[mark], &[], 14).expect("the compressed copy");
         assert!(c.gzip);
         assert_eq!(c.len, old.len() as u64);
         let mut rest = vec![0u8; 14];
@@ -277,7 +300,20 @@ mod tests {
 
         // No copy with the mark.
         let other = LineMark::of(b"q-line\n", 14);
-        assert!(find(&path, &[other], &[], 14, &scratch).is_none());
-        assert!(find(&path, &[], &[], 14, &scratch).is_none());
+        assert!(find(&place, &[other], &[], 14).is_none());
+        assert!(find(&place, &[], &[], 14).is_none());
+
+        // In logrotate's olddir, named in rotated_dirs (relative to the file's directory).
+        fs::remove_file(&c.path).unwrap();
+        fs::create_dir(dir.path().join("old")).unwrap();
+        fs::write(dir.path().join("old/audit.log.1"), old).unwrap();
+        assert!(find(&place, &[mark], &[], 14).is_none());
+        let dirs = rotated_dirs(&path, &[PathBuf::from("old")]);
+        let place = Place {
+            dirs: &dirs,
+            ..place
+        };
+        let c = find(&place, &[mark], &[], 14).expect("the copy in olddir");
+        assert_eq!(c.path, dir.path().join("old/audit.log.1"));
     }
 }

@@ -34,7 +34,7 @@ use std::collections::VecDeque;
 use std::fs::{self, File};
 use std::io;
 use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -222,6 +222,8 @@ struct Open {
 /// A file source, set up and ready to run on its own thread.
 pub struct Tail {
     cfg: FileSource,
+    /// Where its rotated files are: the file's directory, then `rotated_dirs`.
+    dirs: Vec<PathBuf>,
     id: SourceId,
     shared: Arc<TailShared>,
     queue: Arc<Queue>,
@@ -261,6 +263,7 @@ impl Tail {
             last_written: Mutex::new(None),
         });
         let mut tail = Tail {
+            dirs: copy::rotated_dirs(&cfg.path, &cfg.rotated_dirs),
             cfg,
             id,
             shared,
@@ -281,6 +284,14 @@ impl Tail {
 
     fn name(&self) -> &str {
         &self.shared.name
+    }
+
+    fn place(&self) -> copy::Place<'_> {
+        copy::Place {
+            path: &self.cfg.path,
+            dirs: &self.dirs,
+            scratch: &self.cfg.checkpoint_dir,
+        }
     }
 
     /// Start reading `file` at `offset`, at position `at` in the reading order (the end
@@ -399,7 +410,7 @@ impl Tail {
             let found = if current {
                 File::open(&path).ok()
             } else {
-                find_by_identity(&path, key)
+                find_by_identity(&self.dirs, key)
             };
             let mut exclude = self.open_keys();
             exclude.extend(&named);
@@ -475,13 +486,7 @@ impl Tail {
         let Some(mark) = entry.last_line else {
             return false;
         };
-        let Some(c) = copy::find(
-            &self.cfg.path,
-            &[mark],
-            exclude,
-            entry.offset,
-            &self.cfg.checkpoint_dir,
-        ) else {
+        let Some(c) = copy::find(&self.place(), &[mark], exclude, entry.offset) else {
             return false;
         };
         tracing::info!(source = %self.name(), copy = %c.path.display(), gzip = c.gzip, from = entry.offset, bytes = c.len.saturating_sub(entry.offset), "found the rest of a checkpointed file in a rotated copy by its content: reading it from the checkpoint");
@@ -630,13 +635,7 @@ impl Tail {
         let _ = f.framer.discard();
         let marks: Vec<LineMark> = f.marks.iter().rev().copied().collect();
         tracing::warn!(source = %name, position = f.read_pos, "file truncated (copytruncate?): looking for the unread part in its rotated copy, then reading the file from the start");
-        let found = copy::find(
-            &self.cfg.path,
-            &marks,
-            &exclude,
-            resume,
-            &self.cfg.checkpoint_dir,
-        );
+        let found = copy::find(&self.place(), &marks, &exclude, resume);
         // The old content's batches still queued commit offsets of the old content: the
         // file starts over only once the engine processed them all. At a hard stop it does
         // not: the checkpoint keeps the old content's offset and mark, and the next start
@@ -836,13 +835,18 @@ fn valid_offset(f: &File, offset: u64) -> u64 {
     }
 }
 
-/// A rotated file in the same directory with this identity (`audit.log.1`,
-/// `audit.log-20260302`, ...).
-fn find_by_identity(path: &Path, key: FileKey) -> Option<File> {
-    for e in fs::read_dir(copy::dir_of(path)).ok()?.flatten() {
-        let Ok(m) = e.metadata() else { continue };
-        if m.is_file() && key_of(&m) == key {
-            return File::open(e.path()).ok();
+/// A rotated file in `dirs` (the file's directory first) with this identity
+/// (`audit.log.1`, `audit.log-20260302`, ...).
+fn find_by_identity(dirs: &[PathBuf], key: FileKey) -> Option<File> {
+    for dir in dirs {
+        let Ok(entries) = fs::read_dir(dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let Ok(m) = e.metadata() else { continue };
+            if m.is_file() && key_of(&m) == key {
+                return File::open(e.path()).ok();
+            }
         }
     }
     None
@@ -864,6 +868,6 @@ mod tests {
         assert_eq!(valid_offset(&f, 9), 0, "past the end");
         let key = key_of(&fs::metadata(&p).unwrap());
         fs::rename(&p, dir.path().join("a.log.1")).unwrap();
-        assert!(find_by_identity(&p, key).is_some());
+        assert!(find_by_identity(&copy::rotated_dirs(&p, &[]), key).is_some());
     }
 }
