@@ -445,6 +445,12 @@ impl Tail {
                 self.open(f, key, entry.offset, current, entry.last_line, None);
                 continue;
             }
+            if !current {
+                // A rotated file is not written again: another file has its inode now (ours
+                // was deleted), and reading it would repeat old entries.
+                self.resume_gone(entry, key, &exclude);
+                continue;
+            }
             tracing::warn!(source = %self.name(), ino = key.ino, checkpoint = entry.offset, "file shorter than its checkpoint, or its last line read is not there (truncated): reading it from the start");
             self.count_truncation();
             self.recover(entry, key, &exclude);
