@@ -278,33 +278,39 @@ fn copytruncate_while_appending_fast_processes_every_line_exactly_once() {
     assert_eq!(d.stop().code, Some(0));
 }
 
-/// The daemon is stopped while the file grows, the file is rotated while it is down (the
-/// copy kept plain, or compressed as logrotate's `compress` does), and the daemon started
-/// again reads the rest from the copy.
+/// The daemon is stopped (or killed) while the file grows, more is written while it is
+/// down, the file is rotated (the copy kept plain, or compressed as logrotate's `compress`
+/// does), more is written, and the daemon started again reads the rest from the copy.
 fn restart_around_rotation(kill: bool, gzip: bool) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("audit.log");
     let d = start(dir.path());
-    let w = Writer::start(&path, 0, 3_000, 20, Duration::from_millis(2));
-    w.wait_written(1_000);
-    // Killed once a periodic checkpoint exists (before it, a first run has none to resume
-    // from); processed lines after it are read again.
+    // About 1,000 entries a second: still writing when the daemon is stopped.
+    let w = Writer::start(&path, 0, 1_500, 10, Duration::from_millis(10));
+    // Stopped once a periodic checkpoint exists (before it, a first run has none to
+    // resume from) and entries were processed; after SIGKILL, those processed after the
+    // checkpoint are read again.
     let cp = dir.path().join("state/vault-file.checkpoint.json");
-    d.wait_until("a checkpoint", WAIT, |_| cp.exists());
+    d.wait_until("a checkpoint", WAIT, |d| {
+        cp.exists() && entry_alerts(d).len() >= 300
+    });
     if kill {
         d.signal("KILL");
         drop(d);
     } else {
         assert_eq!(d.stop().code, Some(0));
     }
-    // Down: more is written, then the rotation, then more.
-    w.wait_written(2_000);
-    let copy = copytruncate(&path, &w.gate);
+    // Down: the writer goes on, 500 more, the rotation, then 1,000 more.
+    w.wait_written(1_500);
+    let written = w.finish();
+    let mut w = append(&path);
+    write(&mut w, written..2_000);
+    let copy = copytruncate(&path, &Mutex::new(()));
     if gzip {
         compress(&copy);
     }
-    w.wait_written(3_000);
-    let n = w.finish();
+    write(&mut w, 2_000..3_000);
+    let n = 3_000;
     let d = start(dir.path());
     let (lost, _) = settle(&d, n);
     let what = format!(
@@ -331,7 +337,6 @@ fn restart_around_rotation(kill: bool, gzip: bool) {
     );
     assert!(input_lost(&d).is_empty(), "{:?}", input_lost(&d));
     // More entries after the restart are read from the truncated file.
-    let mut w = append(&path);
     write(&mut w, n..n + 50);
     let (lost, _) = settle(&d, n + 50);
     nothing_lost(&d, "after the restart", &lost, n + 50);
