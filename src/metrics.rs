@@ -45,6 +45,16 @@ pub struct Metrics {
     pub rotations: IntCounterVec,
     /// Checkpoint writes by source and outcome ([`WriteOutcome`]).
     pub checkpoint_writes: IntCounterVec,
+    /// Writes of the daemon's state checkpoint (`state.dir`) by outcome ([`WriteOutcome`]).
+    pub state_writes: IntCounterVec,
+    /// Size of the last state checkpoint written, in bytes.
+    pub state_bytes: IntGauge,
+    /// How long the last state checkpoint took to take and write, in milliseconds.
+    pub state_write_millis: IntGauge,
+    /// When the last state checkpoint was written (Unix seconds).
+    pub state_written_timestamp: IntGauge,
+    /// What the start made of the saved state ([`RestoreOutcome`]).
+    pub state_restores: IntCounterVec,
     /// CloudWatch API calls by source and outcome ([`ApiOutcome`]).
     pub api_calls: IntCounterVec,
     /// Alerts by tenant (capped: `other` beyond `output.tenant_label_cap`, `none` for
@@ -137,6 +147,9 @@ label_values! {
         Duplicate => "duplicate",
         Suppressed => "suppressed",
         NoRecipients => "no_recipients",
+        /// Delivered by this sink before a restart (its delivery ledger in `state.dir`):
+        /// input processed again raised it again.
+        AlreadyDelivered => "already_delivered",
     }
 }
 
@@ -206,6 +219,19 @@ label_values! {
         DuplicateAlert => "duplicate_alert",
         SkewedEntry => "skewed_entry",
         EvictedRequest => "evicted_request",
+    }
+}
+
+label_values! {
+    /// `outcome` of `auditwatch_state_restores_total`.
+    RestoreOutcome {
+        /// The saved state was taken.
+        Restored => "restored",
+        /// There was none: detection starts afresh.
+        None => "none",
+        /// There was one, but of another format version or damaged: set aside, detection
+        /// starts afresh (logged with the reason).
+        Discarded => "discarded",
     }
 }
 
@@ -383,6 +409,40 @@ impl Metrics {
                 "Checkpoint writes by source and outcome.",
                 &["source", "outcome"],
             ),
+            state_writes: counter(
+                "auditwatch_state_writes_total",
+                "Writes of the state checkpoint (engine state with source positions) by outcome.",
+                &["outcome"],
+            ),
+            state_bytes: reg(
+                &registry,
+                IntGauge::new(
+                    "auditwatch_state_bytes",
+                    "Size of the last state checkpoint written, in bytes.",
+                )
+                .expect("valid metric"),
+            ),
+            state_write_millis: reg(
+                &registry,
+                IntGauge::new(
+                    "auditwatch_state_write_milliseconds",
+                    "How long the last state checkpoint took to take and write.",
+                )
+                .expect("valid metric"),
+            ),
+            state_written_timestamp: reg(
+                &registry,
+                IntGauge::new(
+                    "auditwatch_state_written_timestamp_seconds",
+                    "When the last state checkpoint was written (Unix seconds).",
+                )
+                .expect("valid metric"),
+            ),
+            state_restores: counter(
+                "auditwatch_state_restores_total",
+                "What the start made of the saved state: restored, none, discarded.",
+                &["outcome"],
+            ),
             api_calls: counter(
                 "auditwatch_source_api_calls_total",
                 "Calls to a remote log API by source and outcome (ok, throttled, error).",
@@ -527,6 +587,10 @@ mod tests {
             ),
             ("RotationKind", all(RotationKind::ALL, RotationKind::as_str)),
             ("WriteOutcome", all(WriteOutcome::ALL, WriteOutcome::as_str)),
+            (
+                "RestoreOutcome",
+                all(RestoreOutcome::ALL, RestoreOutcome::as_str),
+            ),
             ("ApiOutcome", all(ApiOutcome::ALL, ApiOutcome::as_str)),
             ("TABLES", TABLES.to_vec()),
             (
@@ -552,7 +616,12 @@ mod tests {
             ),
             (
                 "SinkSuppress",
-                vec!["duplicate", "suppressed", "no_recipients"],
+                vec![
+                    "duplicate",
+                    "suppressed",
+                    "no_recipients",
+                    "already_delivered",
+                ],
             ),
             ("MailKind", vec!["immediate", "digest"]),
             ("EntryType", vec!["request", "response", "other"]),
@@ -589,6 +658,7 @@ mod tests {
             ("ReloadOutcome", vec!["ok", "rejected"]),
             ("RotationKind", vec!["rename", "truncate", "delete"]),
             ("WriteOutcome", vec!["ok", "error"]),
+            ("RestoreOutcome", vec!["restored", "none", "discarded"]),
             ("ApiOutcome", vec!["ok", "throttled", "error"]),
             (
                 "TABLES",

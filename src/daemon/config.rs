@@ -26,6 +26,8 @@ pub struct DaemonConfig {
     pub sinks: crate::sink::Settings,
     /// The ingest queue and its disk spool.
     pub spool: SpoolSettings,
+    /// Where detection state is kept across restarts.
+    pub state: super::state::Settings,
 }
 
 impl Default for DaemonConfig {
@@ -44,6 +46,7 @@ impl DaemonConfig {
         let mut sources = Vec::new();
         let mut sinks = crate::sink::Settings::default();
         let mut spool = SpoolSettings::default();
+        let mut state = super::state::Settings::default();
         yaml::load_parts(
             DEFAULT_YAML,
             file,
@@ -54,6 +57,7 @@ impl DaemonConfig {
                 &mut sources,
                 &mut sinks,
                 &mut spool,
+                &mut state,
             ],
         )?;
         Ok(DaemonConfig {
@@ -62,6 +66,7 @@ impl DaemonConfig {
             sources,
             sinks,
             spool,
+            state,
         })
     }
 

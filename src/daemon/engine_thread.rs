@@ -7,6 +7,12 @@
 //! ([`Ahead`]) while the engine thread processes the batch before: the two cores share the
 //! work of a line, and the order is the queue's.
 //!
+//! State: with `state.dir`, the engine thread takes the state checkpoint
+//! ([`super::state`]) between two batches every `state.interval_secs`, once every sink is
+//! done with every alert handed to it; and at the end of input it does not run the
+//! clock on (the stream goes on after a restart, and the saved state must be the one an
+//! uninterrupted run would have).
+//!
 //! Time: entries drive the watermark; when no batch arrived for `tick_secs`, the wall
 //! clock advances it ([`crate::engine::Engine::advance_clock`]) so absence and `stale`
 //! checks fire on a quiet stream. With a wall clock, an entry dated more than
@@ -42,6 +48,9 @@ use crate::rules::RuleSet;
 use crate::sink::Sinks;
 use crate::source::cloudwatch::CwShared;
 use crate::source::tail::TailShared;
+use crate::util::lograte::LogRate;
+
+use super::state::{self as saved_state, SourceImage};
 
 use crate::ingest::queue::{Pop, Queue};
 
@@ -70,6 +79,27 @@ impl Committer {
         }
     }
 
+    /// This source's checkpoint as the state keeps it: `None` when its position is not
+    /// the engine's right now (CloudWatch with batches still queued) or cannot be encoded.
+    fn image(&self, name: &str) -> Option<SourceImage> {
+        let got = match self {
+            Committer::Tail(t) => t.checkpoint_image().map(Some),
+            Committer::CloudWatch(w) => w.checkpoint_image(),
+        };
+        match got {
+            Ok(Some((path, bytes))) => Some(SourceImage {
+                name: name.to_string(),
+                path,
+                bytes,
+            }),
+            Ok(None) => None,
+            Err(e) => {
+                tracing::error!(source = %name, error = %e, "cannot encode the source checkpoint for the state");
+                None
+            }
+        }
+    }
+
     /// Write the checkpoint now (the drain calls this once the engine is done).
     pub fn write_checkpoint(&self) {
         match self {
@@ -90,6 +120,69 @@ pub struct SourceInfo {
     pub committer: Option<Committer>,
 }
 
+/// The checkpoints of every source that has one, or `None` when one of them has no
+/// position that is the engine's right now.
+pub fn source_images(sources: &[SourceInfo]) -> Option<Vec<SourceImage>> {
+    sources
+        .iter()
+        .filter_map(|s| s.committer.as_ref().map(|c| c.image(&s.name)))
+        .collect()
+}
+
+/// The state checkpoint the engine thread keeps (`state.dir`).
+pub struct StateKeeper {
+    pub path: std::path::PathBuf,
+    pub every: Duration,
+    last: Instant,
+    /// Since when a due checkpoint has waited (sinks busy, a source not at rest).
+    waiting_since: Option<Instant>,
+    log: LogRate,
+}
+
+impl StateKeeper {
+    pub fn new(path: std::path::PathBuf, every: Duration) -> StateKeeper {
+        StateKeeper {
+            path,
+            every,
+            last: Instant::now(),
+            waiting_since: None,
+            log: LogRate::new(Duration::from_secs(60)),
+        }
+    }
+}
+
+/// Write the state checkpoint of `pipeline` with the source checkpoints `images`; counted,
+/// timed and logged.
+pub fn write_state(
+    path: &std::path::Path,
+    pipeline: &Pipeline,
+    images: &[SourceImage],
+    metrics: &Metrics,
+) -> bool {
+    let start = Instant::now();
+    let r = saved_state::write(path, pipeline, images);
+    metrics
+        .state_writes
+        .with_label_values(&[crate::metrics::WriteOutcome::of(&r).as_str()])
+        .inc();
+    match r {
+        Ok(bytes) => {
+            let ms = start.elapsed().as_millis() as i64;
+            metrics.state_bytes.set(bytes as i64);
+            metrics.state_write_millis.set(ms);
+            metrics
+                .state_written_timestamp
+                .set(now_unix_nanos() / 1_000_000_000);
+            tracing::debug!(bytes, ms, "state checkpoint written");
+            true
+        }
+        Err(e) => {
+            tracing::error!(path = %path.display(), error = %e, "cannot write the state checkpoint; the previous one stays");
+            false
+        }
+    }
+}
+
 /// What the engine thread reports when it ends.
 #[derive(Default)]
 pub struct EngineReport {
@@ -97,6 +190,9 @@ pub struct EngineReport {
     pub alerts: u64,
     /// The sinks, handed back to be closed within the drain deadline.
     pub sinks: Option<Sinks>,
+    /// The pipeline and the sources, handed back for the last state checkpoint (written
+    /// once the sinks are closed), when state is kept.
+    pub last_state: Option<(Pipeline, Vec<SourceInfo>, std::path::PathBuf)>,
 }
 
 pub struct EngineThread {
@@ -111,6 +207,8 @@ pub struct EngineThread {
     pub tick: Option<Duration>,
     /// Unix ms of the last loop turn, for `/-/healthy`.
     pub heartbeat: Arc<AtomicU64>,
+    /// The state checkpoint, when `state.dir` is set.
+    pub state: Option<StateKeeper>,
 }
 
 fn now_unix_nanos() -> i64 {
@@ -250,9 +348,12 @@ impl EngineThread {
                 self.gauges(&mut engine_seen);
                 last_gauges = Instant::now();
             }
+            self.checkpoint_state();
         };
         // End of input: a candidate jump of the clock is accepted and timers run up to the
-        // newest event time, as replay's finish does first.
+        // newest event time, as replay's finish does first. Not when state is kept: the
+        // stream goes on after the restart, from the state saved as it is now.
+        let ended = ended && self.state.is_none();
         if ended {
             self.pipeline.engine_mut().settle_clock(&mut alerts);
         }
@@ -267,7 +368,37 @@ impl EngineThread {
         report.alerts += self.write(&mut alerts);
         self.gauges(&mut engine_seen);
         report.sinks = Some(self.sinks);
+        if let Some(k) = self.state {
+            report.last_state = Some((self.pipeline, self.sources, k.path));
+        }
         report
+    }
+
+    /// Take the state checkpoint when it is due and everything agrees: every sink done
+    /// with every alert handed to it, every source at a position that is the engine's.
+    fn checkpoint_state(&mut self) {
+        let Some(k) = &mut self.state else { return };
+        if k.last.elapsed() < k.every {
+            return;
+        }
+        let images = if self.sinks.settled() {
+            source_images(&self.sources)
+        } else {
+            None
+        };
+        let Some(images) = images else {
+            let since = *k.waiting_since.get_or_insert_with(Instant::now);
+            if since.elapsed() >= 10 * k.every {
+                if let Some(more) = k.log.allow(Instant::now()) {
+                    tracing::warn!(waiting_secs = since.elapsed().as_secs(), similar_lines_suppressed = more,
+                        "the state checkpoint waits for the sinks to deliver (or a source to catch up); a crash now would process more input again");
+                }
+            }
+            return;
+        };
+        k.waiting_since = None;
+        write_state(&k.path, &self.pipeline, &images, &self.metrics);
+        k.last = Instant::now();
     }
 
     fn control(&mut self, c: Control) {

@@ -17,6 +17,7 @@
 pub mod config;
 pub mod engine_thread;
 pub mod http;
+pub mod state;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -174,7 +175,12 @@ fn run_with_queue(
     names: &[String],
 ) -> Result<(), DaemonError> {
     let cfg = opts.cfg.clone();
-    let sinks = Sinks::start(&cfg.sinks, metrics.clone())?;
+    // The saved state first: its source checkpoints replace the sources' own before they
+    // are opened.
+    let saved = restore_sources(&cfg, &metrics);
+    let mut sink_settings = cfg.sinks.clone();
+    sink_settings.ledger_dir = cfg.state.dir.clone();
+    let sinks = Sinks::start(&sink_settings, metrics.clone())?;
     // Every severity: a rule's severity_when and allow-lists raise or lower it.
     metrics.init_alerts(opts.rules.rules.iter().flat_map(|r| {
         crate::alert::Severity::ALL
@@ -284,6 +290,23 @@ fn run_with_queue(
     let (control_tx, control_rx) = mpsc::channel::<Control>();
     let mut pipeline = Pipeline::new(cfg.detection.clone(), opts.rules.clone());
     pipeline.set_time_range(None, None);
+    if let Some(s) = saved {
+        let started = Instant::now();
+        let r = pipeline.restore_state(s);
+        tracing::info!(
+            ms = started.elapsed().as_millis() as u64,
+            rules_kept = r.rules_kept,
+            rules_new = ?r.rules_new,
+            rules_dropped = ?r.rules_dropped,
+            "detection state restored"
+        );
+    }
+    let state = cfg.state.dir.as_ref().map(|d| {
+        engine_thread::StateKeeper::new(
+            state::path_in(d),
+            Duration::from_secs(cfg.state.interval_secs),
+        )
+    });
     let tick = (cfg.server.tick_secs > 0).then(|| Duration::from_secs(cfg.server.tick_secs));
     let engine = EngineThread {
         pipeline,
@@ -294,6 +317,7 @@ fn run_with_queue(
         sources: sources_info,
         tick,
         heartbeat: heartbeat.clone(),
+        state,
     };
     let (done_tx, done_rx) = mpsc::channel();
     std::thread::Builder::new()
@@ -409,6 +433,17 @@ fn run_with_queue(
                 // The sinks finish what they hold within the drain deadline (at least 1 s).
                 s.close(deadline.max(Instant::now() + Duration::from_secs(1)));
             }
+            // The last state checkpoint, once the sinks are done with what they held.
+            if let Some((pipeline, sources, path)) = &report.last_state {
+                match engine_thread::source_images(sources) {
+                    Some(images) => {
+                        engine_thread::write_state(path, pipeline, &images, &metrics);
+                    }
+                    None => tracing::warn!(
+                        "a source is not at rest: the last state checkpoint stays the one written before"
+                    ),
+                }
+            }
             for n in names {
                 let entries: u64 = EntryType::ALL
                     .iter()
@@ -444,6 +479,80 @@ fn run_with_queue(
     outcome
 }
 
+/// Read the saved state (`state.dir`), if any: each source checkpoint it holds replaces
+/// that source's own checkpoint file, so the source resumes where the saved engine state
+/// stops; the engines' part is returned to be restored. A state that cannot be taken is
+/// set aside with the reason logged and counted, and the start goes on afresh.
+fn restore_sources(
+    cfg: &DaemonConfig,
+    metrics: &Metrics,
+) -> Option<crate::pipeline::PipelineStateIn> {
+    use crate::metrics::RestoreOutcome;
+    let dir = cfg.state.dir.as_ref()?;
+    let path = state::path_in(dir);
+    let outcome = |o: RestoreOutcome| {
+        metrics
+            .state_restores
+            .with_label_values(&[o.as_str()])
+            .inc()
+    };
+    for o in RestoreOutcome::ALL {
+        metrics.state_restores.with_label_values(&[o.as_str()]);
+    }
+    let started = Instant::now();
+    let saved = match state::read(&path) {
+        Ok(Some(s)) => s,
+        Ok(None) => {
+            tracing::info!(path = %path.display(), "no saved state: detection starts afresh");
+            outcome(RestoreOutcome::None);
+            return None;
+        }
+        Err(why) => {
+            let aside = state::set_aside(&path)
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|e| format!("(cannot set it aside: {e})"));
+            tracing::error!(path = %path.display(), reason = %why, set_aside_as = %aside,
+                "the saved state cannot be taken: detection starts afresh, sources resume from their own checkpoints");
+            outcome(RestoreOutcome::Discarded);
+            return None;
+        }
+    };
+    for img in &saved.sources {
+        let known = cfg.sources.iter().any(|s| s.name == img.name);
+        let expected = cfg.sources.iter().find_map(|s| match &s.kind {
+            SourceKind::File(f) if s.name == img.name => {
+                Some(crate::source::tail::checkpoint_path(f, &s.name))
+            }
+            SourceKind::CloudWatch(c) if s.name == img.name => {
+                Some(c.checkpoint_dir.join(format!("{}.checkpoint.json", s.name)))
+            }
+            _ => None,
+        });
+        match expected {
+            Some(p) if p == img.path => {
+                if let Err(e) = crate::fsutil::write_durably(&p, &img.bytes) {
+                    tracing::error!(source = %img.name, path = %p.display(), error = %e,
+                        "cannot put back the source checkpoint of the saved state; the source resumes from its own");
+                }
+            }
+            _ => tracing::warn!(source = %img.name, known,
+                "the saved state names a source position this config no longer has (renamed, moved or removed): not used"),
+        }
+    }
+    tracing::info!(path = %path.display(), written_by = %saved.build,
+        age_secs = (now_ms() - saved.written_unix_ms).max(0) / 1000, sources = saved.sources.len(),
+        read_ms = started.elapsed().as_millis() as u64, "saved state found");
+    outcome(RestoreOutcome::Restored);
+    Some(saved.pipeline)
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
 /// SIGHUP: load and validate config and rules; swap them in only when all is well.
 fn reload(opts: &Options, metrics: &Metrics, control: &mpsc::Sender<Control>) {
     let _ = control.send(Control::ReopenOutput);
@@ -454,8 +563,9 @@ fn reload(opts: &Options, metrics: &Metrics, control: &mpsc::Sender<Control>) {
                 || cfg.sources != old.sources
                 || cfg.sinks != old.sinks
                 || cfg.spool != old.spool
+                || cfg.state != old.state
             {
-                tracing::warn!("server, sources, output, alertmanager, email and spool changes take effect at the next restart; the running ones are kept");
+                tracing::warn!("server, sources, output, alertmanager, email, spool and state changes take effect at the next restart; the running ones are kept");
             }
             if cfg.detection.parse.prefix != old.detection.parse.prefix {
                 tracing::warn!("a parse.prefix change takes effect at the next restart");

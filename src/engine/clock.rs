@@ -70,7 +70,33 @@ pub enum Verdict {
     Skewed { stream: i64 },
 }
 
+/// What a snapshot holds of the clock: the stream's time, the watermark and the candidate
+/// jump held (its line is kept by the engine). The skew comes from the config and the
+/// wall clock from the front end, not from a snapshot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ClockState {
+    pub max_time: Option<i64>,
+    pub watermark: i64,
+    pub candidate: Option<i64>,
+}
+
 impl Clock {
+    /// Its state, for a snapshot.
+    pub fn save(&self) -> ClockState {
+        ClockState {
+            max_time: self.max_time,
+            watermark: self.watermark,
+            candidate: self.candidate,
+        }
+    }
+
+    /// Take a restored state.
+    pub fn restore(&mut self, s: ClockState) {
+        self.max_time = s.max_time;
+        self.watermark = s.watermark;
+        self.candidate = s.candidate;
+    }
+
     /// A clock that calls an entry more than `skew` ns ahead of the stream's time skewed.
     pub fn new(skew: i64) -> Clock {
         Clock {

@@ -27,6 +27,7 @@ pub mod event;
 pub mod pairing;
 pub mod policy;
 pub mod recent;
+pub mod snapshot;
 
 use std::sync::Arc;
 

@@ -186,6 +186,48 @@ impl Pairing {
     pub fn decided(&self) -> usize {
         self.decided.set.len()
     }
+
+    /// The held requests (oldest first) and the decided ids (oldest first), for a snapshot.
+    pub fn save(&self) -> PairingOut<'_> {
+        PairingOut {
+            held: self
+                .order
+                .iter()
+                .filter_map(|(k, t)| self.pending.get(k).map(|raw| (*k, *t, raw.as_slice())))
+                .collect(),
+            decided: &self.decided.order,
+        }
+    }
+
+    /// Take back what [`Pairing::save`] gave (into a new, empty table). Held requests past
+    /// the caps are judged by the caller as usual ([`Pairing::over_cap`]).
+    pub fn restore(&mut self, saved: PairingIn) {
+        for id in saved.decided {
+            self.decided.insert(id);
+        }
+        for (key, time, raw) in saved.held {
+            if self.decided.set.contains(&key) || self.pending.contains_key(&key) {
+                continue;
+            }
+            self.bytes += cost(&raw, raw.capacity());
+            self.pending.insert(key, raw);
+            self.order.push_back((key, time));
+        }
+    }
+}
+
+/// What a snapshot holds of the pairing table (written from borrowed lines).
+#[derive(serde::Serialize)]
+pub struct PairingOut<'a> {
+    held: Vec<(u128, i64, &'a [u8])>,
+    decided: &'a VecDeque<u128>,
+}
+
+/// What a snapshot holds of the pairing table, read back.
+#[derive(serde::Deserialize)]
+pub struct PairingIn {
+    held: Vec<(u128, i64, Vec<u8>)>,
+    decided: VecDeque<u128>,
 }
 
 #[cfg(test)]

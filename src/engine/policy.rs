@@ -62,7 +62,7 @@ fn allow_matches(a: &AllowEntry, ev: &Event<'_, '_>) -> bool {
 }
 
 /// A rule's suppression table: the time each key last alerted.
-#[derive(Default)]
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 pub struct Suppressions {
     last: Map<Box<str>, i64>,
 }

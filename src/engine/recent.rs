@@ -37,6 +37,25 @@ impl RecentIds {
         true
     }
 
+    /// The ids remembered, oldest first (for a snapshot).
+    pub fn save(&self) -> &VecDeque<u128> {
+        &self.order
+    }
+
+    /// Remember the ids of a snapshot (oldest first), as if they had just been raised.
+    pub fn restore(&mut self, ids: VecDeque<u128>) {
+        for key in ids {
+            if self.set.insert(key) {
+                self.order.push_back(key);
+                if self.order.len() > self.cap {
+                    if let Some(old) = self.order.pop_front() {
+                        self.set.remove(&old);
+                    }
+                }
+            }
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.set.len()
     }

@@ -194,7 +194,45 @@ impl Core {
     }
 }
 
+/// The state of the pipeline's engines, borrowed, for a snapshot
+/// ([`crate::engine::snapshot`]).
+#[derive(serde::Serialize)]
+pub struct PipelineStateOut<'a> {
+    main: crate::engine::snapshot::StateOut<'a>,
+    unreadable: crate::engine::snapshot::StateOut<'a>,
+}
+
+/// The state of the pipeline's engines, read back.
+#[derive(serde::Deserialize)]
+pub struct PipelineStateIn {
+    main: crate::engine::snapshot::StateIn,
+    unreadable: crate::engine::snapshot::StateIn,
+}
+
 impl Pipeline {
+    /// The engines' state, for a snapshot.
+    pub fn save_state(&self) -> PipelineStateOut<'_> {
+        PipelineStateOut {
+            main: self.core.engine.save_state(),
+            unreadable: self.core.unreadable.engine().save_state(),
+        }
+    }
+
+    /// Take saved state (into a new pipeline); what was kept and dropped, both engines'
+    /// rules together.
+    pub fn restore_state(&mut self, saved: PipelineStateIn) -> crate::engine::snapshot::Restored {
+        let mut r = self.core.engine.restore_state(saved.main);
+        let u = self
+            .core
+            .unreadable
+            .engine_mut()
+            .restore_state(saved.unreadable);
+        r.rules_kept += u.rules_kept;
+        r.rules_new.extend(u.rules_new);
+        r.rules_dropped.extend(u.rules_dropped);
+        r
+    }
+
     pub fn new(cfg: Arc<Config>, rules: Arc<RuleSet>) -> Pipeline {
         let (rest, mine) = unreadable::split(&rules);
         let (rest, losses) = lost::split(&rest);

@@ -66,6 +66,14 @@ impl Unreadable {
         }
     }
 
+    pub(crate) fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    pub(crate) fn engine_mut(&mut self) -> &mut Engine {
+        &mut self.engine
+    }
+
     /// Swap in new rules and config, as [`Engine::reload`] does (state of unchanged rules
     /// kept).
     pub(crate) fn reload(&mut self, cfg: Arc<Config>, rules: RuleSet) {

@@ -16,7 +16,7 @@ use crate::yaml::{self, Ctx, MapReader};
 
 use super::{Inbox, Msg, Running, SinkError};
 
-const NAME: &str = SinkName::Jsonl.as_str();
+pub const NAME: &str = SinkName::Jsonl.as_str();
 
 /// `output`: where alerts go.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -75,6 +75,7 @@ pub fn start(
     s: &Settings,
     queue_alerts: usize,
     metrics: Arc<Metrics>,
+    ledger: Option<super::ledger::Ledger>,
 ) -> Result<Running, SinkError> {
     let out = Output::open(s).map_err(|e| SinkError::Output {
         path: match &s.target {
@@ -84,6 +85,7 @@ pub fn start(
         source: e,
     })?;
     let (tx, inbox) = super::queue(queue_alerts);
+    let inbox = inbox.with_ledger(NAME, ledger, metrics.clone());
     let thread = std::thread::Builder::new()
         .name("auditwatch-jsonl".into())
         .spawn(move || run(out, inbox, metrics))
@@ -104,9 +106,18 @@ fn run(mut out: Output, inbox: Inbox, metrics: Arc<Metrics>) {
         .sink_dropped
         .with_label_values(&[NAME, SinkDrop::WriteError.as_str()]);
     let backlog = metrics.sink_backlog.with_label_values(&[NAME]);
+    let receipts = inbox.receipts();
+    // The id tokens of the alerts in the buffer, oldest first.
+    let mut buffered: std::collections::VecDeque<u64> = Default::default();
     // An alert counts as delivered once its bytes were written, and as dropped (with the
     // error, once per failed write) when they could not be: a full disk is never silent.
-    let account = |f: Flushed| {
+    let account = |f: Flushed, buffered: &mut std::collections::VecDeque<u64>| {
+        // A write that failed may have cut anything it covered: none of it is recorded as
+        // delivered (a restart may write it again rather than never).
+        let ok = f.error.is_none();
+        for t in buffered.drain(..(f.written + f.lost) as usize) {
+            receipts.done(t, ok);
+        }
         delivered.inc_by(f.written);
         if let Some(e) = f.error {
             dropped.inc_by(f.lost);
@@ -125,17 +136,18 @@ fn run(mut out: Output, inbox: Inbox, metrics: Arc<Metrics>) {
             Ok(Msg::Alert(a)) => {
                 let mut line = a.to_json_line();
                 line.push('\n');
-                account(out.push(line.as_bytes()));
+                buffered.push_back(super::id_token(&a));
+                account(out.push(line.as_bytes()), &mut buffered);
             }
             Ok(Msg::Reopen) => {
-                account(out.flush());
+                account(out.flush(), &mut buffered);
                 if let Err(e) = out.reopen() {
                     tracing::error!(error = %e, "cannot reopen the alert output; keeping the old one");
                 }
             }
-            Err(RecvTimeoutError::Timeout) => account(out.flush()),
+            Err(RecvTimeoutError::Timeout) => account(out.flush(), &mut buffered),
             Err(RecvTimeoutError::Disconnected) => {
-                account(out.flush());
+                account(out.flush(), &mut buffered);
                 return;
             }
         }
@@ -256,8 +268,27 @@ impl Output {
     }
 }
 
+/// Open for appending. A file whose last line was cut (the process was killed while
+/// writing it) is ended with a newline first, so the next alert starts a line of its own
+/// and a shipper reading lines loses only the cut one (whose alert, not recorded as
+/// delivered, is written again when its input is processed again).
 fn open_append(p: &Path) -> io::Result<File> {
-    OpenOptions::new().create(true).append(true).open(p)
+    use std::os::unix::fs::FileExt;
+    let mut f = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .read(true)
+        .open(p)?;
+    let len = f.metadata()?.len();
+    if len > 0 {
+        let mut last = [0u8; 1];
+        f.read_exact_at(&mut last, len - 1)?;
+        if last[0] != b'\n' {
+            tracing::warn!(path = %p.display(), "the alert output ends with a cut line (a crash while writing it): ending it before appending");
+            f.write_all(b"\n")?;
+        }
+    }
+    Ok(f)
 }
 
 fn numbered(p: &Path, n: u32) -> PathBuf {
@@ -346,5 +377,22 @@ mod tests {
         // A line bigger than the buffer is written (and lost) at once.
         let f = o.push(&vec![b'z'; BUFFER + 1]);
         assert_eq!((f.written, f.lost), (0, 1));
+    }
+
+    /// A line cut by a crash is ended before the next alert is appended.
+    #[test]
+    fn a_cut_last_line_is_ended_before_appending() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("alerts.jsonl");
+        std::fs::write(&p, b"{\"id\":\"a\"}\n{\"id\":\"b\",\"ru").unwrap();
+        let mut f = open_append(&p).unwrap();
+        f.write_all(b"{\"id\":\"c\"}\n").unwrap();
+        let text = std::fs::read_to_string(&p).unwrap();
+        assert_eq!(text.lines().last(), Some("{\"id\":\"c\"}"), "{text}");
+        drop(f);
+        // A whole file is left as it is.
+        let before = std::fs::read(&p).unwrap();
+        drop(open_append(&p).unwrap());
+        assert_eq!(std::fs::read(&p).unwrap(), before);
     }
 }

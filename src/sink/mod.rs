@@ -17,17 +17,19 @@ pub mod advice;
 pub mod alertmanager;
 pub mod email;
 pub mod jsonl;
+pub mod ledger;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::alert::Alert;
-use crate::metrics::{Metrics, SinkDrop, TENANT_NONE, TENANT_OTHER};
+use crate::metrics::{Metrics, SinkDrop, SinkSuppress, TENANT_NONE, TENANT_OTHER};
 use crate::util::lograte::LogRate;
 use crate::util::stable_hash::stable_hash;
+use crate::util::sync::lock;
 use crate::util::thread::join_until;
 use crate::yaml::{self, Ctx, MapReader, Node};
 
@@ -46,6 +48,9 @@ pub struct Settings {
     pub jsonl: jsonl::Settings,
     pub alertmanager: alertmanager::Settings,
     pub email: email::Settings,
+    /// Where each sink keeps its delivery ledger ([`ledger`]): the daemon's `state.dir`;
+    /// `None`, no ledger (not read from the `output` section).
+    pub ledger_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for Settings {
@@ -58,6 +63,7 @@ impl Default for Settings {
             jsonl: jsonl::Settings::default(),
             alertmanager: alertmanager::Settings::default(),
             email: email::Settings::default(),
+            ledger_dir: None,
         }
     }
 }
@@ -123,32 +129,107 @@ pub enum Msg {
     Reopen,
 }
 
-/// A sink's end of its queue: counts what it takes off the backlog gauge.
+/// A sink's end of its queue: counts what it takes off the backlog gauge, and passes on
+/// only alerts its delivery ledger does not hold.
 pub struct Inbox {
     rx: Receiver<Msg>,
     queued: Arc<AtomicU64>,
+    receipts: Receipts,
+}
+
+/// Where a sink says it is done with an alert: delivered (or, for email, safe in its
+/// durable outbox) or dropped. The engine thread writes a state checkpoint only when
+/// every sink is done with every alert handed to it ([`Sinks::settled`]), so a crash
+/// never loses an alert raised before the checkpoint; the ledger keeps a restart from
+/// delivering again what was delivered after it.
+#[derive(Clone)]
+pub struct Receipts {
+    sink: &'static str,
+    finished: Arc<AtomicU64>,
+    ledger: Option<Arc<Mutex<ledger::Ledger>>>,
+    metrics: Option<Arc<Metrics>>,
+}
+
+impl Receipts {
+    /// The sink is done with the alert of this id token ([`id_token`]); `delivered`
+    /// when it reached its destination (it is then recorded in the ledger).
+    pub fn done(&self, token: u64, delivered: bool) {
+        if delivered {
+            if let Some(l) = &self.ledger {
+                lock(l).record(token);
+            }
+        }
+        self.finished.fetch_add(1, Ordering::Release);
+    }
+
+    fn delivered_before(&self, token: u64) -> bool {
+        self.ledger
+            .as_ref()
+            .is_some_and(|l| lock(l).contains(token))
+    }
 }
 
 impl Inbox {
+    /// Keep a delivery ledger: alerts it holds are not passed on (counted as
+    /// `auditwatch_sink_suppressed_total{reason="already_delivered"}`).
+    pub fn with_ledger(
+        mut self,
+        sink: &'static str,
+        ledger: Option<ledger::Ledger>,
+        metrics: Arc<Metrics>,
+    ) -> Inbox {
+        metrics
+            .sink_suppressed
+            .with_label_values(&[sink, SinkSuppress::AlreadyDelivered.as_str()]);
+        self.receipts.sink = sink;
+        self.receipts.ledger = ledger.map(|l| Arc::new(Mutex::new(l)));
+        self.receipts.metrics = Some(metrics);
+        self
+    }
+
+    /// Where the sink reports what it is done with.
+    pub fn receipts(&self) -> Receipts {
+        self.receipts.clone()
+    }
+
     /// The next message, waiting up to `wait`; `Err(Disconnected)` once the daemon
     /// closed the queue and it is empty.
     pub fn recv_timeout(&self, wait: Duration) -> Result<Msg, RecvTimeoutError> {
-        let m = self.rx.recv_timeout(wait)?;
-        self.taken(&m);
-        Ok(m)
+        loop {
+            let m = self.rx.recv_timeout(wait)?;
+            if let Some(m) = self.taken(m) {
+                return Ok(m);
+            }
+        }
     }
 
     /// The next message if one is waiting.
     pub fn try_recv(&self) -> Result<Msg, mpsc::TryRecvError> {
-        let m = self.rx.try_recv()?;
-        self.taken(&m);
-        Ok(m)
+        loop {
+            let m = self.rx.try_recv()?;
+            if let Some(m) = self.taken(m) {
+                return Ok(m);
+            }
+        }
     }
 
-    fn taken(&self, m: &Msg) {
-        if let Msg::Alert(_) = m {
-            self.queued.fetch_sub(1, Ordering::Relaxed);
+    /// Count a message taken; `None` for an alert this sink delivered before.
+    fn taken(&self, m: Msg) -> Option<Msg> {
+        let Msg::Alert(a) = &m else { return Some(m) };
+        self.queued.fetch_sub(1, Ordering::Relaxed);
+        let token = id_token(a);
+        if !self.receipts.delivered_before(token) {
+            return Some(m);
         }
+        self.receipts.done(token, false);
+        if let Some(metrics) = &self.receipts.metrics {
+            metrics
+                .sink_suppressed
+                .with_label_values(&[self.receipts.sink, SinkSuppress::AlreadyDelivered.as_str()])
+                .inc();
+        }
+        tracing::info!(sink = self.receipts.sink, rule = %a.rule, id = %a.id, "alert delivered by this sink before a restart: not delivered again");
+        None
     }
 
     /// Alerts still waiting in the queue (for a sink's backlog gauge).
@@ -162,18 +243,34 @@ impl Inbox {
 pub fn queue(cap: usize) -> (Sender, Inbox) {
     let (tx, rx) = mpsc::sync_channel(cap);
     let queued = Arc::new(AtomicU64::new(0));
+    let finished = Arc::new(AtomicU64::new(0));
     (
         Sender {
             tx,
             queued: queued.clone(),
+            finished: finished.clone(),
+            enqueued: 0,
         },
-        Inbox { rx, queued },
+        Inbox {
+            rx,
+            queued,
+            receipts: Receipts {
+                sink: "",
+                finished,
+                ledger: None,
+                metrics: None,
+            },
+        },
     )
 }
 
 pub struct Sender {
     tx: SyncSender<Msg>,
     queued: Arc<AtomicU64>,
+    /// Alerts the sink is done with ([`Receipts::done`]).
+    finished: Arc<AtomicU64>,
+    /// Alerts handed to the sink.
+    enqueued: u64,
 }
 
 /// A running sink: its queue and thread.
@@ -211,14 +308,35 @@ pub enum SinkError {
 }
 
 impl Sinks {
-    /// Start every configured sink (JSON lines always; Alertmanager and email when set).
+    /// Start every configured sink (JSON lines always; Alertmanager and email when set),
+    /// each with its delivery ledger when `ledger_dir` is set.
     pub fn start(s: &Settings, metrics: Arc<Metrics>) -> Result<Sinks, SinkError> {
-        let mut running = vec![jsonl::start(&s.jsonl, s.queue_alerts, metrics.clone())?];
+        let ledger = |sink: &'static str| -> Result<Option<ledger::Ledger>, SinkError> {
+            let Some(dir) = &s.ledger_dir else {
+                return Ok(None);
+            };
+            ledger::Ledger::open(dir, sink)
+                .map(Some)
+                .map_err(|e| SinkError::Setup {
+                    sink,
+                    message: format!("cannot use its delivery ledger in {}: {e}", dir.display()),
+                })
+        };
+        let mut running = vec![jsonl::start(
+            &s.jsonl,
+            s.queue_alerts,
+            metrics.clone(),
+            ledger(jsonl::NAME)?,
+        )?];
         if s.alertmanager.enabled() {
-            running.push(alertmanager::start(s, metrics.clone())?);
+            running.push(alertmanager::start(
+                s,
+                metrics.clone(),
+                ledger(alertmanager::NAME)?,
+            )?);
         }
         if s.email.enabled() {
-            running.push(email::start(s, metrics.clone())?);
+            running.push(email::start(s, metrics.clone(), ledger(email::NAME)?)?);
         }
         for r in &running {
             // Every sink's series exist from the start, at zero.
@@ -239,6 +357,15 @@ impl Sinks {
             queue_wait: Duration::from_millis(s.queue_wait_ms),
             stuck: vec![false; n],
         })
+    }
+
+    /// Every sink is done with every alert handed to it (delivered, safe in a durable
+    /// outbox, or dropped): a state checkpoint taken now loses no alert if the process
+    /// dies after it.
+    pub fn settled(&self) -> bool {
+        self.running
+            .iter()
+            .all(|r| r.tx.finished.load(Ordering::Acquire) >= r.tx.enqueued)
     }
 
     /// Names of the running sinks.
@@ -262,7 +389,7 @@ impl Sinks {
             .with_label_values(&[tenant, &a.category, a.severity.as_str(), kind])
             .inc();
         let a = Arc::new(a);
-        for (i, r) in self.running.iter().enumerate() {
+        for (i, r) in self.running.iter_mut().enumerate() {
             r.tx.queued.fetch_add(1, Ordering::Relaxed);
             let mut msg = Msg::Alert(a.clone());
             // A full queue is waited on for up to `queue_wait` (input meanwhile waits in the
@@ -273,6 +400,7 @@ impl Sinks {
                 match r.tx.tx.try_send(msg) {
                     Ok(()) => {
                         self.stuck[i] = false;
+                        r.tx.enqueued += 1;
                         break None;
                     }
                     Err(TrySendError::Full(m)) => {
@@ -373,7 +501,13 @@ impl LabelCap {
 /// of an HA pair, input read again), so the key is too, which lets Alertmanager and the
 /// outbox de-duplicate.
 pub fn alert_key(a: &Alert) -> String {
-    format!("{:016x}", stable_hash([a.id.as_str()]))
+    format!("{:016x}", id_token(a))
+}
+
+/// The alert's `id` as a 64-bit stable hash: the [`alert_key`] as a number, what the
+/// delivery ledgers keep.
+pub fn id_token(a: &Alert) -> u64 {
+    stable_hash([a.id.as_str()])
 }
 
 /// The runbook link of an alert (`output.runbook_url` with `{category}` and `{rule}`

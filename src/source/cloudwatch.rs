@@ -188,23 +188,40 @@ impl CwShared {
         self.committed.fetch_max(c.offset, Ordering::Relaxed);
     }
 
+    /// The checkpoint as its file would hold it, and that file's path, when the engine has
+    /// processed everything handed over (`None`: batches still queued, the position is
+    /// not the engine's yet).
+    pub fn checkpoint_image(&self) -> io::Result<Option<(PathBuf, Vec<u8>)>> {
+        match self.current() {
+            Some(cp) => Ok(Some((
+                self.path.clone(),
+                serde_json::to_vec(&cp).map_err(io::Error::other)?,
+            ))),
+            None => Ok(None),
+        }
+    }
+
+    fn current(&self) -> Option<CwCheckpoint> {
+        if self.committed.load(Ordering::Relaxed) < self.pushed.load(Ordering::Relaxed) {
+            return None;
+        }
+        let st = lock(&self.state);
+        let mut seen: Vec<(String, i64)> = st.1.iter().map(|(k, v)| (k.clone(), *v)).collect();
+        seen.sort();
+        Some(CwCheckpoint {
+            version: CHECKPOINT_VERSION,
+            source: self.name.clone(),
+            log_group: self.log_group.clone(),
+            position_ms: st.0,
+            seen,
+        })
+    }
+
     /// Write the checkpoint if the engine has processed everything handed over and it
     /// changed. `Ok(false)`: not now (batches still queued).
     pub fn write_checkpoint(&self) -> io::Result<bool> {
-        if self.committed.load(Ordering::Relaxed) < self.pushed.load(Ordering::Relaxed) {
+        let Some(cp) = self.current() else {
             return Ok(false);
-        }
-        let cp = {
-            let st = lock(&self.state);
-            let mut seen: Vec<(String, i64)> = st.1.iter().map(|(k, v)| (k.clone(), *v)).collect();
-            seen.sort();
-            CwCheckpoint {
-                version: CHECKPOINT_VERSION,
-                source: self.name.clone(),
-                log_group: self.log_group.clone(),
-                position_ms: st.0,
-                seen,
-            }
         };
         let mut last = lock(&self.last_written);
         if last.as_ref() == Some(&cp) {

@@ -43,6 +43,7 @@ def main():
                 "subject": str(msg["subject"]),
                 "from": str(msg["from"]),
                 "to": str(msg["to"]),
+                "message_id": str(msg["message-id"]),
                 "text": text.get_content().replace("\r\n", "\n") if text is not None else None,
                 "html": html.get_content().replace("\r\n", "\n") if html is not None else None,
                 "mail_from": envelope.mail_from,

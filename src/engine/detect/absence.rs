@@ -33,6 +33,16 @@ impl Absence {
         self.state = old.state;
     }
 
+    /// Its state, for a snapshot.
+    pub fn state(&self) -> &AbsenceState {
+        &self.state
+    }
+
+    /// Take a restored state.
+    pub fn set_state(&mut self, state: AbsenceState) {
+        self.state = state;
+    }
+
     /// A matching entry: every entry, for the shipped rule, so this stays cheap. Its
     /// identity is kept as text (a copy of the request id) and hashed only when a silence
     /// after it is named.
@@ -67,7 +77,7 @@ impl Absence {
 }
 
 /// Absence of matching events.
-#[derive(Default)]
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 pub struct AbsenceState {
     pub last_seen: Option<i64>,
     /// The identity of the last entry seen: what names the silence after it.

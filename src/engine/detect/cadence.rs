@@ -64,6 +64,16 @@ impl Cadence {
         self.state = old.state;
     }
 
+    /// Its state, for a snapshot.
+    pub fn state(&self) -> &CadenceState {
+        &self.state
+    }
+
+    /// Take a restored state.
+    pub fn set_state(&mut self, state: CadenceState) {
+        self.state = state;
+    }
+
     pub fn evicted(&self) -> u64 {
         self.state.evicted
     }
@@ -203,6 +213,7 @@ impl Cadence {
 }
 
 /// Cadence of reads per key.
+#[derive(serde::Serialize, serde::Deserialize)]
 pub struct CadenceKey {
     /// Last read (any), ns.
     pub last_read: i64,
@@ -328,28 +339,7 @@ impl CadenceState {
                     self.evict_oldest();
                 }
                 obs.new_key = true;
-                let slot_entry = Some((Box::<str>::from(key), CadenceKey::new(t, entry)));
-                let s = match self.free.pop() {
-                    Some(s) => {
-                        self.pages[s as usize / PAGE][s as usize % PAGE] = slot_entry;
-                        s
-                    }
-                    None => {
-                        if self.pages.last().is_none_or(|pg| pg.len() == PAGE) {
-                            self.pages.push(Vec::with_capacity(PAGE));
-                        }
-                        let n = (self.pages.len() - 1) * PAGE;
-                        let pg = self.pages.last_mut().expect("a page with room");
-                        pg.push(slot_entry);
-                        self.gens.push(0);
-                        (n + pg.len() - 1) as u32
-                    }
-                };
-                let (pages, hasher) = (&self.pages, &self.hasher);
-                self.index.insert_unique(hash, s, |&x| {
-                    slot_ref(pages, x).map_or(0, |(k, _)| hasher.hash_one(&**k))
-                });
-                s
+                self.place(hash, Box::<str>::from(key), CadenceKey::new(t, entry))
             }
         };
         let (_, k) = self.pages[slot as usize / PAGE][slot as usize % PAGE]
@@ -390,6 +380,54 @@ impl CadenceState {
             obs.too_frequent = Some(recent.len());
         }
         (slot, obs)
+    }
+
+    /// Put a new key in a free slot (or a new one) and index it; its slot.
+    fn place(&mut self, hash: u64, key: Box<str>, k: CadenceKey) -> u32 {
+        let slot_entry = Some((key, k));
+        let s = match self.free.pop() {
+            Some(s) => {
+                self.pages[s as usize / PAGE][s as usize % PAGE] = slot_entry;
+                s
+            }
+            None => {
+                if self.pages.last().is_none_or(|pg| pg.len() == PAGE) {
+                    self.pages.push(Vec::with_capacity(PAGE));
+                }
+                let n = (self.pages.len() - 1) * PAGE;
+                let pg = self.pages.last_mut().expect("a page with room");
+                pg.push(slot_entry);
+                self.gens.push(0);
+                (n + pg.len() - 1) as u32
+            }
+        };
+        let (pages, hasher) = (&self.pages, &self.hasher);
+        self.index.insert_unique(hash, s, |&x| {
+            slot_ref(pages, x).map_or(0, |(k, _)| hasher.hash_one(&**k))
+        });
+        s
+    }
+
+    /// A key read back from a snapshot: placed, and its stale timer armed again. A key
+    /// already present (a damaged snapshot) is ignored.
+    fn restore_key(&mut self, key: Box<str>, mut k: CadenceKey) {
+        let hash = self.hasher.hash_one(&*key);
+        let pages = &self.pages;
+        if self
+            .index
+            .find(hash, |&s| {
+                slot_ref(pages, s).is_some_and(|(x, _)| *x == key)
+            })
+            .is_some()
+        {
+            return;
+        }
+        let (armed, deadline) = (k.timer_armed, k.deadline);
+        k.timer_armed = false;
+        let slot = self.place(hash, key, k);
+        if armed && deadline > 0 {
+            self.set_deadline(slot, deadline);
+        }
     }
 
     pub fn key(&self, slot: u32) -> Option<(&str, &CadenceKey)> {
@@ -483,6 +521,73 @@ impl CadenceState {
 
     pub fn timers(&self) -> usize {
         self.timers.len()
+    }
+}
+
+/// A snapshot of the table holds its live keys (name and state) and the eviction count;
+/// the index, the pages and the timers are built again on restore (a timer from each
+/// armed key's deadline), so the layout in memory is free to change.
+impl serde::Serialize for CadenceState {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("CadenceState", 2)?;
+        st.serialize_field("keys", &LiveKeys(self))?;
+        st.serialize_field("evicted", &self.evicted)?;
+        st.end()
+    }
+}
+
+struct LiveKeys<'a>(&'a CadenceState);
+
+impl serde::Serialize for LiveKeys<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let mut seq = s.serialize_seq(Some(self.0.len()))?;
+        for (key, k) in self.0.pages.iter().flatten().flatten() {
+            seq.serialize_element(&(&**key, k))?;
+        }
+        seq.end()
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for CadenceState {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(serde::Deserialize)]
+        #[serde(rename = "CadenceState")]
+        struct Wire {
+            keys: Restored,
+            evicted: u64,
+        }
+        let w = Wire::deserialize(d)?;
+        let mut st = w.keys.0;
+        st.evicted = w.evicted;
+        Ok(st)
+    }
+}
+
+/// Keys placed one by one as they are read (no second copy of a million keys).
+struct Restored(CadenceState);
+
+impl<'de> serde::Deserialize<'de> for Restored {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Keys;
+        impl<'de> serde::de::Visitor<'de> for Keys {
+            type Value = Restored;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a sequence of cadence keys")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Restored, A::Error> {
+                let mut st = CadenceState::default();
+                while let Some((key, k)) = seq.next_element::<(Box<str>, CadenceKey)>()? {
+                    st.restore_key(key, k);
+                }
+                Ok(Restored(st))
+            }
+        }
+        d.deserialize_seq(Keys)
     }
 }
 

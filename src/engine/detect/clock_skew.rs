@@ -31,6 +31,16 @@ impl ClockSkew {
         self.open_since = old.open_since;
     }
 
+    /// Its state (the open episode), for a snapshot.
+    pub fn state(&self) -> Option<i64> {
+        self.open_since
+    }
+
+    /// Take a restored state.
+    pub fn set_state(&mut self, open_since: Option<i64>) {
+        self.open_since = open_since;
+    }
+
     /// True on the first skewed entry of an episode, with its evidence.
     pub fn observe(&mut self, ev: &Event<'_, '_>, evidence: &mut JsonMap<String, Json>) -> bool {
         let Some(skew) = ev.skew else {

@@ -52,18 +52,29 @@ impl Count {
         self.state.evicted
     }
 
+    /// Its state, for a snapshot.
+    pub fn state(&self) -> &CountState {
+        &self.state
+    }
+
+    /// Take a restored state.
+    pub fn set_state(&mut self, state: CountState) {
+        self.state = state;
+    }
+
     pub fn keys(&self) -> usize {
         self.state.len()
     }
 }
 
 /// Count-in-window per key: one alert per episode (the condition holding continuously).
-#[derive(Default)]
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 pub struct CountState {
     keys: Map<Box<str>, CountKey>,
     pub evicted: u64,
 }
 
+#[derive(serde::Serialize, serde::Deserialize)]
 struct CountKey {
     times: VecDeque<i64>,
     episode: Episode,

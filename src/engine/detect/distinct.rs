@@ -57,18 +57,29 @@ impl Distinct {
         self.state.evicted
     }
 
+    /// Its state, for a snapshot.
+    pub fn state(&self) -> &DistinctState {
+        &self.state
+    }
+
+    /// Take a restored state.
+    pub fn set_state(&mut self, state: DistinctState) {
+        self.state = state;
+    }
+
     pub fn keys(&self) -> usize {
         self.state.len()
     }
 }
 
 /// Distinct values per key in a window.
-#[derive(Default)]
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 pub struct DistinctState {
     keys: Map<Box<str>, DistinctKey>,
     pub evicted: u64,
 }
 
+#[derive(serde::Serialize, serde::Deserialize)]
 struct DistinctKey {
     values: Map<Box<str>, i64>,
     episode: Episode,

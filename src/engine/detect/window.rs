@@ -14,7 +14,7 @@ pub const NANOS: i64 = 1_000_000_000;
 /// One alert per episode. An episode starts when the condition first holds and ends only
 /// once it has not held for a whole window, so a count hovering around its threshold is
 /// one episode, not an alert at every crossing.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct Episode {
     /// Event time the condition last held, while an episode is open.
     last_held: Option<i64>,

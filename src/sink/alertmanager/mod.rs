@@ -45,7 +45,7 @@ use config::MAX_URLS;
 use retry::{Entry, Fate, Outcome, Pending, BACKOFF};
 use url::Endpoint;
 
-const NAME: &str = SinkName::Alertmanager.as_str();
+pub const NAME: &str = SinkName::Alertmanager.as_str();
 
 /// One log line per kind of trouble and Alertmanager per this long at most.
 const LOG_EVERY: Duration = Duration::from_secs(10);
@@ -53,7 +53,11 @@ const LOG_EVERY: Duration = Duration::from_secs(10);
 const FINAL_ATTEMPT: Duration = Duration::from_secs(2);
 
 /// Parse the URLs, set up TLS (a bad `ca_file` fails the start) and run the sink thread.
-pub fn start(all: &super::Settings, metrics: Arc<Metrics>) -> Result<Running, SinkError> {
+pub fn start(
+    all: &super::Settings,
+    metrics: Arc<Metrics>,
+    ledger: Option<super::ledger::Ledger>,
+) -> Result<Running, SinkError> {
     let s = all.alertmanager.clone();
     let setup = |message: String| SinkError::Setup {
         sink: NAME,
@@ -83,11 +87,13 @@ pub fn start(all: &super::Settings, metrics: Arc<Metrics>) -> Result<Running, Si
             .with_label_values(&[NAME, reason.as_str()]);
     }
     let (tx, inbox) = super::queue(all.queue_alerts);
+    let inbox = inbox.with_ledger(NAME, ledger, metrics.clone());
     let runbook = all.runbook_url.clone();
     let thread = std::thread::Builder::new()
         .name("auditwatch-alertmanager".into())
         .spawn(move || {
-            let mut sink = Sink::new(s, runbook, endpoints, client, metrics);
+            let receipts = inbox.receipts();
+            let mut sink = Sink::new(s, runbook, endpoints, client, metrics, receipts);
             sink.run(&rt, &inbox);
         })
         .map_err(|e| setup(e.to_string()))?;
@@ -120,6 +126,8 @@ struct Sink {
     log: LogRates<(usize, &'static str)>,
     /// Jitter for the backoffs.
     rng: Rng,
+    /// Where each alert's fate is reported (delivered or dropped).
+    receipts: super::Receipts,
 }
 
 impl Sink {
@@ -129,6 +137,7 @@ impl Sink {
         endpoints: Vec<Endpoint>,
         client: Client,
         metrics: Arc<Metrics>,
+        receipts: super::Receipts,
     ) -> Sink {
         let now = Instant::now();
         let pending = Pending::new(
@@ -153,6 +162,7 @@ impl Sink {
             metrics,
             log: LogRates::new(LOG_EVERY),
             rng: Rng::from_clock(),
+            receipts,
         }
     }
 
@@ -299,6 +309,9 @@ impl Sink {
     }
 
     fn account(&mut self, e: Entry, fate: Fate) {
+        let token = u64::from_str_radix(&e.key, 16).unwrap_or_default();
+        self.receipts
+            .done(token, matches!(fate, Fate::Delivered | Fate::Partly));
         let m = &self.metrics;
         let dropped = match fate {
             Fate::Delivered => {

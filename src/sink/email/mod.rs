@@ -39,7 +39,7 @@ use super::{Inbox, Msg, Running, SinkError};
 use outbox::{AddError, Entry, Outbox};
 use plan::{Backoff, Filter, Kind, RateCap, Verdict};
 
-const NAME: &str = SinkName::Email.as_str();
+pub const NAME: &str = SinkName::Email.as_str();
 /// The longest dedup and suppression windows (a week).
 const WEEK_SECS: u64 = 7 * 86_400;
 /// How long one SMTP delivery may take.
@@ -442,7 +442,11 @@ fn transport(e: &Settings, srv: &Server) -> Result<AsyncSmtpTransport<Tokio1Exec
 
 /// Check the settings against the environment (credentials, CA file, outbox), load the
 /// outbox a previous run left, and run the sender thread.
-pub fn start(s: &super::Settings, metrics: Arc<Metrics>) -> Result<Running, SinkError> {
+pub fn start(
+    s: &super::Settings,
+    metrics: Arc<Metrics>,
+    ledger: Option<super::ledger::Ledger>,
+) -> Result<Running, SinkError> {
     let setup = |message: String| SinkError::Setup {
         sink: NAME,
         message,
@@ -490,6 +494,16 @@ pub fn start(s: &super::Settings, metrics: Arc<Metrics>) -> Result<Running, Sink
     }
     let mut filter = Filter::new(e.dedup_window_secs, e.suppress_window_secs);
     let outbox = loaded.outbox;
+    let mut ledger = ledger;
+    if let Some(l) = ledger.as_mut() {
+        // What waits in the outbox was accepted: a crash between the outbox write and the
+        // ledger's must not let the same alert in twice when its input is read again.
+        for (_, entry) in outbox.entries() {
+            if let Ok(token) = u64::from_str_radix(&entry.key, 16) {
+                l.record(token);
+            }
+        }
+    }
     // The windows go on where the previous run left them, for what is still waiting.
     for (_, entry) in outbox.entries() {
         filter.check(&entry.key, &entry.group, entry.accepted_ms);
@@ -497,6 +511,7 @@ pub fn start(s: &super::Settings, metrics: Arc<Metrics>) -> Result<Running, Sink
     tracing::info!(server = %format!("{}:{}", srv.host, srv.port), security = ?srv.security,
         outbox = %dir.display(), waiting = outbox.len(), "email sink started");
     let (tx, inbox) = super::queue(s.queue_alerts);
+    let inbox = inbox.with_ledger(NAME, ledger, metrics.clone());
     let worker = Worker {
         cap: RateCap::new(e.max_per_hour),
         filter,
@@ -545,15 +560,20 @@ struct Worker {
 
 impl Worker {
     fn run(mut self, inbox: Inbox) {
+        let receipts = inbox.receipts();
+        let accept = |w: &mut Worker, a: &Alert| {
+            let ok = w.accept(a);
+            receipts.done(super::id_token(a), ok);
+        };
         loop {
             let wait = if self.outbox.is_empty() { 1000 } else { 200 };
             match inbox.recv_timeout(Duration::from_millis(wait)) {
                 Ok(Msg::Alert(a)) => {
-                    self.accept(&a);
+                    accept(&mut self, &a);
                     // Take a burst whole, so it goes out in as few mails as it can.
                     for _ in 0..1000 {
                         match inbox.try_recv() {
-                            Ok(Msg::Alert(a)) => self.accept(&a),
+                            Ok(Msg::Alert(a)) => accept(&mut self, &a),
                             Ok(Msg::Reopen) => {}
                             Err(_) => break,
                         }
@@ -589,7 +609,9 @@ impl Worker {
         self.logs.allow(what, Instant::now())
     }
 
-    fn accept(&mut self, a: &Alert) {
+    /// Take an alert into the outbox (or leave it out by design); false when the outbox
+    /// could not take it (dropped).
+    fn accept(&mut self, a: &Alert) -> bool {
         let now = now_ms();
         let key = super::alert_key(a);
         let actor = a
@@ -616,7 +638,7 @@ impl Worker {
                 .with_label_values(&[NAME, reason.as_str()])
                 .inc();
             tracing::debug!(rule = %a.rule, reason = reason.as_str(), "email: alert not mailed (window)");
-            return;
+            return true;
         }
         let to = self.e.recipients_for(a.severity).to_vec();
         if to.is_empty() {
@@ -624,7 +646,7 @@ impl Worker {
                 .sink_suppressed
                 .with_label_values(&[NAME, SinkSuppress::NoRecipients.as_str()])
                 .inc();
-            return;
+            return true;
         }
         let entry = Entry {
             v: 1,
@@ -651,7 +673,9 @@ impl Worker {
                 tracing::error!(error = %err, rule = %a.rule, request_id = a.request_id.as_deref().unwrap_or("-"),
                     skipped, "email: alert dropped, the outbox cannot take it; see auditwatch_sink_dropped_total");
             }
+            return false;
         }
+        true
     }
 
     /// The hourly cap is reached: say so (rate-limited) and how long until a mail may go.
@@ -786,6 +810,7 @@ impl Worker {
         let body = render::render(mail.kind, &entries, &self.e.subject_prefix);
         let mut b = Message::builder()
             .from(self.from.clone())
+            .message_id(Some(message_id(&mail.names, &mail.to)))
             .subject(body.subject);
         for r in &mail.to {
             b = b.to(r.parse::<Mailbox>().map_err(|e| format!("`{r}`: {e}"))?);
@@ -795,9 +820,43 @@ impl Worker {
     }
 }
 
+/// The mail's Message-ID, from what it carries (its outbox entries) and to whom: a mail
+/// sent again (the process was killed after the server took it, before the outbox
+/// recorded it) has the same one, so mail systems that de-duplicate by it show it once.
+fn message_id(names: &[String], to: &[String]) -> String {
+    let h = crate::util::stable_hash::stable_hash(
+        names
+            .iter()
+            .map(String::as_str)
+            .chain(std::iter::once("\u{1f}"))
+            .chain(to.iter().map(String::as_str)),
+    );
+    format!("<{h:016x}.{}@auditwatch.invalid>", names.len())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_mail_sent_again_has_the_same_message_id() {
+        let names = vec![
+            "1-000001-ab.json".to_string(),
+            "1-000002-cd.json".to_string(),
+        ];
+        let to = vec!["soc@example.test".to_string()];
+        assert_eq!(message_id(&names, &to), message_id(&names, &to));
+        assert_ne!(message_id(&names, &to), message_id(&names[..1], &to));
+        assert_ne!(
+            message_id(&names, &to),
+            message_id(&names, &["ops@example.test".to_string()])
+        );
+        let id = message_id(&names, &to);
+        assert!(
+            id.starts_with('<') && id.ends_with("@auditwatch.invalid>"),
+            "{id}"
+        );
+    }
 
     #[test]
     fn smtp_urls_choose_the_protection() {

@@ -68,6 +68,8 @@ fn sections(e: &Entry) -> Vec<(&'static str, Vec<(&'static str, String)>)> {
     .collect();
     let mut what = vec![
         ("summary", s("summary").unwrap_or_default()),
+        // The alert's stable identity: the same finding from any copy of the stream.
+        ("alert id", s("id").unwrap_or_default()),
         ("severity", e.severity.clone()),
         ("category", s("category").unwrap_or_default()),
         ("rule", s("rule").unwrap_or_default()),

@@ -154,9 +154,14 @@ pub struct Loss {
 }
 
 pub(super) fn write_atomic(path: &Path, cp: &Checkpoint) -> io::Result<()> {
+    crate::fsutil::write_durably(path, &encode(cp)?)
+}
+
+/// The checkpoint as its file holds it.
+pub(super) fn encode(cp: &Checkpoint) -> io::Result<Vec<u8>> {
     let mut text = serde_json::to_vec_pretty(cp).map_err(io::Error::other)?;
     text.push(b'\n');
-    crate::fsutil::write_durably(path, &text)
+    Ok(text)
 }
 
 /// Read a checkpoint of any version this build reads; `Ok(None)` when there is none.

@@ -162,6 +162,16 @@ impl TailShared {
         }
     }
 
+    /// The checkpoint of what the engine processed so far, as its file would hold it, and
+    /// that file's path: the daemon keeps it in its state checkpoint, consistent with the
+    /// engine's state (commits come from the engine thread, which asks).
+    pub fn checkpoint_image(&self) -> io::Result<(PathBuf, Vec<u8>)> {
+        Ok((
+            self.checkpoint_path.clone(),
+            checkpoint::encode(&self.snapshot())?,
+        ))
+    }
+
     /// Write the checkpoint if it changed: temp file, fsync, rename.
     pub fn write_checkpoint(&self) -> io::Result<()> {
         let cp = self.snapshot();

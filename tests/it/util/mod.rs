@@ -4,6 +4,7 @@
 //! compare texts ([`diff`]), and find what a test needs from outside the crate
 //! ([`tools`]).
 
+pub mod alertmanager;
 pub mod cli;
 pub mod daemon;
 pub mod diff;
@@ -11,8 +12,10 @@ pub mod entries;
 pub mod feed;
 pub mod fixtures;
 pub mod openbao;
+pub mod smtp;
 pub mod tools;
 
+pub use alertmanager::*;
 pub use cli::*;
 pub use daemon::*;
 pub use diff::*;
@@ -20,4 +23,5 @@ pub use entries::*;
 pub use feed::*;
 pub use fixtures::*;
 pub use openbao::*;
+pub use smtp::*;
 pub use tools::*;
