@@ -77,6 +77,10 @@ pub struct Metrics {
     pub alert_write_errors: IntCounter,
     /// 1 while the daemon is ready (sources bound, engine running, not draining).
     pub ready: IntGauge,
+    /// Connections and requests the HTTP endpoint refused, by reason ([`HttpRefusal`]).
+    pub http_refused: IntCounterVec,
+    /// Reads of a changed web config file by outcome ([`ReloadOutcome`]).
+    pub http_web_config_reloads: IntCounterVec,
 }
 
 // ---- label values ----
@@ -174,10 +178,15 @@ label_values! {
     /// `outcome` of `auditwatch_source_connection_events_total`.
     ConnectionEvent {
         Accepted => "accepted",
-        /// Refused at `max_connections` with no idle peer to close.
-        Rejected => "rejected",
-        /// The idlest peer, closed to make room at the cap.
+        /// A peer outside the source's `allow` list: a tcp connection reset at once, or a
+        /// udp datagram dropped.
+        Refused => "refused",
+        /// Closed to make room at `max_connections` (the connection that delivered no
+        /// entry for the longest time), or over `max_partial_bytes` (the oldest partial line).
         Evicted => "evicted",
+        /// Closed to make room at `max_connections_per_peer`: that peer's connection that
+        /// delivered no entry for the longest time.
+        EvictedPeer => "evicted_peer",
         Closed => "closed",
     }
 }
@@ -240,6 +249,29 @@ label_values! {
     ReloadOutcome {
         Ok => "ok",
         Rejected => "rejected",
+    }
+}
+
+label_values! {
+    /// `reason` of `auditwatch_http_refused_total`.
+    HttpRefusal {
+        /// No `Authorization` header where basic auth is on (401).
+        NoCredentials => "no_credentials",
+        /// A wrong user or password, or a malformed header (401).
+        BadCredentials => "bad_credentials",
+        /// Too many password checks waiting for bcrypt (503).
+        AuthBusy => "auth_busy",
+        /// Plain HTTP sent to the TLS endpoint (400).
+        NotTls => "not_tls",
+        /// The TLS handshake failed (a client certificate missing or not trusted, no
+        /// common version).
+        TlsHandshake => "tls_handshake",
+        /// The handshake and request head were not done by their deadline.
+        Timeout => "timeout",
+        /// Over the endpoint's connection cap: closed at once.
+        ConnectionCap => "connection_cap",
+        /// A request head over 16 KiB (431).
+        HeadTooLarge => "head_too_large",
     }
 }
 
@@ -356,7 +388,7 @@ impl Metrics {
             ),
             connection_events: counter(
                 "auditwatch_source_connection_events_total",
-                "Socket connections by outcome (accepted, rejected at the cap, evicted idle, closed).",
+                "Socket connections by outcome (accepted; refused: outside allow; evicted: at max_connections or over max_partial_bytes; evicted_peer: at max_connections_per_peer; closed).",
                 &["source", "outcome"],
             ),
             backlog_bytes: gauge(
@@ -499,6 +531,16 @@ impl Metrics {
                 )
                 .expect("valid metric"),
             ),
+            http_refused: counter(
+                "auditwatch_http_refused_total",
+                "Connections and requests the HTTP endpoint refused, by reason.",
+                &["reason"],
+            ),
+            http_web_config_reloads: counter(
+                "auditwatch_http_web_config_reloads_total",
+                "Reads of the HTTP endpoint's changed web config file, by outcome (a rejected one leaves the running one in use).",
+                &["outcome"],
+            ),
             registry,
         }
     }
@@ -592,6 +634,7 @@ mod tests {
                 all(RestoreOutcome::ALL, RestoreOutcome::as_str),
             ),
             ("ApiOutcome", all(ApiOutcome::ALL, ApiOutcome::as_str)),
+            ("HttpRefusal", all(HttpRefusal::ALL, HttpRefusal::as_str)),
             ("TABLES", TABLES.to_vec()),
             (
                 "tenant, source",
@@ -627,7 +670,7 @@ mod tests {
             ("EntryType", vec!["request", "response", "other"]),
             (
                 "ConnectionEvent",
-                vec!["accepted", "rejected", "evicted", "closed"],
+                vec!["accepted", "refused", "evicted", "evicted_peer", "closed"],
             ),
             ("BacklogPlace", vec!["memory", "spool"]),
             (
@@ -660,6 +703,19 @@ mod tests {
             ("WriteOutcome", vec!["ok", "error"]),
             ("RestoreOutcome", vec!["restored", "none", "discarded"]),
             ("ApiOutcome", vec!["ok", "throttled", "error"]),
+            (
+                "HttpRefusal",
+                vec![
+                    "no_credentials",
+                    "bad_credentials",
+                    "auth_busy",
+                    "not_tls",
+                    "tls_handshake",
+                    "timeout",
+                    "connection_cap",
+                    "head_too_large",
+                ],
+            ),
             (
                 "TABLES",
                 vec![

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use auditwatch::alert::{Alert, Severity};
-use auditwatch::parse::time::parse_time_bound;
+use auditwatch::parse::time::{format_rfc3339, parse_time_bound};
 use auditwatch::parse::ParseError;
 use auditwatch::pipeline::Pipeline;
 use auditwatch::report::{self, Recorder};
@@ -31,6 +31,11 @@ pub struct ReplayArgs {
     /// Only entries before this time (RFC 3339 or YYYY-MM-DD)
     #[arg(long)]
     until: Option<String>,
+    /// The input ended and no entry came until this time (RFC 3339, YYYY-MM-DD, or `now`:
+    /// when replay starts): judged as a daemon left idle until then would (a silence of
+    /// the stream is named, held requests time out; no per-key timer moves)
+    #[arg(long, value_name = "T")]
+    idle_until: Option<String>,
     /// Alert output format
     #[arg(long, value_enum, default_value = "jsonl")]
     format: Format,
@@ -119,6 +124,19 @@ pub fn run(args: ReplayArgs) -> u8 {
         (Ok(a), Ok(b)) => (a, b),
         (Err(c), _) | (_, Err(c)) => return c,
     };
+    let idle_until = match args.idle_until.as_deref() {
+        Some("now") => Some(now_unix_nanos()),
+        Some(s) => {
+            match parse_time_bound(s) {
+                Some(t) => Some(t),
+                None => {
+                    eprintln!("error: --idle-until: `{s}` is not an RFC 3339 time, YYYY-MM-DD date or `now`");
+                    return EXIT_USAGE;
+                }
+            }
+        }
+        None => None,
+    };
     let (cfg, rules) = match load_checked(args.config.as_deref(), args.rules.as_ref()) {
         Ok(x) => x,
         Err(code) => return code,
@@ -153,6 +171,7 @@ pub fn run(args: ReplayArgs) -> u8 {
 
     let mut pipeline = Pipeline::new(cfg.detection.clone(), rules.clone());
     pipeline.set_time_range(since, until);
+    pipeline.set_idle_until(idle_until);
     let recorder = report_to
         .as_ref()
         .map(|_| Recorder::new(report::Caps::default()));
@@ -246,6 +265,15 @@ pub fn run(args: ReplayArgs) -> u8 {
     }
     if !args.quiet {
         summary(&outcome);
+    }
+    if let (Some(idle), Some(last)) = (idle_until, pipeline.engine().max_time()) {
+        if idle < last {
+            eprintln!(
+                "warning: --idle-until {} is before the input's last entry ({}): no silence after it was judged",
+                format_rfc3339(idle),
+                format_rfc3339(last)
+            );
+        }
     }
     if !failed_inputs.is_empty() {
         for r in &failed_inputs {
@@ -505,4 +533,11 @@ fn summary(o: &Outcome<'_>) {
         },
         rules_origin
     );
+}
+
+/// The wall clock, in ns since the epoch.
+fn now_unix_nanos() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64)
 }

@@ -8,6 +8,8 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
+use super::web::{LoadError, WebConfig};
+
 use crate::config::{Config, DEFAULT_YAML};
 use crate::ingest::SpoolSettings;
 use crate::source::settings::Source;
@@ -78,33 +80,37 @@ impl DaemonConfig {
 }
 
 impl DaemonConfig {
-    /// Warnings about a config that validates but exposes an endpoint beyond this host:
-    /// the HTTP endpoint has no TLS or authentication, and anyone who can reach a socket
-    /// source can write audit entries (forged findings, a wrong clock) or hold its
-    /// connections. Said by `config check` and at start-up.
+    /// Warnings about a config that validates but exposes an endpoint beyond this host: the
+    /// HTTP endpoint without TLS or without authentication (basic auth or required client
+    /// certificates) in its web config, and a socket source anyone beyond this host could
+    /// reach, since it can write audit entries (forged findings, a wrong clock) or hold
+    /// connections (`SocketSource::warnings`). Said by `config check` and at start-up.
     pub fn exposure_warnings(&self) -> Vec<String> {
         let mut out = Vec::new();
-        if let Some(a) = self.server.listen {
-            if !a.ip().is_loopback() {
+        if let Some(a) = self.server.listen.filter(|a| !a.ip().is_loopback()) {
+            let shape = self
+                .server
+                .web_config
+                .as_ref()
+                .map(|w| w.shape())
+                .unwrap_or_default();
+            let missing = match (shape.tls, shape.authenticates()) {
+                (true, true) => None,
+                (false, false) => {
+                    Some("no TLS and no authentication: anyone who reaches it reads the metrics")
+                }
+                (false, true) => Some("no TLS: credentials and metrics cross the network in clear"),
+                (true, false) => Some("no authentication: anyone who reaches it reads the metrics"),
+            };
+            if let Some(missing) = missing {
                 out.push(format!(
-                    "server.listen {a} is reachable beyond this host, and /metrics has no TLS or authentication: bind it to 127.0.0.1 or put an authenticating proxy in front"
+                    "server.listen {a} is reachable beyond this host, and the http endpoint has {missing}; set server.web_config_file (tls_server_config and basic_auth_users) or bind it to 127.0.0.1"
                 ));
             }
         }
         for s in &self.sources {
-            let addr = match &s.kind {
-                crate::source::settings::SourceKind::Socket(sock) => match &sock.listen {
-                    crate::source::settings::Listen::Tcp(a)
-                    | crate::source::settings::Listen::Udp(a) => Some(*a),
-                    crate::source::settings::Listen::Unix(_) => None,
-                },
-                _ => None,
-            };
-            if let Some(a) = addr.filter(|a| !a.ip().is_loopback()) {
-                out.push(format!(
-                    "source `{}` listens on {a}, beyond this host: any peer that reaches it can write audit entries or hold its connections; bind it to loopback or a unix socket",
-                    s.name
-                ));
+            if let crate::source::settings::SourceKind::Socket(sock) = &s.kind {
+                out.extend(sock.warnings(&s.name));
             }
         }
         out
@@ -126,13 +132,17 @@ impl Section for Server {
 pub struct Server {
     /// `None`: no HTTP endpoint (`listen: ''`).
     pub listen: Option<SocketAddr>,
-    /// How often the idle wall clock advances the engine's watermark; 0 disables it
-    /// (time then comes only from entries, as in replay).
+    /// How often the idle wall clock tells the engine the time (it names silences of the
+    /// stream and times out held requests, never per-key timers); 0 disables it (time
+    /// then comes only from entries, as in replay).
     pub tick_secs: u64,
     /// How long SIGINT/SIGTERM may take to drain before the daemon gives up.
     pub drain_timeout_secs: u64,
     /// How often file sources write their checkpoint (and at shutdown).
     pub checkpoint_interval_secs: u64,
+    /// `web_config_file`: TLS and basic auth of the HTTP endpoint, read and checked with
+    /// the config (`None`: plain HTTP, no authentication).
+    pub web_config: Option<Arc<WebConfig>>,
 }
 
 impl Default for Server {
@@ -142,6 +152,7 @@ impl Default for Server {
             tick_secs: 1,
             drain_timeout_secs: 10,
             checkpoint_interval_secs: 1,
+            web_config: None,
         }
     }
 }
@@ -169,6 +180,22 @@ pub fn apply_server(ctx: &mut Ctx, node: &Node, s: &mut Server) {
     if let Some(n) = m.take("checkpoint_interval_secs") {
         s.checkpoint_interval_secs = yaml::positive(ctx, n, "checkpoint_interval_secs")
             .unwrap_or(s.checkpoint_interval_secs);
+    }
+    if let Some(n) = m.take("web_config_file") {
+        if let Some(text) = yaml::string(ctx, n, "server.web_config_file") {
+            s.web_config = None;
+            if !text.is_empty() {
+                match WebConfig::load(Path::new(&text)) {
+                    Ok(w) => s.web_config = Some(Arc::new(w)),
+                    Err(LoadError::Read(e)) => ctx.error(
+                        n,
+                        format!("server.web_config_file: cannot read {text}: {e}"),
+                    ),
+                    // Positioned in the web config itself.
+                    Err(LoadError::Invalid(problems)) => ctx.problems.extend(problems),
+                }
+            }
+        }
     }
     m.finish(ctx, "server");
 }

@@ -13,12 +13,17 @@
 //! clock on (the stream goes on after a restart, and the saved state must be the one an
 //! uninterrupted run would have).
 //!
-//! Time: entries drive the watermark; when no batch arrived for `tick_secs`, the wall
-//! clock advances it ([`crate::engine::Engine::advance_clock`]) so absence and `stale`
-//! checks fire on a quiet stream. With a wall clock, an entry dated more than
-//! `engine.max_future_skew_secs` ahead of it is clock skew at once (an additional refusal on
-//! top of the stream's own time: normal input is never ahead of the wall clock, so replay and
-//! live still agree), and an idle tick decides a candidate jump of the clock by it. At the end of input the watermark is advanced to the
+//! Time: entries drive the watermark. When no batch arrived for `tick_secs`, the idle tick
+//! tells the engine the wall clock's time ([`crate::engine::Engine::advance_clock`]): that
+//! can only say the whole stream is silent. It names the silence (`audit_stream_silent`,
+//! one finding that counts the ESO keys waiting for a `stale` verdict) and judges held
+//! requests whose response timed out; it moves no per-key timer, so a stream that stops
+//! raises no `stale` storm, and what an idle daemon raises is what `replay --idle-until`
+//! raises after the same input. With a wall clock, an entry dated more than
+//! `engine.max_future_skew_secs` ahead of it is clock skew at once (an additional refusal
+//! on top of the stream's own time: normal input is never ahead of the wall clock, so
+//! replay and live still agree), and an idle tick decides a candidate jump of the clock by
+//! it. At the end of input (without `state.dir`) the watermark is advanced to the
 //! newest event time (what replay's `finish` does first); requests still waiting for their
 //! response are not judged, because after a restart that response, which repeats the
 //! request, decides.
@@ -53,8 +58,6 @@ use crate::util::lograte::LogRate;
 use super::state::{self as saved_state, SourceImage};
 
 use crate::ingest::queue::{Pop, Queue};
-
-const NANOS: i64 = 1_000_000_000;
 
 /// Messages to the engine thread.
 pub enum Control {
@@ -356,12 +359,6 @@ impl EngineThread {
         let ended = ended && self.state.is_none();
         if ended {
             self.pipeline.engine_mut().settle_clock(&mut alerts);
-        }
-        if let Some(m) = self.pipeline.engine().max_time().filter(|_| ended) {
-            let lateness = self.pipeline.engine().config().engine.lateness_secs as i64;
-            self.pipeline
-                .engine_mut()
-                .advance_clock(m.saturating_add(lateness * NANOS), &mut alerts);
         }
         // Losses noticed as the sources stopped.
         self.raise_losses(&mut alerts);

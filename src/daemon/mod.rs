@@ -14,10 +14,12 @@
 //! let the engine process everything queued (spool included), flush alerts, write the
 //! file checkpoints, and exit within `server.drain_timeout_secs`.
 
+pub mod auth;
 pub mod config;
 pub mod engine_thread;
 pub mod http;
 pub mod state;
+pub mod web;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -339,7 +341,8 @@ fn run_with_queue(
             ready: ready.clone(),
             heartbeat: heartbeat.clone(),
         };
-        rt.spawn(http::serve(l, h, shutdown_rx.clone()));
+        let web = cfg.server.web_config.clone();
+        rt.spawn(http::serve(l, h, web, shutdown_rx.clone()));
     }
     for (i, sc, b) in sockets {
         let name = names[i].clone();

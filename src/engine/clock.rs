@@ -24,6 +24,27 @@
 //!
 //! A skewed entry moves nothing: not the stream's time, not the watermark. The engine
 //! judges it at its own time by the time-free rules only and raises `clock_skew`.
+//!
+//! Silence is one finding. Three times are kept apart:
+//!
+//! - The **watermark** moves with the stream's own time only. It times out held requests,
+//!   names silences (absence) and is what count and distinct windows are measured in.
+//! - **Active time** is the stream's time less every stream-wide silence the entries
+//!   showed: a gap with no entry at all that a whole-stream `absence` rule names
+//!   (`audit_stream_silent`: at least its `silence_secs`, after a busy stream) is credited
+//!   when the entry that ends it arrives ([`Clock::credit`]); active time stands still
+//!   through it. Per-key timers that measure how long a key has been quiet (cadence
+//!   `stale`) run on active time, so keys resume after Vault was sealed without a storm,
+//!   and a key that stays silent after the stream resumed still goes stale once its
+//!   deadline, so credited, passes. [`ActiveTime`] maps times between the two.
+//! - The **wall clock** (the daemon's idle tick, `replay --idle-until`) can only tell that
+//!   the whole stream is silent: it moves a mark of its own ([`Clock::raise_wall`]) that
+//!   names silences and times out held requests, never the watermark, so it fires no
+//!   per-key timer and closes no window.
+//!
+//! Replay and live agree: crediting is decided from the entries alone (the gap and the
+//! absence detector's state before it), so whether a silence was first named by the wall
+//! clock or by the entry after it, the same gaps are credited and the same keys go stale.
 
 /// Event time and the watermark, in nanoseconds since the epoch.
 #[derive(Clone, Debug)]
@@ -36,6 +57,64 @@ pub struct Clock {
     candidate: Option<i64>,
     /// The wall clock, when the front end has one (ns).
     wall: Option<i64>,
+    /// The wall clock's mark (its time less `lateness_secs`, ns): how far it has told that
+    /// the stream is silent.
+    wall_mark: i64,
+    /// The gap the newest accepted entry ended: (the stream's time before it, its time).
+    gap: Option<(i64, i64)>,
+    /// Stream-wide silences credited to the per-key timers.
+    active: ActiveTime,
+}
+
+/// Active time: the stream's time less the stream-wide silences credited so far. The
+/// mapping is exact for times after the last credited gap and for those just before it;
+/// a time before an earlier gap maps as if only the last one came after it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ActiveTime {
+    /// Every credited gap, in total (ns).
+    credit: i64,
+    /// The total before the last credited gap.
+    credit_before: i64,
+    /// Where the last credited gap ended (its first entry's time; `i64::MIN`: none).
+    credited_at: i64,
+}
+
+impl ActiveTime {
+    /// Nothing credited.
+    pub const NONE: ActiveTime = ActiveTime {
+        credit: 0,
+        credit_before: 0,
+        credited_at: i64::MIN,
+    };
+
+    /// The active time of the stream time `t`.
+    pub fn of(&self, t: i64) -> i64 {
+        t.saturating_sub(self.credit_at(t))
+    }
+
+    /// The stream time of the active time `a`: at the stream's end of a credited gap, the
+    /// later side (the time the stream showed again).
+    pub fn stream(&self, a: i64) -> i64 {
+        if a.saturating_add(self.credit) < self.credited_at {
+            a.saturating_add(self.credit_before)
+        } else {
+            a.saturating_add(self.credit)
+        }
+    }
+
+    /// The total credited before the stream time `t`.
+    pub fn credit_at(&self, t: i64) -> i64 {
+        if t < self.credited_at {
+            self.credit_before
+        } else {
+            self.credit
+        }
+    }
+
+    /// Every credited gap, in total (ns).
+    pub fn credit(&self) -> i64 {
+        self.credit
+    }
 }
 
 impl Default for Clock {
@@ -78,6 +157,10 @@ pub struct ClockState {
     pub max_time: Option<i64>,
     pub watermark: i64,
     pub candidate: Option<i64>,
+    /// The silences credited so far: the per-key `stale` deadlines are in active time.
+    pub active: ActiveTime,
+    /// How far the wall clock has told that the stream is silent.
+    pub wall_mark: i64,
 }
 
 impl Clock {
@@ -87,6 +170,8 @@ impl Clock {
             max_time: self.max_time,
             watermark: self.watermark,
             candidate: self.candidate,
+            active: self.active,
+            wall_mark: self.wall_mark,
         }
     }
 
@@ -95,6 +180,8 @@ impl Clock {
         self.max_time = s.max_time;
         self.watermark = s.watermark;
         self.candidate = s.candidate;
+        self.active = s.active;
+        self.wall_mark = s.wall_mark;
     }
 
     /// A clock that calls an entry more than `skew` ns ahead of the stream's time skewed.
@@ -105,6 +192,9 @@ impl Clock {
             skew: skew.max(0),
             candidate: None,
             wall: None,
+            wall_mark: i64::MIN,
+            gap: None,
+            active: ActiveTime::NONE,
         }
     }
 
@@ -177,6 +267,7 @@ impl Clock {
             Some(t) => {
                 let newest = self.max_time.is_none_or(|m| t > m);
                 if newest {
+                    self.gap = self.max_time.map(|m| (m, t));
                     self.max_time = Some(t);
                 }
                 Stamp {
@@ -204,6 +295,41 @@ impl Clock {
 
     pub fn watermark(&self) -> i64 {
         self.watermark
+    }
+
+    /// Move the wall clock's mark forward to `to`; false (and no change) when it is not
+    /// ahead. It never moves the watermark.
+    pub fn raise_wall(&mut self, to: i64) -> bool {
+        if to <= self.wall_mark {
+            return false;
+        }
+        self.wall_mark = to;
+        true
+    }
+
+    /// The gap the newest accepted entry ended, once: (the stream's time before it, its
+    /// time). `None` after the first entry, and once taken.
+    pub fn take_gap(&mut self) -> Option<(i64, i64)> {
+        self.gap.take()
+    }
+
+    /// Credit the stream-wide silence from `from` to `to` (a gap with no entry) to the
+    /// per-key timers: active time stands still through it.
+    pub fn credit(&mut self, from: i64, to: i64) {
+        let a = &mut self.active;
+        a.credit_before = a.credit;
+        a.credit = a.credit.saturating_add(to.saturating_sub(from).max(0));
+        a.credited_at = to;
+    }
+
+    /// How stream time maps to active time.
+    pub fn active_time(&self) -> ActiveTime {
+        self.active
+    }
+
+    /// The watermark in active time: what the per-key timers are judged against.
+    pub fn active_watermark(&self) -> i64 {
+        self.watermark.saturating_sub(self.active.credit)
     }
 }
 
@@ -363,5 +489,41 @@ mod tests {
         assert_eq!(c.judge(Some(5000 * S)), Verdict::Hold);
         assert!(matches!(c.judge(None), Verdict::Accept(s) if s.time == 1000 * S && s.untimed));
         assert_eq!(c.judge(Some(5001 * S)), Verdict::Decide(true));
+    }
+
+    #[test]
+    fn a_credited_gap_stops_active_time_and_maps_back_to_the_stream() {
+        let mut c = Clock::new(300 * S);
+        c.stamp(Some(1000 * S));
+        assert_eq!(c.take_gap(), None, "the first entry ends no gap");
+        c.stamp(Some(1010 * S));
+        assert_eq!(c.take_gap(), Some((1000 * S, 1010 * S)));
+        assert_eq!(c.take_gap(), None, "taken once");
+        // Two hours with no entry, credited when the entry after them comes.
+        c.stamp(Some(8210 * S));
+        let (from, to) = c.take_gap().unwrap();
+        c.credit(from, to);
+        let a = c.active_time();
+        assert_eq!(a.credit(), 7200 * S);
+        assert_eq!(a.of(1010 * S), 1010 * S, "before the gap: as it was");
+        assert_eq!(a.of(8210 * S), 1010 * S, "active time stood still");
+        assert_eq!(a.of(8300 * S), 1100 * S);
+        assert_eq!(a.stream(1000 * S), 1000 * S);
+        assert_eq!(a.stream(1010 * S), 8210 * S, "the stream's side of the gap");
+        assert_eq!(a.stream(1100 * S), 8300 * S);
+        assert!(c.raise(8205 * S));
+        assert_eq!(c.active_watermark(), 1005 * S);
+    }
+
+    #[test]
+    fn the_wall_clock_moves_its_own_mark_and_never_the_watermark() {
+        let mut c = Clock::new(300 * S);
+        c.stamp(Some(1000 * S));
+        assert!(c.raise(995 * S));
+        assert!(c.raise_wall(5000 * S));
+        assert!(!c.raise_wall(4000 * S), "only forward");
+        assert_eq!(c.watermark(), 995 * S);
+        assert_eq!(c.max_time(), Some(1000 * S));
+        assert_eq!(c.active_watermark(), 995 * S);
     }
 }

@@ -6,12 +6,22 @@
 //! them (or judges them alone after `response_timeout_secs` of event time, or when its
 //! count or byte budget is full); [`clock`] stamps entries, keeps the watermark and refuses
 //! times that are clock skew (a skewed entry is judged by the time-free rules only and
-//! moves no clock); [`detect`] holds one type per detector kind,
+//! moves no clock), and keeps active time, the stream's time less the stream-wide silences
+//! named as findings, on which per-key `stale` timers run; [`detect`] holds one type per
+//! detector kind,
 //! each with its settings and state; [`policy`] applies severity overrides, allow-lists
 //! and suppression; [`build`] makes the alert record and fills summaries.
 //!
 //! The engine is two halves: the immutable rules and config it was given (shared, swapped
 //! whole on a reload) and its mutable [`State`], a value of its own.
+//!
+//! Time moves in three ways ([`clock`] has the policy): an entry newer than any before
+//! moves the watermark ([`Engine::process`]); the end of input moves it to the newest
+//! event time ([`Engine::finish`], [`Engine::settle_clock`]); a front end's wall clock
+//! ([`Engine::advance_clock`]: the daemon's idle tick, `replay --idle-until`) only tells
+//! that the whole stream is silent: it names silences and times out held requests, and
+//! moves no per-key timer. A stream that stops is one `audit_stream_silent` finding that
+//! counts the cadence keys waiting for a `stale` verdict, never a storm of `stale`.
 //!
 //! Memory: every table is bounded, in bytes where a client chooses its keys. Held request
 //! lines: `max_pending_requests` and `max_pending_bytes`; decided request ids: 128-bit
@@ -27,6 +37,8 @@ pub mod event;
 pub mod pairing;
 pub mod policy;
 pub mod recent;
+#[cfg(test)]
+mod silence_tests;
 pub mod snapshot;
 
 use std::sync::Arc;
@@ -38,7 +50,7 @@ use crate::config::Config;
 use crate::parse::{Entry, EntryKind, Parser};
 use crate::rules::RuleSet;
 use clock::{Clock, Stamp, Verdict};
-use detect::{Detector, NANOS};
+use detect::{Detector, StaleKeys, NANOS};
 pub use event::{Event, Outcome, PathTenant, Skew};
 use pairing::Pairing;
 use policy::Suppressions;
@@ -83,6 +95,19 @@ pub struct TableSizes {
 struct Given {
     cfg: Arc<Config>,
     rules: Arc<RuleSet>,
+    /// The rules whose detectors fire as time moves (absence, cadence `stale`), by index:
+    /// the only ones a moving watermark visits.
+    timed: Vec<usize>,
+}
+
+impl Given {
+    fn new(cfg: Arc<Config>, rules: Arc<RuleSet>, state: &[RuleState]) -> Given {
+        let timed = (state.iter().enumerate())
+            .filter(|(_, r)| r.detector.timed())
+            .map(|(i, _)| i)
+            .collect();
+        Given { cfg, rules, timed }
+    }
 }
 
 /// One rule's mutable state: its detector and its suppression table.
@@ -148,7 +173,7 @@ impl Engine {
                 candidate_parser: Parser::new(&cfg.parse.prefix),
                 ..Scratch::default()
             },
-            given: Given { cfg, rules },
+            given: Given::new(cfg, rules, &state.rules),
             state,
         }
     }
@@ -198,7 +223,7 @@ impl Engine {
             // The tenancy regexes may have changed.
             ..Scratch::default()
         };
-        self.given = Given { cfg, rules };
+        self.given = Given::new(cfg, rules, &self.state.rules);
     }
 
     pub fn stats(&self) -> EngineStats {
@@ -392,26 +417,37 @@ impl Engine {
         }
     }
 
-    /// Advance the watermark to `now` (ns) without an event: the daemon's idle clock. The
-    /// wall clock decides a held candidate jump first (accepted when not ahead of `now` by
-    /// more than the skew).
+    /// The wall clock says it is `now` (ns) and no entry came: the daemon's idle tick, or
+    /// `replay --idle-until` after the input. It decides a held candidate jump first
+    /// (accepted when not ahead of `now` by more than the skew), then, at `now` less
+    /// `lateness_secs`, judges held requests whose response timed out and names silences
+    /// of the stream. Nothing else: the watermark stays the stream's, so no `stale` fires
+    /// and no window closes by the wall clock.
     pub fn advance_clock(&mut self, now: i64, out: &mut Vec<Alert>) {
         let start = out.len();
         if let Some(accept) = self.state.clock.wall_vouches(now) {
             self.release(accept, Some(now), out);
         }
-        self.advance(
-            now - self.given.cfg.engine.lateness_secs as i64 * NANOS,
-            out,
-        );
+        let mark = now.saturating_sub(self.given.cfg.engine.lateness_secs as i64 * NANOS);
+        if self.state.clock.raise_wall(mark) {
+            let timeout = self.given.cfg.engine.response_timeout_secs as i64 * NANOS;
+            self.expire_pending(mark.saturating_sub(timeout), false, out);
+            self.name_silences(mark, None, out);
+        }
         self.drop_repeats(out, start);
     }
 
-    /// End of input for the clock: a held candidate jump is accepted (nothing after it
-    /// contradicts it). [`Engine::finish`] does this first; the daemon at its end of input.
+    /// End of input for the clock, as a daemon ends (it stops): a held candidate jump is
+    /// accepted (nothing after it contradicts it) and the watermark moves to the newest
+    /// event time, as [`Engine::finish`] does first; requests still waiting for their
+    /// response are not judged (after a restart that response, which repeats the request,
+    /// decides).
     pub fn settle_clock(&mut self, out: &mut Vec<Alert>) {
         let start = out.len();
         self.release(true, None, out);
+        if let Some(m) = self.state.clock.max_time() {
+            self.advance(m, out);
+        }
         self.drop_repeats(out, start);
     }
 
@@ -428,15 +464,60 @@ impl Engine {
         self.drop_repeats(out, start);
     }
 
+    /// The stream's own time moved the watermark: held requests time out, silences the
+    /// entries show are named, a stream-wide one the newest entry ended is credited to the
+    /// per-key timers, and those run on active time.
     fn advance(&mut self, watermark: i64, out: &mut Vec<Alert>) {
         if !self.state.clock.raise(watermark) {
             return;
         }
         let timeout = self.given.cfg.engine.response_timeout_secs as i64 * NANOS;
         self.expire_pending(watermark.saturating_sub(timeout), false, out);
-        let given = &self.given;
-        for (rule, r) in given.rules.rules.iter().zip(&mut self.state.rules) {
-            r.detector.advance(rule, &given.cfg, watermark, out);
+        let gap = self.state.clock.take_gap();
+        self.name_silences(watermark, gap, out);
+        let (given, st) = (&self.given, &mut self.state);
+        let mark = st.clock.active_watermark();
+        let time = st.clock.active_time();
+        for &i in &given.timed {
+            let rule = &given.rules.rules[i];
+            st.rules[i]
+                .detector
+                .fire_stale(rule, &given.cfg, mark, &time, out);
+        }
+    }
+
+    /// Name the silences `mark` has passed (once each). A rule watching the whole stream (an
+    /// absence rule with no `when`) counts the cadence keys waiting for a `stale` verdict
+    /// into its finding, and with `gap` (the gap the newest entry ended, only when the
+    /// stream's own time moved) credits that gap to the per-key timers when it is a
+    /// silence the rule names.
+    fn name_silences(&mut self, mark: i64, mut gap: Option<(i64, i64)>, out: &mut Vec<Alert>) {
+        let (given, st) = (&self.given, &mut self.state);
+        for &i in &given.timed {
+            let rule = &given.rules.rules[i];
+            let whole = rule.when.is_none();
+            let Detector::Absence(a) = &st.rules[i].detector else {
+                continue;
+            };
+            if let Some(at) = a.silence_due(mark) {
+                // Counted as of the silence's own time (not when some clock noticed it),
+                // before its gap is credited: the same whoever names it first.
+                let keys = whole.then(|| {
+                    let at = st.clock.active_time().of(at);
+                    given.timed.iter().fold(StaleKeys::default(), |n, &j| {
+                        n + st.rules[j].detector.stale_keys(at)
+                    })
+                });
+                if let Detector::Absence(a) = &mut st.rules[i].detector {
+                    a.fire_silence(rule, keys, out);
+                }
+            }
+            if let (Some((from, to)), Detector::Absence(a)) = (gap, &st.rules[i].detector) {
+                if whole && a.names_gap(from, to, mark) {
+                    st.clock.credit(from, to);
+                    gap = None;
+                }
+            }
         }
     }
 
@@ -501,6 +582,7 @@ fn evaluate(
 ) {
     state.stats.evaluated += 1;
     let cfg = &*given.cfg;
+    let time = state.clock.active_time();
     let mut ev = Event::new(entry, t, cfg, &mut scratch.tenant_cache);
     ev.skew = skew;
     for (rule, rs) in given.rules.rules.iter().zip(&mut state.rules) {
@@ -511,7 +593,7 @@ fn evaluate(
             }
         }
         let mut evidence = JsonMap::new();
-        let Some(fired) = rs.detector.observe(&ev, cfg, &mut evidence) else {
+        let Some(fired) = rs.detector.observe(&ev, cfg, &time, &mut evidence) else {
             continue;
         };
         let mut target_override: Option<String> = None;

@@ -228,13 +228,24 @@ mod tests {
 
     /// An ESO key read every 60 s; a failed login burst from one address.
     fn traffic(from: u32, to: u32) -> Vec<String> {
+        traffic_at(from, to, |n| 1_772_445_600 + n as i64 * 60)
+    }
+
+    /// The same entries, entry `n` at the Unix second `at(n)`.
+    fn traffic_at(from: u32, to: u32, at: impl Fn(u32) -> i64) -> Vec<String> {
         let mut v = Vec::new();
         for n in from..to {
-            let t = 1_772_445_600 + n as i64 * 60;
+            let t = at(n);
             let time = crate::parse::time::format_rfc3339(t * 1_000_000_000);
-            v.push(format!(
-                r#"{{"time":"{time}","type":"response","auth":{{"display_name":"kubernetes-external-secrets-lumen-eso","policies":["lumen-eso"],"metadata":{{"role":"lumen-eso","service_account_name":"external-secrets","service_account_namespace":"lumen"}}}},"request":{{"id":"eso-{n}","operation":"read","mount_type":"kv","path":"secret/data/bookstore-platform/lumen/db","remote_address":"10.42.0.9"}},"response":{{}}}}"#
-            ));
+            // Two ESO keys; the second stops being read at 190 (it goes stale).
+            for path in ["db", "api"] {
+                if (path == "api" && n >= 190) || at(n) % 60 != at(0) % 60 {
+                    continue;
+                }
+                v.push(format!(
+                    r#"{{"time":"{time}","type":"response","auth":{{"display_name":"kubernetes-bookstore-platform-lumen-bookstore-platform-eso","policies":["bookstore-platform-app-lumen"],"metadata":{{"role":"bookstore-platform-lumen","service_account_name":"bookstore-platform-eso","service_account_namespace":"bookstore-platform-lumen"}}}},"request":{{"id":"eso-{path}-{n}","operation":"read","mount_type":"kv","path":"secret/data/bookstore-platform/lumen/{path}","remote_address":"10.42.0.9"}},"response":{{}}}}"#
+                ));
+            }
             if n % 7 == 0 {
                 v.push(format!(
                     r#"{{"time":"{time}","type":"response","error":"invalid username or password","auth":{{"token_type":"default"}},"request":{{"id":"login-{n}","operation":"update","mount_type":"userpass","path":"auth/userpass/login/u","remote_address":"198.51.100.7"}},"response":{{}}}}"#
@@ -273,6 +284,59 @@ mod tests {
             got.extend(feed(&mut second, &all[cut..]));
             second.finish(&mut got);
             let ids = |v: &[Alert]| v.iter().map(|a| a.id.clone()).collect::<Vec<_>>();
+            assert_eq!(ids(&got), ids(&expected), "cut at line {cut}");
+        }
+    }
+
+    /// A busy stream with a two-hour stream-wide silence: the credit the silence gives the
+    /// per-key timers, and the silence's own finding, survive a snapshot taken before, in
+    /// or after the gap.
+    #[test]
+    fn a_silence_credited_before_the_snapshot_stays_credited() {
+        let cfg = Arc::new(Config::default());
+        let rules = Arc::new(RuleSet::embedded());
+        // Every 10 s (a busy stream for the silence rule), with two hours of nothing at 200.
+        let all = traffic_at(0, 1200, |n| {
+            1_772_445_600 + n as i64 * 10 + if n >= 200 { 7200 } else { 0 }
+        });
+        let mut whole = Engine::new(cfg.clone(), rules.clone());
+        let mut expected = feed(&mut whole, &all);
+        whole.finish(&mut expected);
+        assert!(
+            expected.iter().any(|a| a.rule == "audit-stream-silent"),
+            "the gap is a silence: {:?}",
+            expected.iter().map(|a| &a.id).collect::<Vec<_>>()
+        );
+        // Ids and times: a credit lost would move the `stale` of the key that stopped.
+        let ids = |v: &[Alert]| {
+            v.iter()
+                .map(|a| (a.id.clone(), a.time.clone()))
+                .collect::<Vec<_>>()
+        };
+        assert!(
+            expected
+                .iter()
+                .any(|a| a.evidence.get("kind").and_then(|k| k.as_str()) == Some("stale")),
+            "the key that stopped goes stale"
+        );
+        let lines_before = |n: u32| {
+            all.iter()
+                .take_while(|l| !l.contains(&format!("\"held-{n}\"")))
+                .count()
+        };
+        for cut in [
+            lines_before(150),
+            lines_before(200),
+            lines_before(201) + 1,
+            lines_before(300),
+            lines_before(1100),
+        ] {
+            let mut first = Engine::new(cfg.clone(), rules.clone());
+            let mut got = feed(&mut first, &all[..cut]);
+            let mut second = Engine::new(cfg.clone(), rules.clone());
+            second.restore_state(round_trip(&first));
+            got.extend(feed(&mut second, &all[cut..]));
+            second.finish(&mut got);
             assert_eq!(ids(&got), ids(&expected), "cut at line {cut}");
         }
     }

@@ -73,6 +73,8 @@ struct Core {
     stats: Stats,
     since: Option<i64>,
     until: Option<i64>,
+    /// The wall clock's time at the end of input (`replay --idle-until`).
+    idle_until: Option<i64>,
     observer: Option<Box<dyn EntryObserver>>,
 }
 
@@ -245,6 +247,7 @@ impl Pipeline {
                 stats: Stats::default(),
                 since: None,
                 until: None,
+                idle_until: None,
                 observer: None,
             },
         }
@@ -269,6 +272,14 @@ impl Pipeline {
     pub fn set_time_range(&mut self, since: Option<i64>, until: Option<i64>) {
         self.core.since = since;
         self.core.until = until;
+    }
+
+    /// At the end of input, before [`Pipeline::finish`] judges it, the wall clock says it
+    /// is `now` (ns), as a daemon's idle tick would after the same input: a silence of the
+    /// stream is named and held requests whose response timed out are judged
+    /// ([`Engine::advance_clock`]). `None`, the default: replay has no wall clock.
+    pub fn set_idle_until(&mut self, now: Option<i64>) {
+        self.core.idle_until = now;
     }
 
     /// Show every entry that reaches the engine to `observer` (the forensics report);
@@ -372,6 +383,9 @@ impl Pipeline {
     /// End of input.
     pub fn finish(&mut self, out: &mut Vec<Alert>) {
         let before = out.len();
+        if let Some(now) = self.core.idle_until {
+            self.core.engine.advance_clock(now, out);
+        }
         self.core.engine.finish(out);
         self.core.unreadable.finish(out);
         self.core.lost.finish(out);

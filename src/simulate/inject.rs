@@ -669,7 +669,8 @@ const EDGE: i64 = 40 * SEC;
 
 /// The audit stream of a busy platform goes silent: from `g0` to `g1` (21-27 minutes) the
 /// device writes nothing, then resumes. The heartbeat alarm reports it once the gap
-/// passes its 15 minutes (time: the last entry before the gap + 900 s). Database
+/// passes its 15 minutes (time: the last entry before the gap + 900 s); a planted stale
+/// ExternalSecret whose deadline is not yet past goes stale the gap later. Database
 /// refreshes that fall into the gap are invisible; each tenant's next one looks ~100
 /// minutes after the previous: a `lease_race` the key lists as a side effect.
 fn silent_gap(
@@ -698,9 +699,18 @@ fn silent_gap(
             .iter()
             .any(|(_, v)| v.iter().any(|&s| (t - EDGE..=t + SEC).contains(&s)))
     };
+    // A stale deadline near the gap's start would go stale before it or after it by a few
+    // seconds of traffic: keep clear, so the key below says which.
+    let stale_due: Vec<i64> = (items.iter())
+        .filter(|it| it.injection == Injection::EsoStale)
+        .map(|it| it.window.0 + 2 * MIN)
+        .collect();
     let good = |g0: i64| {
         slots.free(g0 - MIN, g0 + len + MIN)
             && !near(g0)
+            && !stale_due
+                .iter()
+                .any(|&d| (g0 - 2 * MIN..=g0 + 2 * MIN).contains(&d))
             && !near(g0 + len)
             && !keep_visible
                 .iter()
@@ -749,6 +759,14 @@ fn silent_gap(
         len / MIN
     );
     items.push(it);
+    // The engine credits a silence it names to the per-key `stale` timers: a stale
+    // ExternalSecret whose deadline comes after the gap begins goes stale that much later
+    // (the gap, and up to a background interval on either side of it).
+    for it in items.iter_mut() {
+        if it.injection == Injection::EsoStale && it.window.0 + 2 * MIN > g0 {
+            it.window = (it.window.0 + len, it.window.1 + len + MIN);
+        }
+    }
     for (t, syncs) in db_syncs {
         let hidden = syncs.iter().find(|&&s| s > g0 && s < g1);
         let prev = syncs.iter().rev().find(|&&s| s < g0 - EDGE);

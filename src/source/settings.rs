@@ -3,8 +3,10 @@
 //! Decoded like the rest of the config (every problem with its position, unknown fields
 //! rejected) and validated before any port is bound.
 
-use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use ipnet::IpNet;
 
 use crate::yaml::{self, non_empty_path, socket_addr, Ctx, MapReader, Node};
 
@@ -19,13 +21,104 @@ pub enum Listen {
 #[derive(Clone, Debug, PartialEq)]
 pub struct SocketSource {
     pub listen: Listen,
-    /// Connections beyond this are refused (after evicting an idle peer, if one is).
+    /// Open connections at most; at the cap, a new connection closes the one that has
+    /// delivered no complete entry for the longest time.
     pub max_connections: usize,
+    /// Open connections of one peer (a tcp source address, a unix peer's uid) at most; at
+    /// it, a new connection of that peer closes that peer's connection that has delivered
+    /// no complete entry for the longest time. At most `max_connections`.
+    pub max_connections_per_peer: usize,
     /// Bytes of unterminated lines all connections may hold together; past it, the
     /// connection whose line began the longest ago is closed (its partial line dropped, counted).
     pub max_partial_bytes: u64,
-    /// At the connection cap, a peer silent for this long is closed to make room.
-    pub evict_idle_after_secs: u64,
+    /// Peers accepted (tcp connections, udp datagram senders), as networks; `None`: the
+    /// default, loopback peers only (127.0.0.0/8, ::1), whatever the listener is bound to.
+    pub allow: Option<Vec<IpNet>>,
+    /// The unix socket file's permissions (protocol unix only).
+    pub unix: UnixPerms,
+    /// `evict_idle_after_secs` was set: no longer used (a warning says so).
+    pub evict_idle_after_secs_set: bool,
+}
+
+impl SocketSource {
+    /// Whether a tcp connection or udp datagram from `ip` is accepted. An IPv4 peer of a
+    /// dual-stack listener (`::ffff:10.0.0.5`) is judged as the IPv4 address it is.
+    pub fn allows(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        match &self.allow {
+            Some(nets) => nets.iter().any(|n| n.contains(&ip)),
+            None => ip.is_loopback(),
+        }
+    }
+
+    /// Warnings for `config check` and start-up, about source `name`: a listener beyond
+    /// loopback with no `allow` list (remote peers are refused: safe, but likely not what
+    /// was meant), an `allow` list that admits every address, udp senders (whose addresses
+    /// are not proven), a unix socket every local user may connect to; and
+    /// `evict_idle_after_secs`, which no longer does anything.
+    pub fn warnings(&self, name: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        match &self.listen {
+            Listen::Tcp(a) | Listen::Udp(a) => {
+                if !a.ip().is_loopback() && self.allow.is_none() {
+                    out.push(format!(
+                        "source `{name}` listens on {a}, beyond this host, with no `allow` list: only loopback peers are accepted (the default) and every other peer is refused; list the Vault nodes' addresses or networks in `allow` (each one listed can write audit entries)"
+                    ));
+                }
+                for net in self.allow.iter().flatten().filter(|n| n.prefix_len() == 0) {
+                    out.push(format!(
+                        "source `{name}`: allow {net} accepts every peer that reaches {a}: any of them can write audit entries or hold its connections; list the Vault nodes' addresses or networks instead"
+                    ));
+                }
+                if matches!(self.listen, Listen::Udp(_))
+                    && !a.ip().is_loopback()
+                    && self.allow.is_some()
+                {
+                    out.push(format!(
+                        "source `{name}` takes udp datagrams on {a}: a datagram's sender address is not proven, so whoever can forge a listed address can write audit entries; prefer tcp with `allow`"
+                    ));
+                }
+            }
+            Listen::Unix(p) => {
+                if self.unix.mode & 0o002 != 0 {
+                    out.push(format!(
+                        "source `{name}`: mode {:04o} lets every local user connect to {} and write audit entries; use 0660 with `group` set to Vault's group",
+                        self.unix.mode,
+                        p.display()
+                    ));
+                }
+            }
+        }
+        if self.evict_idle_after_secs_set {
+            out.push(format!(
+                "source `{name}`: evict_idle_after_secs is no longer used and can be removed: at max_connections, a new connection closes the connection that has delivered no entry for the longest time"
+            ));
+        }
+        out
+    }
+}
+
+/// A unix socket file's mode, owner and group, set after bind and before the first accept.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UnixPerms {
+    /// Permission bits (at most 0o777). Connecting needs write permission on the file.
+    pub mode: u32,
+    /// `None`: the daemon's own user and group.
+    pub owner: Option<u32>,
+    pub group: Option<u32>,
+}
+
+/// Only the daemon's user (and root) may connect unless `mode` and `group` say otherwise.
+pub const DEFAULT_UNIX_MODE: u32 = 0o600;
+
+impl Default for UnixPerms {
+    fn default() -> Self {
+        UnixPerms {
+            mode: DEFAULT_UNIX_MODE,
+            owner: None,
+            group: None,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -182,6 +275,14 @@ fn valid_name(s: &str) -> bool {
 /// for Vault's largest entry (within the default 40 MiB line cap) three times over.
 pub const DEFAULT_MAX_PARTIAL_BYTES: u64 = 128 << 20;
 
+/// The default connection cap of a socket source.
+pub const DEFAULT_MAX_CONNECTIONS: u64 = 64;
+
+/// The default per-peer connection cap: Vault opens one connection per socket device, so
+/// this leaves room for several devices, for Vault nodes behind one NAT address and for
+/// load generators on loopback, while one peer alone cannot fill the default cap of 64.
+pub const DEFAULT_MAX_CONNECTIONS_PER_PEER: u64 = 16;
+
 fn socket_source(ctx: &mut Ctx, m: &mut MapReader) -> Option<SocketSource> {
     let protocol = match m.take("protocol") {
         None => Some("tcp".to_string()),
@@ -213,14 +314,36 @@ fn socket_source(ctx: &mut Ctx, m: &mut MapReader) -> Option<SocketSource> {
         }),
         _ => None,
     };
+    let is_unix = protocol.as_deref() == Some("unix");
     let max_connections = m
         .take("max_connections")
         .map(|n| yaml::positive(ctx, n, "max_connections"))
-        .unwrap_or(Some(64));
-    let evict = m
-        .take("evict_idle_after_secs")
-        .map(|n| yaml::uint(ctx, n, "evict_idle_after_secs"))
-        .unwrap_or(Some(60));
+        .unwrap_or(Some(DEFAULT_MAX_CONNECTIONS));
+    let per_peer = match m.take("max_connections_per_peer") {
+        None => max_connections.map(|max| DEFAULT_MAX_CONNECTIONS_PER_PEER.min(max)),
+        Some(n) => match (
+            yaml::positive(ctx, n, "max_connections_per_peer"),
+            max_connections,
+        ) {
+            (Some(v), Some(max)) if v > max => {
+                ctx.error(
+                    n,
+                    format!("max_connections_per_peer ({v}) is more than max_connections ({max})"),
+                );
+                None
+            }
+            (v, _) => v,
+        },
+    };
+    // Replaced by closing the connection that delivered no entry for the longest time;
+    // still read, so an old config loads (with a warning) and a bad value is reported.
+    let evict_idle_after_secs_set = match m.take("evict_idle_after_secs") {
+        None => false,
+        Some(n) => {
+            yaml::uint(ctx, n, "evict_idle_after_secs");
+            true
+        }
+    };
     let max_partial = m
         .take("max_partial_bytes")
         .map(|n| match yaml::positive(ctx, n, "max_partial_bytes") {
@@ -231,11 +354,170 @@ fn socket_source(ctx: &mut Ctx, m: &mut MapReader) -> Option<SocketSource> {
             v => v,
         })
         .unwrap_or(Some(DEFAULT_MAX_PARTIAL_BYTES));
+    let allow = match m.take("allow") {
+        None => Some(None),
+        Some(n) if is_unix => {
+            ctx.error(
+                n,
+                "allow applies to tcp and udp peers; a unix socket is locked down with mode, owner and group",
+            );
+            None
+        }
+        Some(n) => allow_list(ctx, n).map(Some),
+    };
+    let mut unix = UnixPerms::default();
+    let mut unix_ok = true;
+    for key in ["mode", "owner", "group"] {
+        let Some(n) = m.take(key) else { continue };
+        if !is_unix {
+            if protocol.is_some() {
+                ctx.error(
+                    n,
+                    format!("{key} applies to protocol unix only (it sets the socket file's permissions)"),
+                );
+            }
+            unix_ok = false;
+            continue;
+        }
+        let set = match key {
+            "mode" => unix_mode(ctx, n).map(|v| unix.mode = v),
+            "owner" => {
+                id_of(ctx, n, "owner", Path::new("/etc/passwd")).map(|v| unix.owner = Some(v))
+            }
+            _ => id_of(ctx, n, "group", Path::new("/etc/group")).map(|v| unix.group = Some(v)),
+        };
+        unix_ok &= set.is_some();
+    }
     Some(SocketSource {
         listen: listen?,
         max_connections: max_connections? as usize,
+        max_connections_per_peer: per_peer? as usize,
         max_partial_bytes: max_partial?,
-        evict_idle_after_secs: evict?,
+        allow: allow?,
+        unix: unix_ok.then_some(unix)?,
+        evict_idle_after_secs_set,
+    })
+}
+
+/// `allow`: IP addresses and CIDR networks (a list, or one as a string), at least one.
+fn allow_list(ctx: &mut Ctx, n: &Node) -> Option<Vec<IpNet>> {
+    let items: &[Node] = if yaml::scalar_str(n).is_some() {
+        std::slice::from_ref(n)
+    } else {
+        yaml::list(ctx, n, "allow")
+    };
+    if items.is_empty() {
+        if matches!(n.data, saphyr::YamlDataOwned::Sequence(_)) {
+            ctx.error(
+                n,
+                "allow must list at least one address or network; leave it out for the default (loopback peers only)",
+            );
+        }
+        return None;
+    }
+    let before = ctx.problems.len();
+    let nets: Vec<IpNet> = items
+        .iter()
+        .filter_map(|i| {
+            let text = yaml::string(ctx, i, "allow")?;
+            match text.parse::<IpNet>() {
+                Ok(net) => Some(net.trunc()),
+                Err(_) => match text.parse::<IpAddr>() {
+                    Ok(ip) => Some(IpNet::from(ip)),
+                    Err(_) => {
+                        ctx.error(
+                            i,
+                            format!("allow: `{text}` is not an IP address or CIDR network (e.g. 10.0.0.0/8, 192.0.2.7)"),
+                        );
+                        None
+                    }
+                },
+            }
+        })
+        .collect();
+    (ctx.problems.len() == before).then_some(nets)
+}
+
+/// `mode`: an octal string such as `"0660"` (or `"660"`, `"0o660"`), permission bits only.
+fn unix_mode(ctx: &mut Ctx, n: &Node) -> Option<u32> {
+    let Some(text) = yaml::scalar_str(n) else {
+        ctx.error(
+            n,
+            format!(
+                "mode must be a quoted octal string such as \"0660\", found {} (an unquoted 0660 is the decimal number 660)",
+                yaml::kind_of(n)
+            ),
+        );
+        return None;
+    };
+    let digits = text.strip_prefix("0o").unwrap_or(text);
+    match u32::from_str_radix(digits, 8) {
+        Ok(v) if (3..=4).contains(&digits.len()) && v <= 0o777 => Some(v),
+        Ok(v) if (3..=4).contains(&digits.len()) => {
+            ctx.error(
+                n,
+                format!("mode {text}: only permission bits (at most 0777) may be set, not setuid, setgid or sticky ({:o})", v & !0o777),
+            );
+            None
+        }
+        _ => {
+            ctx.error(
+                n,
+                format!("mode `{text}` is not an octal mode such as \"0660\""),
+            );
+            None
+        }
+    }
+}
+
+/// `owner` / `group`: a numeric id, or a name looked up in `db` (`/etc/passwd`,
+/// `/etc/group`: names from a directory service need their numeric id).
+fn id_of(ctx: &mut Ctx, n: &Node, what: &str, db: &Path) -> Option<u32> {
+    let text = match &n.data {
+        saphyr::YamlDataOwned::Value(saphyr::ScalarOwned::Integer(i)) => i.to_string(),
+        _ => yaml::string(ctx, n, what)?,
+    };
+    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        return match text.parse::<u32>() {
+            Ok(id) if id != u32::MAX => Some(id),
+            _ => {
+                ctx.error(n, format!("{what} {text} is not a valid id"));
+                None
+            }
+        };
+    }
+    match std::fs::read_to_string(db) {
+        Ok(db_text) => match id_in_db(&db_text, &text) {
+            Some(id) => Some(id),
+            None => {
+                ctx.error(
+                    n,
+                    format!(
+                        "{what}: no `{text}` in {} (give the numeric id of a name from a directory service)",
+                        db.display()
+                    ),
+                );
+                None
+            }
+        },
+        Err(e) => {
+            ctx.error(
+                n,
+                format!(
+                    "{what}: cannot read {} to look up `{text}`: {e}",
+                    db.display()
+                ),
+            );
+            None
+        }
+    }
+}
+
+/// The id (third field) of `name` in a `/etc/passwd` or `/etc/group` text.
+fn id_in_db(db: &str, name: &str) -> Option<u32> {
+    db.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
+        let mut f = l.split(':');
+        (f.next()? == name).then(|| f.nth(1)?.parse().ok())?
     })
 }
 
@@ -371,5 +653,213 @@ impl yaml::Section for Vec<Source> {
 
     fn apply(&mut self, ctx: &mut Ctx, _key: &str, node: &Node) {
         apply_sources(ctx, node, self);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The sources of `text`, or every problem as `line:col: message`.
+    fn sources(text: &str) -> Result<Vec<Source>, Vec<String>> {
+        let mut out = Vec::new();
+        yaml::load_parts("sources: []\n", "t.yaml", text, &mut [&mut out]).map_err(|ps| {
+            ps.iter()
+                .map(|p| format!("{}:{}: {}", p.line, p.col, p.message))
+                .collect::<Vec<_>>()
+        })?;
+        Ok(out)
+    }
+
+    fn socket(text: &str) -> SocketSource {
+        match sources(text).expect("valid").remove(0).kind {
+            SourceKind::Socket(s) => s,
+            other => panic!("not a socket source: {other:?}"),
+        }
+    }
+
+    fn problems(text: &str) -> Vec<String> {
+        sources(text).expect_err("invalid")
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn a_socket_source_defaults_to_loopback_peers_and_caps() {
+        let s = socket("sources:\n  - {kind: socket, listen: '127.0.0.1:9200'}\n");
+        assert_eq!(s.max_connections, 64);
+        assert_eq!(s.max_connections_per_peer, 16);
+        assert_eq!(s.max_partial_bytes, DEFAULT_MAX_PARTIAL_BYTES);
+        assert_eq!(s.allow, None);
+        assert_eq!(
+            s.unix,
+            UnixPerms {
+                mode: 0o600,
+                owner: None,
+                group: None
+            }
+        );
+        assert!(s.allows(ip("127.0.0.1")));
+        assert!(s.allows(ip("127.0.0.2")));
+        assert!(s.allows(ip("::1")));
+        assert!(
+            s.allows(ip("::ffff:127.0.0.1")),
+            "an IPv4 peer of a dual-stack listener"
+        );
+        assert!(!s.allows(ip("10.0.0.5")));
+        assert!(!s.allows(ip("::ffff:10.0.0.5")));
+        assert!(s.warnings("socket").is_empty());
+        // The default per-peer cap never exceeds the connection cap.
+        let s =
+            socket("sources:\n  - {kind: socket, listen: '127.0.0.1:9200', max_connections: 8}\n");
+        assert_eq!(s.max_connections_per_peer, 8);
+    }
+
+    #[test]
+    fn an_allow_list_replaces_the_loopback_default() {
+        let s = socket(
+            "sources:\n  - kind: socket\n    listen: '0.0.0.0:9200'\n    allow: [10.0.0.0/8, 192.0.2.7, '2001:db8::/32', 172.16.5.9/16]\n    max_connections_per_peer: 2\n",
+        );
+        assert_eq!(s.max_connections_per_peer, 2);
+        assert!(s.allows(ip("10.200.0.1")));
+        assert!(s.allows(ip("::ffff:10.200.0.1")));
+        assert!(s.allows(ip("192.0.2.7")));
+        assert!(!s.allows(ip("192.0.2.8")));
+        assert!(s.allows(ip("2001:db8::1")));
+        // A network written with host bits is the network.
+        assert!(s.allows(ip("172.16.0.1")));
+        assert!(!s.allows(ip("127.0.0.1")), "loopback only when listed");
+        assert!(s.warnings("socket").is_empty());
+        // One address as a string is a list of one.
+        let s =
+            socket("sources:\n  - {kind: socket, listen: '127.0.0.1:9200', allow: 127.0.0.2}\n");
+        assert!(s.allows(ip("127.0.0.2")));
+        assert!(!s.allows(ip("127.0.0.1")));
+    }
+
+    #[test]
+    fn unix_socket_mode_owner_and_group() {
+        let s = socket(
+            "sources:\n  - {kind: socket, protocol: unix, listen: /run/aw.sock, mode: '0660', owner: root, group: 0}\n",
+        );
+        assert_eq!(
+            s.unix,
+            UnixPerms {
+                mode: 0o660,
+                owner: Some(0),
+                group: Some(0)
+            }
+        );
+        let s = socket("sources:\n  - {kind: socket, protocol: unix, listen: /run/aw.sock, mode: '640', owner: '1234'}\n");
+        assert_eq!(
+            s.unix,
+            UnixPerms {
+                mode: 0o640,
+                owner: Some(1234),
+                group: None
+            }
+        );
+        let s = socket(
+            "sources:\n  - {kind: socket, protocol: unix, listen: /run/aw.sock, mode: '0o666'}\n",
+        );
+        assert_eq!(s.unix.mode, 0o666);
+        let w = s.warnings("local");
+        assert!(
+            w.iter()
+                .any(|w| w.contains("mode 0666 lets every local user connect")),
+            "{w:?}"
+        );
+    }
+
+    #[test]
+    fn bad_socket_settings_are_reported_at_their_position() {
+        let p = problems(
+            "sources:
+  - kind: socket
+    listen: '127.0.0.1:9200'
+    allow: [10.0.0.0/8, nope, 10.0.0.0/33]
+    mode: '0600'
+    max_connections_per_peer: 65
+  - kind: socket
+    name: b
+    protocol: unix
+    listen: /run/aw.sock
+    allow: [127.0.0.1]
+    mode: 0660
+    owner: no-such-user-auditwatch
+    group: no-such-group-auditwatch
+  - {kind: socket, name: c, listen: '127.0.0.1:9201', allow: [], max_connections_per_peer: 0}
+  - {kind: socket, name: d, protocol: unix, listen: /run/d.sock, mode: '4755'}
+  - {kind: socket, name: e, protocol: unix, listen: /run/e.sock, mode: '0999', evict_idle_after_secs: x}
+",
+        );
+        let want = [
+            "4:25: allow: `nope` is not an IP address or CIDR network",
+            "4:31: allow: `10.0.0.0/33` is not an IP address or CIDR network",
+            "5:11: mode applies to protocol unix only",
+            "6:31: max_connections_per_peer (65) is more than max_connections (64)",
+            "11:12: allow applies to tcp and udp peers",
+            "12:11: mode must be a quoted octal string such as \"0660\", found an integer",
+            "13:12: owner: no `no-such-user-auditwatch` in /etc/passwd",
+            "14:12: group: no `no-such-group-auditwatch` in /etc/group",
+            "15:62: allow must list at least one address or network",
+            "15:92: max_connections_per_peer must be greater than zero",
+            "16:72: mode 4755: only permission bits (at most 0777) may be set",
+            "17:72: mode `0999` is not an octal mode",
+            "17:103: evict_idle_after_secs must be a non-negative integer",
+        ];
+        for w in want {
+            assert!(
+                p.iter().any(|p| p.starts_with(w)),
+                "no `{w}` in:\n{}",
+                p.join("\n")
+            );
+        }
+        assert_eq!(p.len(), want.len(), "{}", p.join("\n"));
+    }
+
+    #[test]
+    fn warnings_say_what_a_socket_source_lets_in() {
+        let s = socket("sources:\n  - {kind: socket, listen: '0.0.0.0:9200'}\n");
+        let w = s.warnings("vault");
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].contains("source `vault` listens on 0.0.0.0:9200, beyond this host, with no `allow` list: only loopback peers are accepted"), "{w:?}");
+        let s = socket("sources:\n  - {kind: socket, listen: '[::]:9200', allow: ['::/0']}\n");
+        let w = s.warnings("vault");
+        assert!(
+            w.len() == 1 && w[0].contains("allow ::/0 accepts every peer"),
+            "{w:?}"
+        );
+        let s = socket("sources:\n  - {kind: socket, protocol: udp, listen: '0.0.0.0:9200', allow: [10.0.0.0/8]}\n");
+        let w = s.warnings("vault");
+        assert!(
+            w.len() == 1 && w[0].contains("sender address is not proven"),
+            "{w:?}"
+        );
+        // The old idle setting still loads, and says it no longer does anything.
+        let s = socket(
+            "sources:\n  - {kind: socket, listen: '127.0.0.1:9200', evict_idle_after_secs: 60}\n",
+        );
+        let w = s.warnings("vault");
+        assert!(
+            w.len() == 1 && w[0].contains("evict_idle_after_secs is no longer used"),
+            "{w:?}"
+        );
+    }
+
+    #[test]
+    fn ids_are_looked_up_by_name() {
+        let db =
+            "# comment\nroot:x:0:0:root:/root:/bin/sh\nvault:x:998:997::/home/vault:/bin/false\n";
+        assert_eq!(id_in_db(db, "vault"), Some(998));
+        assert_eq!(id_in_db(db, "root"), Some(0));
+        assert_eq!(id_in_db(db, "vaul"), None);
+        assert_eq!(
+            id_in_db("vault:x:997:\n", "vault"),
+            Some(997),
+            "an /etc/group line"
+        );
     }
 }

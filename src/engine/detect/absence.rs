@@ -1,6 +1,13 @@
 //! `absence`: no matching entry for `silence_secs` of event time after a stream that
 //! carried at least `min_events` in the `silence_secs` before (a busy stream that stopped).
-//! It fires on the watermark, once per silence.
+//! It fires once per silence, on the watermark (the stream's own time, when the entry after
+//! the silence arrives) or on the wall clock's mark (the daemon's idle tick, `replay
+//! --idle-until`), whichever passes first: both name it with the same id and evidence.
+//!
+//! A rule with no `when` watches the whole stream. Its silence is the one finding about
+//! the stream: the engine adds to it how many cadence keys were waiting for a `stale`
+//! verdict ([`StaleKeys`]), and credits the gap it names to the per-key timers
+//! ([`Absence::names_gap`], `engine::clock`), so the keys raise no alert of their own.
 
 use std::collections::VecDeque;
 
@@ -14,6 +21,7 @@ use crate::rules::{AbsenceSpec, Rule};
 use crate::util::stable_hash::stable_hash;
 
 use super::window::{slide, NANOS};
+use super::StaleKeys;
 
 /// An `absence` detector: its settings and when the stream was last seen.
 pub struct Absence {
@@ -60,21 +68,57 @@ impl Absence {
         self.state.observe(t, window, self.spec.min_events);
     }
 
-    /// The silence alert, once, when the watermark is `silence_secs` past the last entry.
-    pub fn fire_silence(&mut self, rule: &Rule, watermark: i64, out: &mut Vec<Alert>) {
+    /// The time of the silence after the last entry (`silence_secs` after it), when `mark`
+    /// has passed it and it is not named yet.
+    pub fn silence_due(&self, mark: i64) -> Option<i64> {
+        let silence = self.spec.silence_secs as i64 * NANOS;
+        let a = &self.state;
+        let last = a.last_seen?;
+        (a.busy && !a.fired && mark.saturating_sub(last) >= silence).then(|| last + silence)
+    }
+
+    /// Whether the gap from `from` to `to` with no entry at all is a silence this detector
+    /// names by the watermark `mark` (as it does whether or not a wall clock named it
+    /// first): the gap alone is at least `silence_secs`, after a busy stream. Decided from
+    /// the entries only, so replay and live credit the same gaps.
+    pub fn names_gap(&self, from: i64, to: i64, mark: i64) -> bool {
+        let silence = self.spec.silence_secs as i64 * NANOS;
+        let a = &self.state;
+        a.busy
+            && to.saturating_sub(from) >= silence
+            && a.last_seen
+                .is_some_and(|l| mark.saturating_sub(l) >= silence)
+    }
+
+    /// Name the silence after the last entry (once); `keys`, for a rule watching the whole
+    /// stream, are the cadence keys waiting for a `stale` verdict when it began.
+    pub fn fire_silence(&mut self, rule: &Rule, keys: Option<StaleKeys>, out: &mut Vec<Alert>) {
         let silence = self.spec.silence_secs as i64 * NANOS;
         let a = &mut self.state;
         let Some(last) = a.last_seen else { return };
-        if a.busy && !a.fired && watermark - last >= silence {
-            a.fired = true;
-            let mut ev = JsonMap::new();
-            ev.insert("last_event_time".into(), json!(format_rfc3339(last)));
-            ev.insert("silence_secs".into(), json!(self.spec.silence_secs));
-            let id = absence_id(rule, "", stable_hash([a.last_entry.as_str()]));
-            out.push(bare_alert(rule, id, last + silence, rule.severity, ev));
+        if a.fired {
+            return;
         }
+        a.fired = true;
+        let mut ev = JsonMap::new();
+        ev.insert("last_event_time".into(), json!(format_rfc3339(last)));
+        ev.insert("silence_secs".into(), json!(self.spec.silence_secs));
+        if let Some(k) = keys {
+            ev.insert(OVERDUE_KEYS.into(), json!(k.overdue));
+            ev.insert(WATCHED_KEYS.into(), json!(k.watched));
+        }
+        let id = absence_id(rule, "", stable_hash([a.last_entry.as_str()]));
+        out.push(bare_alert(rule, id, last + silence, rule.severity, ev));
     }
 }
+
+/// Evidence of a whole-stream silence: cadence keys whose `stale` deadline had passed by
+/// the silence's time (its alert's `time`), had the silence counted.
+pub const OVERDUE_KEYS: &str = "overdue_keys";
+/// Evidence of a whole-stream silence: cadence keys with a `stale` deadline in force when
+/// it began (each would go stale if the silence counted; their verdict waits for the
+/// stream).
+pub const WATCHED_KEYS: &str = "watched_keys";
 
 /// Absence of matching events.
 #[derive(Default, serde::Serialize, serde::Deserialize)]

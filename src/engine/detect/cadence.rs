@@ -3,6 +3,11 @@
 //! lease allows is a `lease_race`; a key silent for much longer than its learned interval
 //! is `stale`, fired on the watermark once per silence. Thresholds come from the config's
 //! `cadence` and `leases`. About a million keys fit in well under 256 MiB.
+//!
+//! Intervals (and so `too_frequent`, `lease_race` and the learned rhythm) are measured in
+//! the stream's time: a lease runs out in real time, also while the stream is silent. The `stale` deadline runs on active time (`engine::clock`):
+//! a stream-wide silence named as one finding does not count towards any key being quiet,
+//! and the wall clock never moves it.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
@@ -15,13 +20,14 @@ use serde_json::{json, Map as JsonMap, Value as Json};
 use crate::alert::{Alert, Severity};
 use crate::config::Config;
 use crate::engine::build::{absence_id, bare_alert, entry_identity_hash, render};
+use crate::engine::clock::ActiveTime;
 use crate::engine::event::{Event, Outcome};
 use crate::parse::time::format_rfc3339;
 use crate::rules::condition::Field;
 use crate::rules::{CadenceCheck, CadenceSpec, Rule};
 
 use super::window::{slide, Episode, NANOS};
-use super::{key_evidence, key_string, Fired};
+use super::{key_evidence, key_string, Fired, StaleKeys};
 use evidence as E;
 
 /// The evidence a cadence alert carries, named once for the engine that writes it and the
@@ -44,6 +50,8 @@ pub mod evidence {
     pub const LAST_READ: &str = "last_read";
     pub const LEARNED_INTERVAL_SECS: &str = "learned_interval_secs";
     pub const SILENT_FOR_SECS: &str = "silent_for_secs";
+    /// Of `silent_for_secs`, the stream-wide silence not counted (present when not 0).
+    pub const CREDITED_SECS: &str = "credited_secs";
 }
 
 /// A `cadence` detector: its settings and its keys.
@@ -78,6 +86,11 @@ impl Cadence {
         self.state.evicted
     }
 
+    /// Whether this detector runs the `stale` check (the only timed one).
+    pub fn checks_stale(&self) -> bool {
+        self.spec.checks.contains(&CadenceCheck::Stale)
+    }
+
     pub fn keys(&self) -> usize {
         self.state.len()
     }
@@ -87,11 +100,13 @@ impl Cadence {
     }
 
     /// A read of a key: too frequent or a lease race fire now; the stale deadline is
-    /// (re)armed. Denied reads are not the rhythm of a working controller.
+    /// (re)armed, in active time (`time`). Denied reads are not the rhythm of a working
+    /// controller.
     pub fn observe(
         &mut self,
         ev: &Event<'_, '_>,
         cfg: &Config,
+        time: &ActiveTime,
         evidence: &mut JsonMap<String, Json>,
     ) -> Option<Fired> {
         if ev.outcome != Outcome::Allowed {
@@ -148,42 +163,45 @@ impl Cadence {
         }
         if checks.contains(&CadenceCheck::Stale) {
             let k = st.key(slot).expect("observed key is live").1;
-            let deadline = match k.learned_interval_secs() {
-                Some(learned) if k.intervals_seen() >= c.stale_min_intervals as u32 => {
-                    let wait =
-                        (learned as f64 * c.stale_factor).max(c.stale_min_secs as f64) as i64;
-                    k.last_read + wait * NANOS
-                }
-                _ => 0,
-            };
+            let deadline = stale_wait(k, cfg).map_or(0, |wait| time.of(k.last_read) + wait);
             st.set_deadline(slot, deadline);
         }
         fire.then_some(Fired { floor })
     }
 
-    /// `stale` alerts for keys whose deadline the watermark has passed, once per silence.
-    pub fn fire_stale(&mut self, rule: &Rule, cfg: &Config, watermark: i64, out: &mut Vec<Alert>) {
+    /// `stale` alerts for keys whose deadline the active watermark `mark` has passed, once
+    /// per silence; `time` maps active time back to the stream's for the record.
+    pub fn fire_stale(
+        &mut self,
+        rule: &Rule,
+        cfg: &Config,
+        mark: i64,
+        time: &ActiveTime,
+        out: &mut Vec<Alert>,
+    ) {
         if !self.spec.checks.contains(&CadenceCheck::Stale) {
             return;
         }
         let key = &self.spec.key;
         let st = &mut self.state;
-        for slot in st.due(watermark) {
+        for slot in st.due(mark) {
             let Some((k, state)) = st.key(slot) else {
                 continue;
             };
+            let at = time.stream(state.deadline);
+            let silent = at - state.last_read;
             let mut evidence = JsonMap::new();
             evidence.insert(E::KIND.into(), json!(E::KIND_STALE));
             evidence.insert(E::LAST_READ.into(), json!(format_rfc3339(state.last_read)));
             let learned = state.learned_interval_secs().unwrap_or(0);
             evidence.insert(E::LEARNED_INTERVAL_SECS.into(), json!(learned));
-            evidence.insert(
-                E::SILENT_FOR_SECS.into(),
-                json!((state.deadline - state.last_read) / NANOS),
-            );
+            evidence.insert(E::SILENT_FOR_SECS.into(), json!(silent / NANOS));
+            if let Some(wait) = stale_wait(state, cfg).filter(|&w| silent - w >= NANOS) {
+                evidence.insert(E::CREDITED_SECS.into(), json!((silent - wait) / NANOS));
+            }
             key_evidence(&mut evidence, key, k);
             let id = absence_id(rule, k, state.last_entry);
-            let mut alert = bare_alert(rule, id, state.deadline, rule.severity, evidence);
+            let mut alert = bare_alert(rule, id, at, rule.severity, evidence);
             for (f, v) in key.iter().zip(k.split('\u{1f}')) {
                 if v.is_empty() {
                     continue;
@@ -210,6 +228,27 @@ impl Cadence {
             out.push(alert);
         }
     }
+
+    /// Keys waiting for a `stale` verdict, and those of them whose deadline is at or before
+    /// `at` (active time). One pass over the armed timers: called when a silence is named.
+    pub fn stale_keys(&self, at: i64) -> StaleKeys {
+        if !self.spec.checks.contains(&CadenceCheck::Stale) {
+            return StaleKeys::default();
+        }
+        self.state.stale_keys(at)
+    }
+}
+
+/// How long a key may stay quiet before it is stale (ns): max(factor x its learned
+/// interval, `min_secs`), once `min_intervals` were seen; `None` before.
+fn stale_wait(k: &CadenceKey, cfg: &Config) -> Option<i64> {
+    let c = &cfg.cadence;
+    let learned = k.learned_interval_secs()?;
+    if k.intervals_seen() < c.stale_min_intervals as u32 {
+        return None;
+    }
+    let wait = (learned as f64 * c.stale_factor).max(c.stale_min_secs as f64) as i64;
+    Some(wait.saturating_mul(NANOS))
 }
 
 /// Cadence of reads per key.
@@ -521,6 +560,28 @@ impl CadenceState {
 
     pub fn timers(&self) -> usize {
         self.timers.len()
+    }
+
+    /// Keys with a `stale` deadline in force, and those of them whose deadline is at or
+    /// before `at`. Each armed key has one live timer (its generation's), so the timers
+    /// are counted, not the keys.
+    pub fn stale_keys(&self, at: i64) -> StaleKeys {
+        let mut n = StaleKeys::default();
+        for &Reverse((_, slot, generation)) in self.timers.iter() {
+            if self.gens.get(slot as usize) != Some(&generation) {
+                continue;
+            }
+            let Some((_, k)) = slot_ref(&self.pages, slot) else {
+                continue;
+            };
+            if k.timer_armed && k.deadline > 0 && !k.stale_fired {
+                n.watched += 1;
+                if k.deadline <= at {
+                    n.overdue += 1;
+                }
+            }
+        }
+        n
     }
 }
 

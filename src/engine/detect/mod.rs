@@ -2,7 +2,10 @@
 //! the rule's `detector` block) and its state, so the state moves with the detector: on a
 //! reload, a rule whose id and kind are unchanged keeps its state under its new settings.
 //! A detector sees an event and says whether it fires (with its evidence); the stateful
-//! ones also fire on the watermark (absence, `stale`). Nothing here reads a clock.
+//! ones also fire as time moves: absence on the watermark or the wall clock's mark (a
+//! silence of the stream), cadence `stale` on active time only (`engine::clock`), so a
+//! silence of the whole stream is one finding, not one per key. Nothing here reads a
+//! clock: times are passed in.
 
 pub mod absence;
 pub mod cadence;
@@ -20,9 +23,30 @@ use crate::config::Config;
 use crate::rules::condition::{Field, Fields};
 use crate::rules::{self, Rule};
 
+use super::clock::ActiveTime;
 use super::event::Event;
 use super::TableSizes;
 pub use window::{Map, NANOS};
+
+/// Cadence keys waiting for a `stale` verdict when a silence of the stream began: the
+/// evidence of that one finding ([`absence::WATCHED_KEYS`], [`absence::OVERDUE_KEYS`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StaleKeys {
+    /// Keys with a `stale` deadline in force.
+    pub watched: usize,
+    /// Of those, the keys whose deadline had passed by the silence's time.
+    pub overdue: usize,
+}
+
+impl std::ops::Add for StaleKeys {
+    type Output = StaleKeys;
+    fn add(self, o: StaleKeys) -> StaleKeys {
+        StaleKeys {
+            watched: self.watched + o.watched,
+            overdue: self.overdue + o.overdue,
+        }
+    }
+}
 
 /// A detector that fired on an event.
 #[derive(Default)]
@@ -91,11 +115,12 @@ impl Detector {
     }
 
     /// Judge an event the rule's condition selected; `Some` when the detector fires, with
-    /// its evidence added to `evidence`.
+    /// its evidence added to `evidence`. `time` maps the stream's time to active time.
     pub fn observe(
         &mut self,
         ev: &Event<'_, '_>,
         cfg: &Config,
+        time: &ActiveTime,
         evidence: &mut JsonMap<String, Json>,
     ) -> Option<Fired> {
         if ev.skew.is_some() && !self.time_free() {
@@ -108,7 +133,7 @@ impl Detector {
             Detector::TimeWindow => hours::observe(ev, cfg, evidence),
             Detector::Count(d) => d.observe(ev, evidence),
             Detector::Distinct(d) => d.observe(ev, evidence),
-            Detector::Cadence(d) => return d.observe(ev, cfg, evidence),
+            Detector::Cadence(d) => return d.observe(ev, cfg, time, evidence),
             Detector::Absence(d) => {
                 d.observe(ev);
                 false
@@ -130,12 +155,37 @@ impl Detector {
         )
     }
 
-    /// The watermark moved to `watermark`: findings about what did not happen by then.
-    pub fn advance(&mut self, rule: &Rule, cfg: &Config, watermark: i64, out: &mut Vec<Alert>) {
+    /// Whether this detector fires as time moves: absence (on the watermark or the wall
+    /// clock's mark) or a cadence `stale` check (on active time).
+    pub fn timed(&self) -> bool {
         match self {
-            Detector::Cadence(d) => d.fire_stale(rule, cfg, watermark, out),
-            Detector::Absence(d) => d.fire_silence(rule, watermark, out),
-            _ => {}
+            Detector::Absence(_) => true,
+            Detector::Cadence(d) => d.checks_stale(),
+            _ => false,
+        }
+    }
+
+    /// Cadence: `stale` findings for keys whose deadline the active watermark `mark` has
+    /// passed. Nothing for other kinds.
+    pub fn fire_stale(
+        &mut self,
+        rule: &Rule,
+        cfg: &Config,
+        mark: i64,
+        time: &ActiveTime,
+        out: &mut Vec<Alert>,
+    ) {
+        if let Detector::Cadence(d) = self {
+            d.fire_stale(rule, cfg, mark, time, out);
+        }
+    }
+
+    /// Cadence: the keys waiting for a `stale` verdict, and those overdue by `at` (active
+    /// time). Nothing for other kinds.
+    pub fn stale_keys(&self, at: i64) -> StaleKeys {
+        match self {
+            Detector::Cadence(d) => d.stale_keys(at),
+            _ => StaleKeys::default(),
         }
     }
 

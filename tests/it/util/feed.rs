@@ -50,14 +50,9 @@ pub fn feed_until_stop<L: AsRef<[u8]>>(
         let _ = p.feed_line(line.as_ref(), &mut alerts);
     }
     // As the daemon's engine thread at its end of input: a held candidate jump of the
-    // clock is accepted first (nothing after it contradicts it).
+    // clock is accepted first (nothing after it contradicts it), then the watermark moves
+    // to the newest event time.
     p.engine_mut().settle_clock(&mut alerts);
-    if let Some(newest) = p.engine().max_time() {
-        // `advance_clock` takes a wall-clock time and allows for lateness.
-        let lateness = p.engine().config().engine.lateness_secs as i64 * 1_000_000_000;
-        p.engine_mut()
-            .advance_clock(newest.saturating_add(lateness), &mut alerts);
-    }
     alerts
 }
 

@@ -1,8 +1,9 @@
 //! Helpers shared by the integration tests, one of each: run the binary to completion
 //! ([`cli`]), run it as a daemon ([`daemon`]), build audit entries ([`entries`]), feed
 //! lines through the library pipeline ([`feed`]), read the fixtures ([`fixtures`]),
-//! compare texts ([`diff`]), and find what a test needs from outside the crate
-//! ([`tools`]).
+//! compare texts ([`diff`]), find what a test needs from outside the crate
+//! ([`tools`]), run a real Prometheus ([`prometheus`]), Alertmanager ([`alertmanager`])
+//! and SMTP server ([`smtp`]), and make certificates and speak HTTPS ([`tls`]).
 
 pub mod alertmanager;
 pub mod cli;
@@ -12,7 +13,9 @@ pub mod entries;
 pub mod feed;
 pub mod fixtures;
 pub mod openbao;
+pub mod prometheus;
 pub mod smtp;
+pub mod tls;
 pub mod tools;
 
 pub use alertmanager::*;
@@ -23,5 +26,7 @@ pub use entries::*;
 pub use feed::*;
 pub use fixtures::*;
 pub use openbao::*;
+pub use prometheus::{urlencode, Prometheus};
 pub use smtp::*;
+pub use tls::*;
 pub use tools::*;
