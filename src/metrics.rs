@@ -30,6 +30,9 @@ pub struct Metrics {
     pub spilled_bytes: IntCounterVec,
     /// Lines dropped, by source and reason ([`LineDrop`]).
     pub dropped_lines: IntCounterVec,
+    /// Bytes of input known lost before they were read, by source and reason
+    /// ([`LineDrop`]: `rotated_away`, `file_gone`); a lower bound.
+    pub lost_bytes: IntCounterVec,
     /// Size of the on-disk spool.
     pub spool_bytes: IntGauge,
     /// Entries of each bounded engine state table.
@@ -204,8 +207,12 @@ label_values! {
         SpoolFull => "spool_full",
         SpoolError => "spool_error",
         SpoolCorrupt => "spool_corrupt",
-        /// A checkpointed file that is gone at start.
+        /// A checkpointed file that is gone at start, with no copy of it found: one per
+        /// file (how many lines it held past the checkpoint is not known).
         FileGone => "file_gone",
+        /// A file truncated (copytruncate, or by hand) before it was read to its end, with
+        /// no rotated copy holding the rest: one per truncation.
+        RotatedAway => "rotated_away",
     }
 }
 
@@ -397,6 +404,11 @@ impl Metrics {
             dropped_lines: counter(
                 "auditwatch_dropped_lines_total",
                 "Lines dropped, by source and reason.",
+                &["source", "reason"],
+            ),
+            lost_bytes: counter(
+                "auditwatch_lost_bytes_total",
+                "Bytes of input known lost before they were read (a file truncated or gone with no copy), by source and reason; a lower bound.",
                 &["source", "reason"],
             ),
             spool_bytes: reg(
@@ -669,6 +681,7 @@ mod tests {
                     "spool_error",
                     "spool_corrupt",
                     "file_gone",
+                    "rotated_away",
                 ],
             ),
             (

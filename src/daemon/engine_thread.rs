@@ -27,6 +27,10 @@
 //! newest event time (what replay's `finish` does first); requests still waiting for their
 //! response are not judged, because after a restart that response, which repeats the
 //! request, decides.
+//!
+//! Input a file source lost (truncated with no copy, a file gone) reaches it out of band,
+//! from the source's shared state, and raises an `input_lost` finding
+//! ([`Pipeline::report_loss`]) that goes to every sink like any alert.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
@@ -43,6 +47,7 @@ use crate::metrics::{EngineEvent, EntryType, Metrics, TABLES};
 use crate::parse::ahead::{Ahead, Lines};
 use crate::parse::time::parse_rfc3339_nanos;
 use crate::parse::ParseError;
+use crate::pipeline::lost::InputLoss;
 use crate::pipeline::{Pipeline, Stats};
 use crate::rules::RuleSet;
 use crate::sink::Sinks;
@@ -330,6 +335,7 @@ impl EngineThread {
                     break false;
                 }
             }
+            self.raise_losses(&mut alerts);
             if let Some(tick) = self.tick {
                 if last_input.elapsed() >= tick && last_advance.elapsed() >= tick {
                     self.pipeline
@@ -354,6 +360,8 @@ impl EngineThread {
         if ended {
             self.pipeline.engine_mut().settle_clock(&mut alerts);
         }
+        // Losses noticed as the sources stopped.
+        self.raise_losses(&mut alerts);
         report.alerts += self.write(&mut alerts);
         self.gauges(&mut engine_seen);
         report.sinks = Some(self.sinks);
@@ -462,6 +470,30 @@ impl EngineThread {
             k.commit(c);
         }
         lines
+    }
+
+    /// Raise an `input_lost` finding for each loss a file source noticed since the last
+    /// call.
+    fn raise_losses(&mut self, alerts: &mut Vec<Alert>) {
+        for s in &self.sources {
+            let Some(Committer::Tail(t)) = &s.committer else {
+                continue;
+            };
+            for loss in t.take_losses() {
+                let file = loss.file.to_string_lossy();
+                let notice = InputLoss {
+                    source: &s.name,
+                    reason: loss.reason.as_str(),
+                    file: &file,
+                    dev: loss.dev,
+                    ino: loss.ino,
+                    from_offset: loss.from_offset,
+                    lost_bytes: loss.lost_bytes,
+                    time: loss.noticed_unix_ms.saturating_mul(1_000_000),
+                };
+                self.pipeline.report_loss(&notice, alerts);
+            }
+        }
     }
 
     fn write(&mut self, alerts: &mut Vec<Alert>) -> u64 {

@@ -2,9 +2,11 @@
 //! the counters every front end reports (entries by type, parse errors by reason). Replay,
 //! the daemon, rule examples, tests and benches all feed lines through this one type.
 //! A line that looks like an audit entry but could not be read raises an
-//! `unreadable_entry` alert ([`unreadable`]) besides its counted reason.
+//! `unreadable_entry` alert ([`unreadable`]) besides its counted reason; input a live
+//! source lost raises `input_lost` ([`lost`]).
 
 pub mod examples;
+pub mod lost;
 pub mod unreadable;
 
 use std::sync::Arc;
@@ -17,6 +19,7 @@ use crate::parse::head::{Head, HEAD_BYTES};
 use crate::parse::time::parse_rfc3339_nanos;
 use crate::parse::{over_cap, Entry, EntryKind, Framing, ParseError, Parser};
 use crate::rules::RuleSet;
+use lost::{InputLoss, Lost};
 use unreadable::{Unread, Unreadable, STAND_IN_TYPE};
 
 /// Counters of what was read.
@@ -66,6 +69,7 @@ pub struct Pipeline {
 struct Core {
     engine: Engine,
     unreadable: Unreadable,
+    lost: Lost,
     stats: Stats,
     since: Option<i64>,
     until: Option<i64>,
@@ -120,6 +124,10 @@ impl Core {
                 stats.other_types += 1;
                 if t == STAND_IN_TYPE {
                     self.unreadable.process(&entry, out);
+                    return Ok(());
+                }
+                if t == lost::STAND_IN_TYPE {
+                    self.lost.process(&entry, out);
                     return Ok(());
                 }
             }
@@ -229,10 +237,12 @@ impl Pipeline {
 
     pub fn new(cfg: Arc<Config>, rules: Arc<RuleSet>) -> Pipeline {
         let (rest, mine) = unreadable::split(&rules);
+        let (rest, losses) = lost::split(&rest);
         Pipeline {
             parser: Parser::new(&cfg.parse.prefix),
             core: Core {
                 unreadable: Unreadable::new(cfg.clone(), mine),
+                lost: Lost::new(cfg.clone(), losses),
                 engine: Engine::new(cfg, Arc::new(rest)),
                 stats: Stats::default(),
                 since: None,
@@ -252,7 +262,9 @@ impl Pipeline {
     /// at [`Pipeline::new`], and keeps the state of the rules that did not change.
     pub fn reload(&mut self, cfg: Arc<Config>, rules: Arc<RuleSet>) {
         let (rest, mine) = unreadable::split(&rules);
+        let (rest, losses) = lost::split(&rest);
         self.core.unreadable.reload(cfg.clone(), mine);
+        self.core.lost.reload(cfg.clone(), losses);
         self.core.engine.reload(cfg, Arc::new(rest));
     }
 
@@ -356,6 +368,18 @@ impl Pipeline {
         n as u64
     }
 
+    /// Input a live source lost (told out of band, never by a line): an `input_lost`
+    /// alert from the rules of that category.
+    pub fn report_loss(&mut self, loss: &InputLoss<'_>, out: &mut Vec<Alert>) {
+        let before = out.len();
+        self.core.lost.report(loss, out);
+        if let Some(o) = &mut self.core.observer {
+            if out.len() > before {
+                o.alerts(&out[before..]);
+            }
+        }
+    }
+
     /// End of input.
     pub fn finish(&mut self, out: &mut Vec<Alert>) {
         let before = out.len();
@@ -364,6 +388,7 @@ impl Pipeline {
         }
         self.core.engine.finish(out);
         self.core.unreadable.finish(out);
+        self.core.lost.finish(out);
         if let Some(o) = &mut self.core.observer {
             if out.len() > before {
                 o.alerts(&out[before..]);
@@ -471,6 +496,67 @@ mod tests {
             &mut out,
         );
         assert!(out.is_empty(), "removed rules are gone: {out:?}");
+    }
+
+    /// A loss told by a source raises one `input_lost` alert with its evidence and a
+    /// stable id (the same loss told again is not raised twice); the main engine never has
+    /// those rules.
+    #[test]
+    fn a_reported_loss_raises_input_lost_once_with_its_evidence() {
+        let cfg = Arc::new(Config::default());
+        let mut p = Pipeline::new(cfg, Arc::new(RuleSet::embedded()));
+        assert!(p
+            .engine()
+            .rules()
+            .rules
+            .iter()
+            .all(|r| r.category != lost::CATEGORY));
+        let loss = InputLoss {
+            source: "vault-file",
+            reason: "rotated_away",
+            file: "/var/log/vault/audit.log",
+            dev: 2049,
+            ino: 77,
+            from_offset: 1300,
+            lost_bytes: Some(2600),
+            time: 1_772_445_600_000_000_000,
+        };
+        let mut out = Vec::new();
+        p.report_loss(&loss, &mut out);
+        assert_eq!(out.len(), 1, "{out:?}");
+        let a = &out[0];
+        assert_eq!(a.category, "input_lost");
+        assert_eq!(a.severity, crate::alert::Severity::High);
+        assert_eq!(a.id, format!("input-lost:{}", loss.identity()));
+        assert_eq!(a.request_id, None, "not a Vault request");
+        assert_eq!(a.outcome, None);
+        assert_eq!(a.evidence["source"], "vault-file");
+        assert_eq!(a.evidence["reason"], "rotated_away");
+        assert_eq!(a.evidence["file"], "/var/log/vault/audit.log");
+        assert_eq!(a.evidence["from_offset"], 1300);
+        assert_eq!(a.evidence["lost_bytes"], 2600);
+        assert!(
+            a.summary.contains("2600 bytes of /var/log/vault/audit.log"),
+            "{}",
+            a.summary
+        );
+        let mut again = Vec::new();
+        p.report_loss(
+            &InputLoss {
+                time: loss.time + 60_000_000_000,
+                ..loss.clone()
+            },
+            &mut again,
+        );
+        assert!(again.is_empty(), "the same loss is one finding: {again:?}");
+        let other = InputLoss {
+            from_offset: 0,
+            lost_bytes: None,
+            ..loss
+        };
+        p.report_loss(&other, &mut again);
+        assert_eq!(again.len(), 1);
+        assert_eq!(again[0].evidence["lost_bytes"], serde_json::Value::Null);
     }
 
     /// What the live sources' framer hands on for a line over the cap reaches the rules

@@ -78,6 +78,10 @@ pub const EMBEDDED: &[(&str, &str)] = &[
         "rules/unreadable_entry.yaml",
         include_str!("../../rules/unreadable_entry.yaml"),
     ),
+    (
+        "rules/input_lost.yaml",
+        include_str!("../../rules/input_lost.yaml"),
+    ),
 ];
 
 /// Which checks a cadence detector runs.

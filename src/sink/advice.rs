@@ -100,6 +100,14 @@ pub fn for_category(category: &str) -> Advice {
             "Find the request by its id, time and path in Vault's audit log and review it by \
              hand; if lines are this large by design, raise parse.max_line_bytes.",
         ),
+        "input_lost" => (
+            "Part of the audit log was gone before auditwatch read it (the file was truncated \
+             with no copy holding the unread part, or a file was deleted or rotated away while \
+             auditwatch was down): no rule saw what Vault wrote there.",
+            "Look for the missing part in the rotated files or backups (the evidence names the \
+             file and the offset) and replay it with `auditwatch replay`; find out who or what \
+             truncated or removed the audit log.",
+        ),
         _ => (
             "A detection rule matched this activity.",
             "Read the rule's description (`auditwatch rules list`) and check the actor and path \

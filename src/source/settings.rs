@@ -136,7 +136,13 @@ pub struct FileSource {
     pub poll_millis: u64,
     /// After a rotation, the old file is read until it has been quiet this long.
     pub rotate_wait_secs: u64,
+    /// Directories besides the file's own where rotated copies are looked for
+    /// (logrotate's `olddir`); relative ones are under the file's directory.
+    pub rotated_dirs: Vec<PathBuf>,
 }
+
+/// The most `rotated_dirs` a file source may name (each is listed at every truncation).
+pub const MAX_ROTATED_DIRS: usize = 8;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct CloudWatchSource {
@@ -545,12 +551,32 @@ fn file_source(ctx: &mut Ctx, m: &mut MapReader) -> Option<FileSource> {
         .take("rotate_wait_secs")
         .map(|n| yaml::uint(ctx, n, "rotate_wait_secs"))
         .unwrap_or(Some(5));
+    let rotated_dirs = match m.take("rotated_dirs") {
+        None => Some(Vec::new()),
+        Some(n) => {
+            let items = yaml::list(ctx, n, "rotated_dirs");
+            let dirs: Vec<Option<PathBuf>> = items
+                .iter()
+                .map(|d| non_empty_path(ctx, d, "a rotated_dirs entry"))
+                .collect();
+            if items.len() > MAX_ROTATED_DIRS {
+                ctx.error(
+                    n,
+                    format!("rotated_dirs may name at most {MAX_ROTATED_DIRS} directories"),
+                );
+                None
+            } else {
+                dirs.into_iter().collect()
+            }
+        }
+    };
     Some(FileSource {
         path: path?,
         checkpoint_dir: checkpoint_dir?,
         start_at: start_at?,
         poll_millis: poll?,
         rotate_wait_secs: rotate_wait?,
+        rotated_dirs: rotated_dirs?,
     })
 }
 

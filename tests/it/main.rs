@@ -31,6 +31,7 @@ mod readme;
 mod report;
 mod report_browser;
 mod restart;
+mod rotate_copy;
 mod scorecard;
 mod silence;
 mod sim_shape;

@@ -108,7 +108,7 @@ fn rename_rotation_drains_the_old_file_until_vault_reopens() {
         &std::fs::read(dir.path().join("state/vault-file.checkpoint.json")).unwrap(),
     )
     .unwrap();
-    assert_eq!(cp["version"], 1);
+    assert_eq!(cp["version"], 2);
     assert_eq!(cp["files"].as_array().unwrap().len(), 1, "{cp}");
     assert_eq!(
         cp["files"][0]["offset"].as_u64().unwrap(),
