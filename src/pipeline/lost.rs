@@ -92,6 +92,14 @@ impl Lost {
         }
     }
 
+    pub(crate) fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    pub(crate) fn engine_mut(&mut self) -> &mut Engine {
+        &mut self.engine
+    }
+
     pub(crate) fn reload(&mut self, cfg: Arc<Config>, rules: RuleSet) {
         self.engine.reload(cfg, Arc::new(rules));
     }

@@ -202,6 +202,7 @@ impl Core {
 pub struct PipelineStateOut<'a> {
     main: crate::engine::snapshot::StateOut<'a>,
     unreadable: crate::engine::snapshot::StateOut<'a>,
+    lost: crate::engine::snapshot::StateOut<'a>,
 }
 
 /// The state of the pipeline's engines, read back.
@@ -209,6 +210,7 @@ pub struct PipelineStateOut<'a> {
 pub struct PipelineStateIn {
     main: crate::engine::snapshot::StateIn,
     unreadable: crate::engine::snapshot::StateIn,
+    lost: crate::engine::snapshot::StateIn,
 }
 
 impl Pipeline {
@@ -217,21 +219,25 @@ impl Pipeline {
         PipelineStateOut {
             main: self.core.engine.save_state(),
             unreadable: self.core.unreadable.engine().save_state(),
+            lost: self.core.lost.engine().save_state(),
         }
     }
 
-    /// Take saved state (into a new pipeline); what was kept and dropped, both engines'
+    /// Take saved state (into a new pipeline); what was kept and dropped, all engines'
     /// rules together.
     pub fn restore_state(&mut self, saved: PipelineStateIn) -> crate::engine::snapshot::Restored {
         let mut r = self.core.engine.restore_state(saved.main);
-        let u = self
-            .core
-            .unreadable
-            .engine_mut()
-            .restore_state(saved.unreadable);
-        r.rules_kept += u.rules_kept;
-        r.rules_new.extend(u.rules_new);
-        r.rules_dropped.extend(u.rules_dropped);
+        for u in [
+            self.core
+                .unreadable
+                .engine_mut()
+                .restore_state(saved.unreadable),
+            self.core.lost.engine_mut().restore_state(saved.lost),
+        ] {
+            r.rules_kept += u.rules_kept;
+            r.rules_new.extend(u.rules_new);
+            r.rules_dropped.extend(u.rules_dropped);
+        }
         r
     }
 
