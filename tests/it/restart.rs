@@ -1,9 +1,9 @@
 //! Restart equivalence: the daemon tails a file device's log of several days of simulated
 //! traffic with every planted finding while it is stopped (SIGTERM) and killed (SIGKILL)
-//! at random points, with logrotate renames while it runs and while it is down. All its
-//! runs together must give exactly what one `replay` of the same input gives: every alert
-//! record once, compared whole, in the JSON lines output, in the mails a real SMTP server
-//! received, and in a real Alertmanager. Detection state (learned ESO intervals, windows,
+//! at random points, with logrotate renames and copytruncates while it runs and while it
+//! is down. All its runs together must give exactly what one `replay` of the same input
+//! gives: every alert record once, compared whole, in the JSON lines output, in the mails a
+//! real SMTP server received, and in a real Alertmanager. Detection state (learned ESO intervals, windows,
 //! episodes, suppressions) must survive the restarts for that to hold.
 //!
 //! Also: a state file the daemon cannot take (another format version, damaged) is set
@@ -102,6 +102,22 @@ fn rotate(log: &Path, w: &mut File) {
     *w = open_log(log);
 }
 
+/// logrotate's copytruncate: older copies shifted, the file copied to `audit.log.1`, then
+/// truncated in place while Vault's `O_APPEND` writer goes on at the new end.
+fn copytruncate(log: &Path) {
+    let n = |k: u32| log.with_file_name(format!("audit.log.{k}"));
+    if n(1).exists() {
+        std::fs::rename(n(1), n(2)).unwrap();
+    }
+    std::fs::copy(log, n(1)).unwrap();
+    OpenOptions::new()
+        .write(true)
+        .open(log)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+}
+
 fn open_log(log: &Path) -> File {
     OpenOptions::new()
         .create(true)
@@ -194,13 +210,17 @@ fn stops_kills_and_rotations_give_what_one_replay_gives() {
     let mut next = 0;
     let mut how = Vec::new();
     // Most of the input is written while the daemon is stopped and killed.
-    let share = lines.len() / (CYCLES + 2);
+    let share = lines.len() / (CYCLES + 4);
     for cycle in 0..CYCLES {
         let d = Daemon::start(dir.path(), &cfg, &[]);
         next = write_for(&mut w, &lines, next, share, 300 + rng.below(1200) as u64);
         if cycle % 4 == 1 {
-            // A rotation while the daemon runs.
-            rotate(&log, &mut w);
+            // A rotation while the daemon runs: by rename, or by copytruncate.
+            if cycle % 8 == 1 {
+                rotate(&log, &mut w);
+            } else {
+                copytruncate(&log);
+            }
             next = write_for(&mut w, &lines, next, share / 4, 200);
         }
         // Let it read into what was written, then stop it somewhere in the middle.
@@ -217,6 +237,12 @@ fn stops_kills_and_rotations_give_what_one_replay_gives() {
             // A rotation while it is down, with lines written to both files meanwhile.
             next = write_for(&mut w, &lines, next, share / 8, 0);
             rotate(&log, &mut w);
+            next = write_for(&mut w, &lines, next, share / 8, 0);
+        }
+        if cycle % 4 == 3 {
+            // A copytruncate while it is down, with lines before and after.
+            next = write_for(&mut w, &lines, next, share / 8, 0);
+            copytruncate(&log);
             next = write_for(&mut w, &lines, next, share / 8, 0);
         }
     }
