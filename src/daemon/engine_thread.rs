@@ -132,11 +132,16 @@ pub fn source_images(sources: &[SourceInfo]) -> Option<Vec<SourceImage>> {
         .collect()
 }
 
+/// A state checkpoint is taken at most once per this many times its last cost.
+const CHECKPOINT_DUTY: u32 = 10;
+
 /// The state checkpoint the engine thread keeps (`state.dir`).
 pub struct StateKeeper {
     pub path: std::path::PathBuf,
     pub every: Duration,
     last: Instant,
+    /// How long the last checkpoint held the engine thread.
+    cost: Duration,
     /// Since when a due checkpoint has waited (sinks busy, a source not at rest).
     waiting_since: Option<Instant>,
     log: LogRate,
@@ -148,6 +153,7 @@ impl StateKeeper {
             path,
             every,
             last: Instant::now(),
+            cost: Duration::ZERO,
             waiting_since: None,
             log: LogRate::new(Duration::from_secs(60)),
         }
@@ -375,7 +381,10 @@ impl EngineThread {
     /// with every alert handed to it, every source at a position that is the engine's.
     fn checkpoint_state(&mut self) {
         let Some(k) = &mut self.state else { return };
-        if k.last.elapsed() < k.every {
+        // A large state takes a while to write (about 1.4 s for a million ESO keys): the
+        // interval stretches to ten times that, so checkpoints never hold detection up for
+        // more than a tenth of its time.
+        if k.last.elapsed() < k.every.max(k.cost * CHECKPOINT_DUTY) {
             return;
         }
         let images = if self.sinks.settled() {
@@ -394,7 +403,9 @@ impl EngineThread {
             return;
         };
         k.waiting_since = None;
+        let start = Instant::now();
         write_state(&k.path, &self.pipeline, &images, &self.metrics);
+        k.cost = start.elapsed();
         k.last = Instant::now();
     }
 
