@@ -137,6 +137,13 @@ pub fn run(opts: Options) -> Result<(), DaemonError> {
         metrics.init_source(n);
     }
     metrics.init_source("restored");
+    // The state series exist from the start (at zero), whether state.dir is set or not.
+    for o in crate::metrics::WriteOutcome::ALL {
+        metrics.state_writes.with_label_values(&[o.as_str()]);
+    }
+    for o in crate::metrics::RestoreOutcome::ALL {
+        metrics.state_restores.with_label_values(&[o.as_str()]);
+    }
     let (spool_dir, private_spool) = match &cfg.spool.dir {
         Some(d) => (d.clone(), false),
         None => (private_spool_dir(), true),
@@ -499,9 +506,6 @@ fn restore_sources(
             .with_label_values(&[o.as_str()])
             .inc()
     };
-    for o in RestoreOutcome::ALL {
-        metrics.state_restores.with_label_values(&[o.as_str()]);
-    }
     let started = Instant::now();
     let saved = match state::read(&path) {
         Ok(Some(s)) => s,
