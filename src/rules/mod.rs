@@ -145,6 +145,19 @@ pub struct DistinctSpec {
 pub struct CadenceSpec {
     pub key: Vec<Field>,
     pub checks: Vec<CadenceCheck>,
+    /// Many keys at once from one cause: `None` judges every key alone.
+    pub group: Option<GroupSpec>,
+}
+
+/// A detector's `group` block: when the traffic of every key of the rule stops at once
+/// (none for `quiet_secs`, and for `factor` x the longest pause the rule's traffic took
+/// lately), the keys whose findings come due meanwhile are one finding of the whole group,
+/// not one each, provided the rule has seen at least `min_keys` keys.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GroupSpec {
+    pub quiet_secs: u64,
+    pub factor: f64,
+    pub min_keys: u64,
 }
 
 /// Settings of an `absence` detector.
@@ -202,6 +215,7 @@ const DETECTOR_FIELDS: &[&str] = &[
     "min_events",
     "outside",
     "quiet_secs",
+    "group",
 ];
 
 /// Placeholders a `summary` may use.
@@ -715,9 +729,14 @@ fn decode_detector(ctx: &mut Ctx, node: &Node) -> Option<Detector> {
                 }
                 ok.then_some(out)
             });
+            let group = match m.take("group") {
+                Some(n) => decode_group(ctx, n).map(Some),
+                None => Some(None),
+            };
             Some(Detector::Cadence(CadenceSpec {
                 key: k?,
                 checks: checks?,
+                group: group?,
             }))
         }
         "absence" => {
@@ -751,6 +770,31 @@ fn decode_detector(ctx: &mut Ctx, node: &Node) -> Option<Detector> {
     };
     m.finish(ctx, &format!("a `{kind}` detector"));
     d
+}
+
+/// A detector's `group` block (see [`GroupSpec`]).
+fn decode_group(ctx: &mut Ctx, node: &Node) -> Option<GroupSpec> {
+    let mut m = MapReader::new(ctx, node, "group")?;
+    let quiet = m
+        .require(ctx, "quiet_secs", "group")
+        .and_then(|n| yaml::positive(ctx, n, "group.quiet_secs"));
+    let factor = m.take("factor").map_or(Some(2.0), |n| {
+        let f = yaml::number(ctx, n, "group.factor")?;
+        if !(1.0..=1000.0).contains(&f) {
+            ctx.error(n, "group.factor must be between 1 and 1000");
+            return None;
+        }
+        Some(f)
+    });
+    let min_keys = m
+        .take("min_keys")
+        .map_or(Some(2), |n| yaml::positive(ctx, n, "group.min_keys"));
+    m.finish(ctx, "group");
+    Some(GroupSpec {
+        quiet_secs: quiet?,
+        factor: factor?,
+        min_keys: min_keys?,
+    })
 }
 
 #[cfg(test)]
