@@ -808,6 +808,55 @@ mod tests {
         }
     }
 
+    /// A cadence detector's `group` block: read with its defaults, and each bad value
+    /// reported at its own line and column.
+    #[test]
+    fn a_group_block_is_read_and_its_bad_values_are_placed() {
+        let rule = |group: &str| {
+            format!(
+                "- id: r\n  title: t\n  category: c\n  severity: high\n  description: d\n  \
+                 when: {{field: path, prefix: secret/}}\n  detector:\n    kind: cadence\n    \
+                 key: [namespace, path]\n    checks: [stale]\n    group: {group}\n"
+            )
+        };
+        let rs = RuleSet::embedded().only("eso-read-cadence");
+        let Detector::Cadence(c) = &rs.rules[0].detector else {
+            panic!("a cadence detector")
+        };
+        let want = GroupSpec {
+            quiet_secs: 1800,
+            factor: 2.0,
+            min_keys: 3,
+        };
+        assert_eq!(c.group.as_ref(), Some(&want));
+        // Defaults: factor 2, min_keys 2 (only the examples are missing here).
+        let ps = problems(&rule("{quiet_secs: 60}"));
+        assert!(ps.iter().all(|p| p.contains("examples")), "{ps:?}");
+        let bad = rule("{quiet_secs: 0, factor: 0.5, min_keys: -1, window: 3}");
+        let Err(ps) = RuleSet::from_sources(&[("x.yaml".into(), bad)], "t") else {
+            panic!("bad values accepted")
+        };
+        let got: Vec<(usize, usize, &str)> = (ps.iter())
+            .map(|p| (p.line, p.col, p.message.as_str()))
+            .collect();
+        let at = |what: &str| got.iter().find(|p| p.2.contains(what)).map(|p| (p.0, p.1));
+        assert_eq!(
+            at("group.quiet_secs must be greater than zero"),
+            Some((11, 25)),
+            "{got:?}"
+        );
+        assert_eq!(
+            at("group.factor must be between 1 and 1000"),
+            Some((11, 36)),
+            "{got:?}"
+        );
+        assert_eq!(at("group.min_keys"), Some((11, 51)), "{got:?}");
+        assert_eq!(at("window"), Some((11, 55)), "{got:?}");
+        let has = |g: &str, what: &str| problems(&rule(g)).iter().any(|p| p.contains(what));
+        assert!(has("[1]", "group must be a mapping"));
+        assert!(has("{factor: 3}", "quiet_secs"));
+    }
+
     /// Regression: with a misspelt `kind`, every field a detector may have is taken, so
     /// only the kind is reported (not a spurious "unknown field" for `min_events`).
     #[test]

@@ -673,8 +673,6 @@ impl<'de> serde::Deserialize<'de> for CadenceState {
         struct Wire {
             keys: Restored,
             evicted: u64,
-            /// Absent from a snapshot written before the `group` block existed.
-            #[serde(default)]
             group: Box<GroupState>,
         }
         let w = Wire::deserialize(d)?;

@@ -275,3 +275,60 @@ fn key_json(fields: &[Field], k: &str) -> Json {
     m.remove(super::cadence::evidence::KEY)
         .unwrap_or(Json::Null)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SPEC: GroupSpec = GroupSpec {
+        quiet_secs: 600,
+        factor: 2.0,
+        min_keys: 3,
+    };
+
+    #[test]
+    fn the_group_is_quiet_past_its_floor_and_its_learned_pause_and_only_with_enough_keys() {
+        let time = ActiveTime::default();
+        let mut g = GroupState::default();
+        // Reads 60 s apart, then one pause of 20 min: the limit is 2 x 20 min.
+        for n in 0..10 {
+            g.read(n * 60 * NANOS, n as u64);
+        }
+        assert_eq!(g.quiet_limit(&SPEC), 600 * NANOS, "the floor");
+        g.read(9 * 60 * NANOS + 1200 * NANOS, 99);
+        assert_eq!(g.quiet_limit(&SPEC), 2400 * NANOS, "learned");
+        let last = g.last_read;
+        assert!(!g.quiet(&SPEC, 3, last + 2399 * NANOS, &time));
+        assert!(g.quiet(&SPEC, 3, last + 2400 * NANOS, &time));
+        assert!(!g.quiet(&SPEC, 2, last + 9999 * NANOS, &time), "min_keys");
+    }
+
+    #[test]
+    fn an_outage_is_not_learned_and_the_intervals_across_it_are_marked() {
+        let mut g = GroupState::default();
+        g.read(0, 1);
+        g.read(60 * NANOS, 2);
+        g.outage = Some(Outage {
+            from: 60 * NANOS,
+            entry: 2,
+            folded: 5,
+        });
+        let back = 10 * 3600 * NANOS;
+        g.read(back, 3);
+        assert!(g.outage.is_none());
+        assert_eq!(
+            g.quiet_limit(&SPEC),
+            600 * NANOS,
+            "the gap is no pause learned"
+        );
+        let (o, at) = g.resumed.clone().expect("a resolving record is due");
+        assert_eq!((o.folded, at), (5, back));
+        assert!(g.spans(0, back + NANOS), "a key read before and after");
+        assert!(
+            !g.spans(61 * NANOS, back + NANOS),
+            "a key first read in the outage"
+        );
+        assert!(g.catching_up(back + 299 * NANOS, 300 * NANOS));
+        assert!(!g.catching_up(back + 300 * NANOS, 300 * NANOS));
+    }
+}
