@@ -8,7 +8,8 @@
 //! Intervals that span the outage are not learned and do not count as a lease race, and
 //! reads within the too-frequent window after it are a catch-up, not a loop.
 //!
-//! Bounded: a fixed ring of recent pauses, one open outage and the last one's span. The
+//! Bounded: the longest pause of each of the last 24 hours, one open outage and the last
+//! one's span. The
 //! state is a plain value in the detector's snapshot. Ids come from the rule and the
 //! identity of the group's last entry before the outage, the same from every copy.
 
@@ -56,8 +57,10 @@ use evidence as G;
 /// Keys named in a group finding's sample.
 pub const SAMPLE: usize = 10;
 
-/// Recent pauses of the group's traffic kept to learn how long it normally pauses.
-const PAUSES: usize = 32;
+/// The longest pause of the group's traffic is kept per hour for this many hours: how
+/// long it normally pauses, which a burst of reads does not make anyone forget.
+const PAUSE_HOURS: i64 = 24;
+const HOUR: i64 = 3600 * NANOS;
 
 /// An outage of the whole group, open until its first read after.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
@@ -75,8 +78,8 @@ pub struct GroupState {
     /// The group's last read (stream time, ns; 0: none) and its entry's identity.
     pub last_read: i64,
     pub last_entry: u64,
-    pauses: Vec<u32>,
-    n_pauses: u32,
+    /// The longest pause ending in each of the last [`PAUSE_HOURS`] hours: (hour, secs).
+    pauses: Vec<(i64, u32)>,
     /// The outage in force.
     pub outage: Option<Outage>,
     /// The last outage's span (its last read before, its first read after): intervals of a
@@ -103,12 +106,12 @@ impl GroupState {
             self.resumed = Some((o, t));
         } else if self.last_read > 0 && t > self.last_read {
             let secs = ((t - self.last_read) / NANOS).clamp(0, u32::MAX as i64) as u32;
-            if self.pauses.len() < PAUSES {
-                self.pauses.push(secs);
-            } else {
-                self.pauses[self.n_pauses as usize % PAUSES] = secs;
+            let hour = t.div_euclid(HOUR);
+            self.pauses.retain(|&(h, _)| h > hour - PAUSE_HOURS);
+            match self.pauses.iter_mut().find(|(h, _)| *h == hour) {
+                Some((_, longest)) => *longest = (*longest).max(secs),
+                None => self.pauses.push((hour, secs)),
             }
-            self.n_pauses = self.n_pauses.wrapping_add(1);
         }
         if t >= self.last_read {
             self.last_read = t;
@@ -118,7 +121,7 @@ impl GroupState {
 
     /// How long the group must be quiet to be an outage (ns).
     pub fn quiet_limit(&self, spec: &GroupSpec) -> i64 {
-        let longest = self.pauses.iter().copied().max().unwrap_or(0) as f64;
+        let longest = self.pauses.iter().map(|&(_, s)| s).max().unwrap_or(0) as f64;
         let learned = (longest * spec.factor) as i64;
         (spec.quiet_secs as i64).max(learned).saturating_mul(NANOS)
     }
@@ -301,6 +304,22 @@ mod tests {
         assert!(!g.quiet(&SPEC, 3, last + 2399 * NANOS, &time));
         assert!(g.quiet(&SPEC, 3, last + 2400 * NANOS, &time));
         assert!(!g.quiet(&SPEC, 2, last + 9999 * NANOS, &time), "min_keys");
+    }
+
+    #[test]
+    fn a_burst_of_reads_does_not_make_the_group_forget_its_hourly_pauses() {
+        let mut g = GroupState::default();
+        for h in 0..5 {
+            g.read(h * 3600 * NANOS, h as u64);
+        }
+        for n in 0..1000 {
+            g.read(5 * 3600 * NANOS + n * 5 * NANOS, 100 + n as u64);
+        }
+        assert_eq!(g.quiet_limit(&SPEC), 7200 * NANOS, "2 x the hourly pause");
+        // A day later the old pauses are gone.
+        g.read(40 * 3600 * NANOS, 9);
+        g.read(40 * 3600 * NANOS + 60 * NANOS, 10);
+        assert_eq!(g.quiet_limit(&SPEC), 2 * (35 * 3600 - 4995) * NANOS);
     }
 
     #[test]
