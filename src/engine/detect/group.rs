@@ -28,6 +28,10 @@ use super::window::NANOS;
 /// The evidence of a group finding, beside the cadence `kind` (`stale`, or `resumed` for
 /// the resolving record).
 pub mod evidence {
+    /// The cadence finding's kind (`cadence::evidence`, named again here: cadence uses
+    /// this module, not the other way round).
+    pub const KIND: &str = "kind";
+    pub const KIND_STALE: &str = "stale";
     /// `group`: the finding is about every key of the rule at once.
     pub const SCOPE: &str = "scope";
     pub const SCOPE_GROUP: &str = "group";
@@ -188,14 +192,16 @@ impl GroupState {
                 }
             }
             sample.push((!late, k.key));
+            if sample.len() >= 8 * SAMPLE {
+                // Only the first SAMPLE in order are shown: keep a few, not every key.
+                sample.sort_unstable();
+                sample.truncate(SAMPLE);
+            }
         }
         sample.sort_unstable();
         sample.truncate(SAMPLE);
         let mut ev = JsonMap::new();
-        ev.insert(
-            super::cadence::evidence::KIND.into(),
-            json!(super::cadence::evidence::KIND_STALE),
-        );
+        ev.insert(G::KIND.into(), json!(G::KIND_STALE));
         ev.insert(G::SCOPE.into(), json!(G::SCOPE_GROUP));
         ev.insert(G::SINCE.into(), json!(format_rfc3339(o.from)));
         ev.insert(G::QUIET_FOR_SECS.into(), json!((at - o.from) / NANOS));
@@ -227,10 +233,7 @@ impl GroupState {
         };
         let episode = outage_id(rule, o.entry);
         let mut ev = JsonMap::new();
-        ev.insert(
-            super::cadence::evidence::KIND.into(),
-            json!(G::KIND_RESUMED),
-        );
+        ev.insert(G::KIND.into(), json!(G::KIND_RESUMED));
         ev.insert(G::SCOPE.into(), json!(G::SCOPE_GROUP));
         ev.insert(G::SINCE.into(), json!(format_rfc3339(o.from)));
         ev.insert(G::RESUMED_AT.into(), json!(format_rfc3339(at)));
@@ -273,10 +276,10 @@ fn tenant_of(cfg: &Config, fields: &[Field], key: &str) -> Option<String> {
 
 /// A key's fields and values, as `evidence.key` shows one.
 fn key_json(fields: &[Field], k: &str) -> Json {
-    let mut m = JsonMap::new();
-    super::key_evidence(&mut m, fields, k);
-    m.remove(super::cadence::evidence::KEY)
-        .unwrap_or(Json::Null)
+    let m: JsonMap<String, Json> = (fields.iter().zip(k.split('\u{1f}')))
+        .map(|(f, v)| (f.name(), if v.is_empty() { Json::Null } else { json!(v) }))
+        .collect();
+    Json::Object(m)
 }
 
 #[cfg(test)]
