@@ -34,7 +34,8 @@ pub struct SimulateArgs {
     /// eso_lease_race, eso_storm, ci_origin_read, root_token_use, audit_device_disable,
     /// audit_device_enable, audit_stream_silent, raw_audit_device, policy_drift,
     /// auth_or_mount_change, sys_raw_access, generate_root, enumeration,
-    /// login_failure_burst, mass_revocation, or `all`
+    /// login_failure_burst, mass_revocation, or `all`; opt-in only (not in `all`):
+    /// eso_outage, eso_tenant_outage
     #[arg(long, value_name = "KIND[,KIND...]")]
     inject: Option<String>,
     /// Period of the SecretStore validation loop (default 5m), or `off`

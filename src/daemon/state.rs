@@ -22,7 +22,8 @@
 //!   checksum, a body that does not decode), is set aside as `engine.state.discarded`
 //!   with the reason logged and counted (`auditwatch_state_restores_total{outcome=
 //!   "discarded"}`); the daemon starts with fresh detection state and the sources' own
-//!   checkpoints. Never a crash. Format 1 is the first: there is no older one to migrate.
+//!   checkpoints. Never a crash. Format 2 adds each cadence detector's group heartbeat and
+//!   outage episode (a format 1 file is set aside: there is no migration).
 
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
@@ -34,7 +35,7 @@ use crate::pipeline::{Pipeline, PipelineStateIn, PipelineStateOut};
 use crate::yaml::{self, Ctx, MapReader, Node};
 
 /// The format this build writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 const MAGIC: &[u8; 16] = b"auditwatch-state";
 /// Magic, version (u32), body length (u64), CRC-32 of the body (u32); little-endian.

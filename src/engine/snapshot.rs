@@ -288,6 +288,61 @@ mod tests {
         }
     }
 
+    /// Every tenant's ESO stops for six hours while the platform carries on: the outage
+    /// finding raised before a snapshot is not raised again after it, and the episode it
+    /// opened is closed by the restored engine (the `resumed` record, every key folded).
+    #[test]
+    fn an_eso_outage_open_at_the_snapshot_stays_one_episode() {
+        let cfg = Arc::new(Config::default());
+        let rules = Arc::new(RuleSet::embedded().only("eso-read-cadence"));
+        let at =
+            |m: i64| crate::parse::time::format_rfc3339((1_772_409_600 + m * 60) * 1_000_000_000);
+        let mut timed: Vec<(i64, String)> = Vec::new();
+        for m in (0..16 * 60).step_by(15) {
+            // The rest of the platform: reads the rule does not select.
+            timed.push((m, format!(
+                r#"{{"time":"{}","type":"response","auth":{{"display_name":"app"}},"request":{{"id":"app-{m}","operation":"update","path":"auth/token/lookup-self"}},"response":{{}}}}"#,
+                at(m)
+            )));
+        }
+        for t in ["acme", "lumen", "orbit"] {
+            let hours = (0..5).chain(11..15);
+            for (n, h) in hours.enumerate() {
+                let m = h * 60 + t.len() as i64;
+                timed.push((m, format!(
+                    r#"{{"time":"{}","type":"response","auth":{{"display_name":"kubernetes-bookstore-platform-{t}-bookstore-platform-eso","metadata":{{"service_account_name":"bookstore-platform-eso","service_account_namespace":"bookstore-platform-{t}"}}}},"request":{{"id":"eso-{t}-{n}","operation":"read","mount_type":"kv","path":"secret/data/bookstore-platform/{t}/db"}},"response":{{}}}}"#,
+                    at(m)
+                )));
+            }
+        }
+        timed.sort();
+        let all: Vec<String> = timed.into_iter().map(|(_, l)| l).collect();
+        let mut whole = Engine::new(cfg.clone(), rules.clone());
+        let mut expected = feed(&mut whole, &all);
+        whole.finish(&mut expected);
+        let kinds: Vec<&str> = (expected.iter())
+            .map(|a| a.evidence["kind"].as_str().unwrap_or(""))
+            .collect();
+        assert_eq!(kinds, ["stale", "resumed"], "{expected:#?}");
+        assert_eq!(expected[1].evidence["keys_folded"], 3);
+        // Cut in the outage, after its finding (09:00): the restored engine goes on.
+        let cut = all
+            .iter()
+            .position(|l| l.contains("T09:00"))
+            .expect("a cut");
+        let mut first = Engine::new(cfg.clone(), rules.clone());
+        let mut got = feed(&mut first, &all[..cut]);
+        assert_eq!(got.len(), 1, "the outage's finding before the cut");
+        let saved = round_trip(&first);
+        let mut second = Engine::new(cfg.clone(), rules.clone());
+        second.restore_state(saved);
+        got.extend(feed(&mut second, &all[cut..]));
+        second.finish(&mut got);
+        let ids = |v: &[Alert]| v.iter().map(|a| a.id.clone()).collect::<Vec<_>>();
+        assert_eq!(ids(&got), ids(&expected));
+        assert_eq!(got[1].evidence, expected[1].evidence);
+    }
+
     /// A busy stream with a two-hour stream-wide silence: the credit the silence gives the
     /// per-key timers, and the silence's own finding, survive a snapshot taken before, in
     /// or after the gap.

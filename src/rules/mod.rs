@@ -145,6 +145,19 @@ pub struct DistinctSpec {
 pub struct CadenceSpec {
     pub key: Vec<Field>,
     pub checks: Vec<CadenceCheck>,
+    /// Many keys at once from one cause: `None` judges every key alone.
+    pub group: Option<GroupSpec>,
+}
+
+/// A detector's `group` block: when the traffic of every key of the rule stops at once
+/// (none for `quiet_secs`, and for `factor` x the longest pause the rule's traffic took
+/// lately), the keys whose findings come due meanwhile are one finding of the whole group,
+/// not one each, provided the rule has seen at least `min_keys` keys.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GroupSpec {
+    pub quiet_secs: u64,
+    pub factor: f64,
+    pub min_keys: u64,
 }
 
 /// Settings of an `absence` detector.
@@ -202,6 +215,7 @@ const DETECTOR_FIELDS: &[&str] = &[
     "min_events",
     "outside",
     "quiet_secs",
+    "group",
 ];
 
 /// Placeholders a `summary` may use.
@@ -715,9 +729,14 @@ fn decode_detector(ctx: &mut Ctx, node: &Node) -> Option<Detector> {
                 }
                 ok.then_some(out)
             });
+            let group = match m.take("group") {
+                Some(n) => decode_group(ctx, n).map(Some),
+                None => Some(None),
+            };
             Some(Detector::Cadence(CadenceSpec {
                 key: k?,
                 checks: checks?,
+                group: group?,
             }))
         }
         "absence" => {
@@ -753,6 +772,31 @@ fn decode_detector(ctx: &mut Ctx, node: &Node) -> Option<Detector> {
     d
 }
 
+/// A detector's `group` block (see [`GroupSpec`]).
+fn decode_group(ctx: &mut Ctx, node: &Node) -> Option<GroupSpec> {
+    let mut m = MapReader::new(ctx, node, "group")?;
+    let quiet = m
+        .require(ctx, "quiet_secs", "group")
+        .and_then(|n| yaml::positive(ctx, n, "group.quiet_secs"));
+    let factor = m.take("factor").map_or(Some(2.0), |n| {
+        let f = yaml::number(ctx, n, "group.factor")?;
+        if !(1.0..=1000.0).contains(&f) {
+            ctx.error(n, "group.factor must be between 1 and 1000");
+            return None;
+        }
+        Some(f)
+    });
+    let min_keys = m
+        .take("min_keys")
+        .map_or(Some(2), |n| yaml::positive(ctx, n, "group.min_keys"));
+    m.finish(ctx, "group");
+    Some(GroupSpec {
+        quiet_secs: quiet?,
+        factor: factor?,
+        min_keys: min_keys?,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -762,6 +806,55 @@ mod tests {
             Ok(_) => Vec::new(),
             Err(ps) => ps.into_iter().map(|p| p.message).collect(),
         }
+    }
+
+    /// A cadence detector's `group` block: read with its defaults, and each bad value
+    /// reported at its own line and column.
+    #[test]
+    fn a_group_block_is_read_and_its_bad_values_are_placed() {
+        let rule = |group: &str| {
+            format!(
+                "- id: r\n  title: t\n  category: c\n  severity: high\n  description: d\n  \
+                 when: {{field: path, prefix: secret/}}\n  detector:\n    kind: cadence\n    \
+                 key: [namespace, path]\n    checks: [stale]\n    group: {group}\n"
+            )
+        };
+        let rs = RuleSet::embedded().only("eso-read-cadence");
+        let Detector::Cadence(c) = &rs.rules[0].detector else {
+            panic!("a cadence detector")
+        };
+        let want = GroupSpec {
+            quiet_secs: 1800,
+            factor: 2.0,
+            min_keys: 3,
+        };
+        assert_eq!(c.group.as_ref(), Some(&want));
+        // Defaults: factor 2, min_keys 2 (only the examples are missing here).
+        let ps = problems(&rule("{quiet_secs: 60}"));
+        assert!(ps.iter().all(|p| p.contains("examples")), "{ps:?}");
+        let bad = rule("{quiet_secs: 0, factor: 0.5, min_keys: -1, window: 3}");
+        let Err(ps) = RuleSet::from_sources(&[("x.yaml".into(), bad)], "t") else {
+            panic!("bad values accepted")
+        };
+        let got: Vec<(usize, usize, &str)> = (ps.iter())
+            .map(|p| (p.line, p.col, p.message.as_str()))
+            .collect();
+        let at = |what: &str| got.iter().find(|p| p.2.contains(what)).map(|p| (p.0, p.1));
+        assert_eq!(
+            at("group.quiet_secs must be greater than zero"),
+            Some((11, 25)),
+            "{got:?}"
+        );
+        assert_eq!(
+            at("group.factor must be between 1 and 1000"),
+            Some((11, 36)),
+            "{got:?}"
+        );
+        assert_eq!(at("group.min_keys"), Some((11, 51)), "{got:?}");
+        assert_eq!(at("window"), Some((11, 55)), "{got:?}");
+        let has = |g: &str, what: &str| problems(&rule(g)).iter().any(|p| p.contains(what));
+        assert!(has("[1]", "group must be a mapping"));
+        assert!(has("{factor: 3}", "quiet_secs"));
     }
 
     /// Regression: with a misspelt `kind`, every field a detector may have is taken, so

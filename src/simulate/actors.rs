@@ -176,6 +176,9 @@ pub struct EsoOptions {
     pub p_retry: f64,
     /// Probability of a second reconcile seconds after the first.
     pub p_rereconcile: f64,
+    /// The controller is down in `[from, to)`: no sync; on its restart it reconciles
+    /// every ExternalSecret within 90 seconds.
+    pub down: Option<(i64, i64)>,
 }
 
 /// One ExternalSecret: login, read, lookup-self, revoke-self every refresh interval.
@@ -286,6 +289,11 @@ fn drift(r: &mut Rng) -> i64 {
 
 impl Actor for EsoSync {
     fn next_episode(&mut self, w: &World) -> Option<Vec<Line>> {
+        if let Some((from, to)) = self.opts.down {
+            if (from..to).contains(&self.next) {
+                self.next = to.saturating_add(self.sched.range(0, 90 * SEC));
+            }
+        }
         if self.next >= self.end || self.opts.max_syncs.is_some_and(|m| self.syncs >= m) {
             return None;
         }
@@ -312,6 +320,8 @@ pub struct StoreValidation {
     interval: i64,
     next: i64,
     end: i64,
+    /// The controller is down in `[from, to)`: no validation.
+    pub down: Option<(i64, i64)>,
 }
 
 impl StoreValidation {
@@ -325,12 +335,18 @@ impl StoreValidation {
             interval,
             next,
             end: w.end,
+            down: None,
         }
     }
 }
 
 impl Actor for StoreValidation {
     fn next_episode(&mut self, w: &World) -> Option<Vec<Line>> {
+        if let Some((from, to)) = self.down {
+            if (from..to).contains(&self.next) {
+                self.next = to.saturating_add(self.rng.range(0, 90 * SEC));
+            }
+        }
         if self.next >= self.end {
             return None;
         }

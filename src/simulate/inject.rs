@@ -63,7 +63,39 @@ fn clean_options(interval: i64) -> EsoOptions {
         p_duplicate: 0.08,
         p_retry: 0.03,
         p_rereconcile: 0.05,
+        down: None,
     }
+}
+
+/// How long an ExternalSecret refreshed every `interval` may stay unread before the
+/// default config calls it stale: 3 x the learned interval (about the interval plus the
+/// requeue drift), at least 2 h.
+fn stale_wait(interval: i64) -> i64 {
+    (3 * (interval + 2 * SEC)).max(2 * HOUR)
+}
+
+/// When the controller goes down: four hours in (every key learned its rhythm), and for
+/// how long (up to 10 h, leaving 70 minutes after it), or what it needs.
+fn outage_window(
+    r: &mut Rng,
+    w: &World,
+    inj: Injection,
+    resumes: bool,
+) -> Result<(i64, i64), SimError> {
+    let from = w.start + 4 * HOUR + r.range(0, 20 * MIN);
+    let room = if resumes { 70 * MIN } else { 10 * MIN };
+    let len = (w.end - room - from).min(10 * HOUR);
+    if len < 3 * HOUR + 30 * MIN {
+        return Err(SimError::DoesNotFit {
+            injection: inj.name(),
+            needs: if resumes {
+                "a window of about 9 hours: 4 h of rhythm, 3.5 h or more down, 1 h after"
+            } else {
+                "a window of about 8 hours: 4 h of rhythm, then 3.5 h or more of silence"
+            },
+        });
+    }
+    Ok((from, from + len))
 }
 
 /// The always-on background of the platform, as periods in ns (`None`: left out).
@@ -189,6 +221,25 @@ pub fn plan(
     let has = |k: Injection| injections.contains(&k);
     let stale_tenant = has(Injection::EsoStale).then(&mut next_tenant);
     let race_tenant = has(Injection::EsoLeaseRace).then(&mut next_tenant);
+    // The ESO controller's outage (every tenant) and its look-alike (one tenant, for good).
+    let outage = match has(Injection::EsoOutage) {
+        true => {
+            let mut r = Rng::derive(seed, "inject/eso_outage");
+            Some(outage_window(&mut r, w, Injection::EsoOutage, true)?)
+        }
+        false => None,
+    };
+    let tenant_outage = match has(Injection::EsoTenantOutage) {
+        true => {
+            let mut r = Rng::derive(seed, "inject/eso_tenant_outage");
+            let (from, _) = outage_window(&mut r, w, Injection::EsoTenantOutage, false)?;
+            Some((next_tenant(), (from, i64::MAX)))
+        }
+        false => None,
+    };
+    // The first `stale` deadline the outage passes, and the keys that fall silent.
+    let mut outage_due = i64::MAX;
+    let mut outage_keys = 0usize;
 
     let mut actors: Vec<Box<dyn Actor>> = Vec::new();
     let mut items: Vec<Item> = Vec::new();
@@ -232,8 +283,44 @@ pub fn plan(
 
     for t in &tenants {
         let who = eso_identity(seed, t);
+        let down = match &tenant_outage {
+            Some((victim, span)) if victim == t => Some(*span),
+            _ => outage,
+        };
+        // The last sync before the controller stops, and what a correct detector reports
+        // for the key it leaves silent.
+        let mut went_silent = |schedule: &[i64], interval: i64, path: String| -> Option<Item> {
+            let (from, _) = down?;
+            let &last = schedule.iter().rev().find(|&&s| s < from)?;
+            let due = last + stale_wait(interval);
+            if outage.is_some() && down == outage {
+                outage_due = outage_due.min(due);
+                outage_keys += 1;
+                return None;
+            }
+            if due + 5 * MIN > w.end {
+                return None;
+            }
+            let mut it = Item::new(
+                Injection::EsoTenantOutage,
+                "eso_cadence",
+                Severity::Warning,
+                (due - 5 * MIN, due + 5 * MIN),
+            );
+            it.tenant = Some(t.clone());
+            it.path = Some(path.clone());
+            it.evidence_kind = Some("stale");
+            it.description = format!(
+                "ESO of {} stops at ~{} while every other tenant's goes on: {path} is \
+                 read no more",
+                namespace(t),
+                go_time(from)
+            );
+            Some(it)
+        };
         for (name, keys, interval) in tenant_secrets(seed, t) {
             let mut opts = clean_options(interval);
+            opts.down = down;
             let stale = stale_tenant.as_deref() == Some(t.as_str()) && name == "db";
             if stale {
                 // ESO gets stuck on this ExternalSecret after its fourth sync: three
@@ -249,6 +336,10 @@ pub fn plan(
             };
             let label = format!("eso/{t}/{name}");
             let actor = EsoSync::new(seed, &label, w, who.clone(), target, opts);
+            if !stale {
+                let n = ((w.end - w.start) / interval + 2) as usize;
+                items.extend(went_silent(&actor.schedule(n), interval, path.clone()));
+            }
             if stale {
                 let last = *actor
                     .schedule(STALE_SYNCS as usize)
@@ -296,6 +387,7 @@ pub fn plan(
             opts.interval = 70 * MIN;
             opts.phase = (0, 10 * MIN);
         }
+        opts.down = down;
         let role = super::actors::db_role(t);
         let label = format!("eso/{t}/database");
         let actor = EsoSync::new(
@@ -331,11 +423,16 @@ pub fn plan(
             items.push(it);
         } else {
             let n = ((w.end - w.start) / (50 * MIN) + 2) as usize;
-            db_syncs.push((t.clone(), actor.schedule(n)));
+            let schedule = actor.schedule(n);
+            let silent = went_silent(&schedule, 50 * MIN, format!("database/creds/{role}"));
+            items.extend(silent);
+            db_syncs.push((t.clone(), schedule));
         }
         actors.push(Box::new(actor));
         if let Some(every) = validation {
-            actors.push(Box::new(StoreValidation::new(seed, w, t, every)));
+            let mut v = StoreValidation::new(seed, w, t, every);
+            v.down = down;
+            actors.push(Box::new(v));
         }
     }
     actors.push(Box::new(Composition::new(seed, w)));
@@ -354,7 +451,40 @@ pub fn plan(
     for &inj in injections {
         let mut r = Rng::derive(seed, &format!("inject/{}", inj.name()));
         match inj {
-            Injection::EsoStale | Injection::EsoLeaseRace => {}
+            Injection::EsoStale | Injection::EsoLeaseRace | Injection::EsoTenantOutage => {}
+            Injection::EsoOutage => {
+                let Some((from, to)) = outage else { continue };
+                if outage_due + 5 * MIN > to {
+                    return Err(SimError::DoesNotFit {
+                        injection: inj.name(),
+                        needs: "an outage longer than the first stale deadline",
+                    });
+                }
+                let mut it = Item::new(
+                    inj,
+                    "eso_cadence",
+                    Severity::Warning,
+                    (outage_due - 5 * MIN, outage_due + 5 * MIN),
+                );
+                it.evidence_kind = Some("stale");
+                it.description = format!(
+                    "the ESO controller is down from ~{} to ~{}: no tenant's ESO reads \
+                     ({outage_keys} ExternalSecrets and credentials fall silent) while the \
+                     rest of the platform carries on; one platform-wide finding, no \
+                     per-key stale, no lease_race when it returns",
+                    go_time(from),
+                    go_time(to)
+                );
+                items.push(it);
+                let mut it = Item::new(inj, "eso_cadence", Severity::Info, (to, to + 5 * MIN));
+                it.evidence_kind = Some("resumed");
+                it.side_effect = true;
+                it.description = format!(
+                    "the ESO controller is back at ~{}: the outage's resolving record",
+                    go_time(to)
+                );
+                items.push(it);
+            }
             Injection::CrossTenantRead | Injection::CrossTenantProbe => {
                 if n < 2 {
                     return Err(SimError::TooFewTenants {

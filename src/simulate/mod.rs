@@ -87,6 +87,12 @@ pub enum Injection {
     LoginFailureBurst,
     /// An admin revokes a lease prefix, then 30 leases one by one.
     MassRevocation,
+    /// The ESO controller is down for hours (every tenant's ESO traffic stops, the rest
+    /// of the platform carries on), then comes back: one platform-wide finding.
+    EsoOutage,
+    /// The look-alike: one tenant's ESO stops for good while the others go on (its own
+    /// `stale` per ExternalSecret).
+    EsoTenantOutage,
 }
 
 impl Injection {
@@ -113,6 +119,11 @@ impl Injection {
         Injection::MassRevocation,
     ];
 
+    /// Planted only when named: not part of `all`, because an outage of every tenant's
+    /// ESO by design folds the per-key ESO findings (`eso_stale`, `eso_lease_race`) that
+    /// fall in it, and the look-alike is the same silence for one tenant.
+    pub const OPT_IN: [Injection; 2] = [Injection::EsoOutage, Injection::EsoTenantOutage];
+
     pub fn name(self) -> &'static str {
         match self {
             Injection::CrossTenantRead => "cross_tenant_read",
@@ -135,13 +146,15 @@ impl Injection {
             Injection::Enumeration => "enumeration",
             Injection::LoginFailureBurst => "login_failure_burst",
             Injection::MassRevocation => "mass_revocation",
+            Injection::EsoOutage => "eso_outage",
+            Injection::EsoTenantOutage => "eso_tenant_outage",
         }
     }
 
     /// A name as written on the command line (`-` and `_` alike).
     pub fn parse(s: &str) -> Option<Injection> {
         let s = s.trim().replace('-', "_");
-        Injection::ALL.into_iter().find(|i| i.name() == s)
+        (Injection::ALL.into_iter().chain(Injection::OPT_IN)).find(|i| i.name() == s)
     }
 
     /// A comma-separated list, or `all`. Duplicates collapse; order is canonical.
@@ -155,7 +168,9 @@ impl Injection {
             match Injection::parse(part) {
                 Some(i) => out.push(i),
                 None => {
-                    let known: Vec<&str> = Injection::ALL.iter().map(|i| i.name()).collect();
+                    let known: Vec<&str> = (Injection::ALL.iter().chain(&Injection::OPT_IN))
+                        .map(|i| i.name())
+                        .collect();
                     return Err(format!(
                         "unknown injection `{part}` (known: {}, all)",
                         known.join(", ")

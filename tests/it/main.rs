@@ -20,6 +20,7 @@ mod daemon_cloudwatch;
 mod daemon_load;
 mod dashboards;
 mod e2e_openbao;
+mod eso_outage;
 mod golden;
 mod ha_openbao;
 mod http_tls;

@@ -418,7 +418,8 @@ sources:
         assert_eq!(d.stop().code, Some(0));
         // The drain wrote a good one again.
         let again = std::fs::read(state_file(dir.path())).unwrap();
-        assert_eq!(&again[16..20], &1u32.to_le_bytes(), "{what}");
+        let version = auditwatch::daemon::state::FORMAT_VERSION;
+        assert_eq!(&again[16..20], &version.to_le_bytes(), "{what}");
     }
     // And a good one is taken.
     let d = Daemon::start(dir.path(), &cfg, &[]);

@@ -8,6 +8,10 @@
 //! the stream's time: a lease runs out in real time, also while the stream is silent. The `stale` deadline runs on active time (`engine::clock`):
 //! a stream-wide silence named as one finding does not count towards any key being quiet,
 //! and the wall clock never moves it.
+//!
+//! With a rule's `group` block ([`super::group`]), keys coming due while every key of the
+//! rule is quiet (the controller is down, the stream alive) are one finding of the group,
+//! and the intervals and catch-up reads around that outage fire nothing.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
@@ -26,6 +30,7 @@ use crate::parse::time::format_rfc3339;
 use crate::rules::condition::Field;
 use crate::rules::{CadenceCheck, CadenceSpec, Rule};
 
+use super::group::{GroupState, KeyView};
 use super::window::{slide, Episode, NANOS};
 use super::{key_evidence, key_string, Fired, StaleKeys};
 use evidence as E;
@@ -122,9 +127,14 @@ impl Cadence {
             max_keys: c.max_keys as usize,
         };
         let st = &mut self.state;
-        let (slot, obs) = st.observe(&key, ev.time, entry_identity_hash(ev), &params);
+        let entry = entry_identity_hash(ev);
+        if self.spec.group.is_some() {
+            st.group.read(ev.time, entry);
+        }
+        let (slot, obs) = st.observe(&key, ev.time, entry, &params);
+        let catch_up = st.group.catching_up(ev.time, params.frequent_window);
         let mut fire = false;
-        if checks.contains(&CadenceCheck::TooFrequent) {
+        if checks.contains(&CadenceCheck::TooFrequent) && !catch_up {
             if let Some(n) = obs.too_frequent {
                 evidence.insert(E::KIND.into(), json!(E::KIND_TOO_FREQUENT));
                 evidence.insert(E::READS_IN_WINDOW.into(), json!(n));
@@ -184,7 +194,46 @@ impl Cadence {
         }
         let key = &self.spec.key;
         let st = &mut self.state;
-        for slot in st.due(mark) {
+        if let Some(g) = &self.spec.group {
+            st.group.resolve(rule, out);
+            let due = st.due(mark);
+            if due.is_empty() {
+                return;
+            }
+            if st.group.quiet(g, st.len(), mark, time) {
+                let first = due
+                    .iter()
+                    .filter_map(|&s| st.key(s))
+                    .map(|(_, k)| k.deadline);
+                let at = time.stream(first.min().unwrap_or(mark));
+                let keys = st.pages.iter().flatten().flatten().map(|(k, v)| KeyView {
+                    key: k,
+                    deadline: v.deadline,
+                    last_read: v.last_read,
+                    fired: v.stale_fired,
+                });
+                let n = due.len();
+                st.group.fold(rule, cfg, g, key, at, n, keys, out);
+                return;
+            }
+            return self.stale_alerts(rule, cfg, due, time, out);
+        }
+        let due = st.due(mark);
+        self.stale_alerts(rule, cfg, due, time, out);
+    }
+
+    /// One `stale` finding per key of `due`.
+    fn stale_alerts(
+        &mut self,
+        rule: &Rule,
+        cfg: &Config,
+        due: Vec<u32>,
+        time: &ActiveTime,
+        out: &mut Vec<Alert>,
+    ) {
+        let key = &self.spec.key;
+        let st = &mut self.state;
+        for slot in due {
             let Some((k, state)) = st.key(slot) else {
                 continue;
             };
@@ -338,6 +387,8 @@ pub struct CadenceState {
     free: Vec<u32>,
     timers: BinaryHeap<Reverse<(i64, u32, u32)>>,
     pub evicted: u64,
+    /// The heartbeat of all keys together (used with a rule's `group` block).
+    pub group: Box<GroupState>,
 }
 
 fn slot_ref(pages: &[Vec<Slot>], s: u32) -> Option<&(Box<str>, CadenceKey)> {
@@ -399,7 +450,10 @@ impl CadenceState {
             recent.push_back(first_read);
         }
         if !obs.new_key {
-            if t - k.last_counted > p.duplicate_within {
+            if t - k.last_counted > p.duplicate_within && self.group.spans(k.last_counted, t) {
+                // Across the group's outage: neither the rhythm nor a lease race.
+                k.last_counted = t;
+            } else if t - k.last_counted > p.duplicate_within {
                 let iv = t - k.last_counted;
                 obs.interval = Some(iv);
                 let secs = (iv / NANOS).clamp(0, u32::MAX as i64) as u32;
@@ -591,9 +645,10 @@ impl CadenceState {
 impl serde::Serialize for CadenceState {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
-        let mut st = s.serialize_struct("CadenceState", 2)?;
+        let mut st = s.serialize_struct("CadenceState", 3)?;
         st.serialize_field("keys", &LiveKeys(self))?;
         st.serialize_field("evicted", &self.evicted)?;
+        st.serialize_field("group", &self.group)?;
         st.end()
     }
 }
@@ -618,10 +673,12 @@ impl<'de> serde::Deserialize<'de> for CadenceState {
         struct Wire {
             keys: Restored,
             evicted: u64,
+            group: Box<GroupState>,
         }
         let w = Wire::deserialize(d)?;
         let mut st = w.keys.0;
         st.evicted = w.evicted;
+        st.group = w.group;
         Ok(st)
     }
 }

@@ -12,6 +12,7 @@ pub mod cadence;
 pub mod clock_skew;
 pub mod count;
 pub mod distinct;
+pub mod group;
 pub mod hours;
 pub mod tenant;
 pub mod window;
