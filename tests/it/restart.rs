@@ -389,6 +389,12 @@ sources:
     assert!(good.starts_with(b"auditwatch-state"));
 
     for (what, bytes, reason) in [
+        // The previous format (1, before the ESO outage grouping): set aside, no migration.
+        (
+            "previous version",
+            with_version(&good, auditwatch::daemon::state::FORMAT_VERSION - 1),
+            "format version 1",
+        ),
         ("older version", with_version(&good, 0), "format version 0"),
         (
             "newer version",
