@@ -63,21 +63,7 @@ impl InputLoss<'_> {
 
 /// The rules split in two: every rule but the `input_lost` ones, and those.
 pub(crate) fn split(rules: &RuleSet) -> (RuleSet, RuleSet) {
-    let (mine, rest) = rules
-        .rules
-        .iter()
-        .cloned()
-        .partition(|r| r.category == CATEGORY);
-    (
-        RuleSet {
-            rules: rest,
-            origin: rules.origin.clone(),
-        },
-        RuleSet {
-            rules: mine,
-            origin: rules.origin.clone(),
-        },
-    )
+    rules.split_category(CATEGORY)
 }
 
 /// The engine of the `input_lost` rules.

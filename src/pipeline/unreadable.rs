@@ -29,21 +29,7 @@ pub const STAND_IN_TYPE: &str = "auditwatch:unreadable";
 
 /// The rules split in two: every rule but the `unreadable_entry` ones, and those.
 pub(crate) fn split(rules: &RuleSet) -> (RuleSet, RuleSet) {
-    let (mine, rest) = rules
-        .rules
-        .iter()
-        .cloned()
-        .partition(|r| r.category == CATEGORY);
-    (
-        RuleSet {
-            rules: rest,
-            origin: rules.origin.clone(),
-        },
-        RuleSet {
-            rules: mine,
-            origin: rules.origin.clone(),
-        },
-    )
+    rules.split_category(CATEGORY)
 }
 
 /// The engine of the `unreadable_entry` rules.

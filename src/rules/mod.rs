@@ -391,6 +391,25 @@ impl RuleSet {
             .collect()
     }
 
+    /// The rules split in two: every rule but those of `category`, and those.
+    pub fn split_category(&self, category: &str) -> (RuleSet, RuleSet) {
+        let (mine, rest) = self
+            .rules
+            .iter()
+            .cloned()
+            .partition(|r| r.category == category);
+        (
+            RuleSet {
+                rules: rest,
+                origin: self.origin.clone(),
+            },
+            RuleSet {
+                rules: mine,
+                origin: self.origin.clone(),
+            },
+        )
+    }
+
     /// Only the rules whose id is in `ids` (for rule tests).
     pub fn only(&self, id: &str) -> RuleSet {
         RuleSet {
