@@ -340,6 +340,15 @@ fn run_with_queue(
     // Sources.
     let mut socket_tasks = Vec::new();
     let _guard = rt.enter();
+    // Signal handlers before anything starts: a SIGTERM the moment the daemon says it is
+    // running (or while it starts) drains it instead of killing it by the default action.
+    let handlers = (|| {
+        Ok::<_, std::io::Error>((
+            signal(SignalKind::hangup())?,
+            signal(SignalKind::interrupt())?,
+            signal(SignalKind::terminate())?,
+        ))
+    })();
     if let Some(l) = http {
         let addr = l.local_addr().map(|a| a.to_string()).unwrap_or_default();
         tracing::info!(address = %addr, "http endpoint listening");
@@ -397,9 +406,7 @@ fn run_with_queue(
 
     // Signals.
     let signals = rt.block_on(async {
-        let mut hup = signal(SignalKind::hangup())?;
-        let mut int = signal(SignalKind::interrupt())?;
-        let mut term = signal(SignalKind::terminate())?;
+        let (mut hup, mut int, mut term) = handlers?;
         loop {
             tokio::select! {
                 _ = hup.recv() => reload(opts, &metrics, &control_tx),

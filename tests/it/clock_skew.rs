@@ -104,7 +104,14 @@ fn live(input: &[u8]) -> Vec<Value> {
     d.wait_until("every entry read", Duration::from_secs(60), |d| {
         d.metric("auditwatch_events_total", &["source=\"vault-socket\""]) >= lines
     });
-    let skewed = d.metric("auditwatch_engine_events_total", &["kind=\"skewed_entry\""]);
+    // The engine's counters reach the metrics once a second: give them that long.
+    let metric =
+        |d: &Daemon| d.metric("auditwatch_engine_events_total", &["kind=\"skewed_entry\""]);
+    let until = std::time::Instant::now() + Duration::from_secs(3);
+    while metric(&d) < 1.0 && std::time::Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let skewed = metric(&d);
     let exit = d.stop();
     assert_eq!(exit.code, Some(0), "{}", exit.log);
     let alerts = read_alerts(&dir.path().join("alerts.jsonl"));
