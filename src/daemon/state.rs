@@ -26,7 +26,7 @@
 //!   outage episode (a format 1 file is set aside: there is no migration).
 
 use std::fs::{self, File};
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -161,26 +161,8 @@ pub fn write(path: &Path, pipeline: &Pipeline, sources: &[SourceImage]) -> io::R
     header.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
     header.extend_from_slice(&(body.len() as u64).to_le_bytes());
     header.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
-    write_parts(path, &[&header, &body])?;
+    crate::fsutil::write_durably_parts(path, &[&header, &body])?;
     Ok((header.len() + body.len()) as u64)
-}
-
-/// Replace `path` with `parts` as [`crate::fsutil::write_durably`] does, without joining
-/// them in memory first.
-fn write_parts(path: &Path, parts: &[&[u8]]) -> io::Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let tmp = dir.join(".engine.state.tmp");
-    let mut f = File::create(&tmp)?;
-    for p in parts {
-        f.write_all(p)?;
-    }
-    f.sync_all()?;
-    drop(f);
-    fs::rename(&tmp, path)?;
-    File::open(dir)?.sync_all()
 }
 
 /// Read the state file at `path`: `Ok(None)` when there is none.
