@@ -236,45 +236,10 @@ pub fn parse_basic(value: &[u8]) -> Option<(String, Vec<u8>)> {
     if !scheme.eq_ignore_ascii_case(b"basic") {
         return None;
     }
-    let decoded = base64_decode(rest.trim_ascii())?;
+    let decoded = crate::util::base64::decode(rest.trim_ascii())?;
     let colon = decoded.iter().position(|&b| b == b':')?;
     let user = std::str::from_utf8(&decoded[..colon]).ok()?.to_string();
     Some((user, decoded[colon + 1..].to_vec()))
-}
-
-/// Standard base64 with optional `=` padding; `None` on any other byte.
-fn base64_decode(text: &[u8]) -> Option<Vec<u8>> {
-    fn sextet(c: u8) -> Option<u32> {
-        Some(match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => return None,
-        } as u32)
-    }
-    let body = match text.iter().position(|&b| b == b'=') {
-        Some(p) if text[p..].iter().all(|&b| b == b'=') && text.len().is_multiple_of(4) => {
-            &text[..p]
-        }
-        Some(_) => return None,
-        None => text,
-    };
-    if body.len() % 4 == 1 || text.len() - body.len() > 2 {
-        return None;
-    }
-    let mut out = Vec::with_capacity(body.len() / 4 * 3 + 2);
-    for chunk in body.chunks(4) {
-        let mut acc = 0u32;
-        for &c in chunk {
-            acc = (acc << 6) | sextet(c)?;
-        }
-        acc <<= 6 * (4 - chunk.len() as u32);
-        let bytes = acc.to_be_bytes();
-        out.extend_from_slice(&bytes[1..chunk.len()]);
-    }
-    Some(out)
 }
 
 #[cfg(test)]
@@ -282,22 +247,7 @@ mod tests {
     use super::*;
 
     fn b64(s: &str) -> String {
-        const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-        let mut out = String::new();
-        for chunk in s.as_bytes().chunks(3) {
-            let mut n = 0u32;
-            for (i, &b) in chunk.iter().enumerate() {
-                n |= (b as u32) << (16 - 8 * i);
-            }
-            for i in 0..4 {
-                if i <= chunk.len() {
-                    out.push(A[((n >> (18 - 6 * i)) & 63) as usize] as char);
-                } else {
-                    out.push('=');
-                }
-            }
-        }
-        out
+        crate::util::base64::encode(s.as_bytes())
     }
 
     fn header(user: &str, password: &str) -> Vec<u8> {

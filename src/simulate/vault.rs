@@ -185,24 +185,6 @@ pub struct Identity {
     pub granting: String,
 }
 
-/// Standard base64 with padding (Vault's `client_id` of tokens without an entity).
-fn base64(bytes: &[u8]) -> String {
-    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for c in bytes.chunks(3) {
-        let b = |i: usize| *c.get(i).unwrap_or(&0) as u32;
-        let n = (b(0) << 16) | (b(1) << 8) | b(2);
-        for i in 0..4 {
-            if i <= c.len() {
-                out.push(A[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
 impl Identity {
     pub fn new(
         display_name: impl Into<String>,
@@ -252,7 +234,7 @@ impl Identity {
             h = super::rng::mix64(h);
             bytes.extend_from_slice(&h.to_be_bytes());
         }
-        base64(&bytes)
+        crate::util::base64::encode(&bytes)
     }
 }
 

@@ -8,6 +8,7 @@
 //! layer above may use it and it can be read and tested on its own.
 
 pub mod backoff;
+pub mod base64;
 pub mod fifo_set;
 pub mod lograte;
 pub mod stable_hash;
