@@ -81,6 +81,8 @@ pub struct Metrics {
     pub http_refused: IntCounterVec,
     /// Reads of a changed web config file by outcome ([`ReloadOutcome`]).
     pub http_web_config_reloads: IntCounterVec,
+    /// The Kafka consumer-group source's metrics ([`KafkaMetrics`]).
+    pub kafka: KafkaMetrics,
 }
 
 // ---- label values ----
@@ -541,6 +543,7 @@ impl Metrics {
                 "Reads of the HTTP endpoint's changed web config file, by outcome (a rejected one leaves the running one in use).",
                 &["outcome"],
             ),
+            kafka: KafkaMetrics::new(&registry),
             registry,
         }
     }
@@ -575,6 +578,121 @@ impl Metrics {
         // Encoding into a Vec cannot fail for well-formed families.
         let _ = prometheus::TextEncoder::new().encode(&families, &mut buf);
         buf
+    }
+}
+
+/// The Kafka consumer-group source (`kind: kafka`). `partition` is a partition number of
+/// this member's assignment, the first `max_partitions` of them (the rest count as
+/// `other`): bounded by the assignment, not by input.
+pub struct KafkaMetrics {
+    /// Records between this member's position and the partition's end, per partition.
+    pub lag: IntGaugeVec,
+    /// Partitions assigned to this member now.
+    pub assigned: IntGauge,
+    /// Rebalances this member took part in, by kind ([`RebalanceKind`]).
+    pub rebalances: IntCounterVec,
+    /// Partition state snapshots written to the state topic, by outcome ([`WriteOutcome`]).
+    pub snapshots: IntCounterVec,
+    /// Size of the last partition state snapshot written, in bytes.
+    pub snapshot_bytes: IntGauge,
+    /// When the last partition state snapshot was written (Unix seconds).
+    pub snapshot_timestamp: IntGauge,
+    /// How long the last offset commit took, in milliseconds.
+    pub commit_millis: IntGauge,
+    /// Offset commits by outcome ([`WriteOutcome`]).
+    pub commits: IntCounterVec,
+    /// Alerts raised again while a partition's engine caught up from its snapshot to the
+    /// committed offset: delivered before the commit, not sent again.
+    pub caught_up_alerts: IntCounter,
+}
+
+label_values! {
+    /// `kind` of `auditwatch_kafka_rebalances_total`.
+    RebalanceKind {
+        Assign => "assign",
+        Revoke => "revoke",
+    }
+}
+
+impl KafkaMetrics {
+    fn new(r: &Registry) -> KafkaMetrics {
+        fn reg<C: prometheus::core::Collector + Clone + 'static>(r: &Registry, c: C) -> C {
+            r.register(Box::new(c.clone()))
+                .expect("metric names are unique");
+            c
+        }
+        let gauge =
+            |name: &str, help: &str| reg(r, IntGauge::new(name, help).expect("valid metric"));
+        KafkaMetrics {
+            lag: reg(
+                r,
+                IntGaugeVec::new(
+                    Opts::new(
+                        "auditwatch_kafka_consumer_lag",
+                        "Records between this member's position and the end of each assigned partition.",
+                    ),
+                    &["partition"],
+                )
+                .expect("valid metric"),
+            ),
+            assigned: gauge(
+                "auditwatch_kafka_assigned_partitions",
+                "Partitions assigned to this member of the consumer group.",
+            ),
+            rebalances: reg(
+                r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "auditwatch_kafka_rebalances_total",
+                        "Rebalances of the consumer group this member took part in, by kind (assign, revoke).",
+                    ),
+                    &["kind"],
+                )
+                .expect("valid metric"),
+            ),
+            snapshots: reg(
+                r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "auditwatch_kafka_snapshots_total",
+                        "Partition engine state snapshots written to the state topic, by outcome.",
+                    ),
+                    &["outcome"],
+                )
+                .expect("valid metric"),
+            ),
+            snapshot_bytes: gauge(
+                "auditwatch_kafka_snapshot_bytes",
+                "Size of the last partition state snapshot written, in bytes.",
+            ),
+            snapshot_timestamp: gauge(
+                "auditwatch_kafka_snapshot_timestamp_seconds",
+                "When the last partition state snapshot was written (Unix seconds).",
+            ),
+            commit_millis: gauge(
+                "auditwatch_kafka_commit_milliseconds",
+                "How long the last offset commit took.",
+            ),
+            commits: reg(
+                r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "auditwatch_kafka_commits_total",
+                        "Offset commits by outcome.",
+                    ),
+                    &["outcome"],
+                )
+                .expect("valid metric"),
+            ),
+            caught_up_alerts: reg(
+                r,
+                IntCounter::new(
+                    "auditwatch_kafka_caught_up_alerts_total",
+                    "Alerts raised again while a partition caught up from its state snapshot to the committed offset; delivered before, not sent again.",
+                )
+                .expect("valid metric"),
+            ),
+        }
     }
 }
 
@@ -635,6 +753,10 @@ mod tests {
             ),
             ("ApiOutcome", all(ApiOutcome::ALL, ApiOutcome::as_str)),
             ("HttpRefusal", all(HttpRefusal::ALL, HttpRefusal::as_str)),
+            (
+                "RebalanceKind",
+                all(RebalanceKind::ALL, RebalanceKind::as_str),
+            ),
             ("TABLES", TABLES.to_vec()),
             (
                 "tenant, source",
@@ -716,6 +838,7 @@ mod tests {
                     "head_too_large",
                 ],
             ),
+            ("RebalanceKind", vec!["assign", "revoke"]),
             (
                 "TABLES",
                 vec![

@@ -18,6 +18,7 @@ pub mod auth;
 pub mod config;
 pub mod engine_thread;
 pub mod http;
+pub mod kafka;
 pub mod state;
 pub mod web;
 
@@ -77,6 +78,8 @@ pub enum DaemonError {
     Sink(#[from] crate::sink::SinkError),
     #[error("cloudwatch source `{name}`: {source}")]
     CloudWatch { name: String, source: CwError },
+    #[error("kafka source `{name}`: {message}")]
+    Kafka { name: String, message: String },
     #[error("drain did not finish within {0}s: lines still queued were not processed")]
     DrainTimeout(u64),
 }
@@ -143,6 +146,13 @@ pub fn run(opts: Options) -> Result<(), DaemonError> {
     }
     for o in crate::metrics::RestoreOutcome::ALL {
         metrics.state_restores.with_label_values(&[o.as_str()]);
+    }
+    // A kafka source runs alone (config validation says so), with an engine per partition.
+    if let Some((name, k)) = cfg.sources.iter().find_map(|s| match &s.kind {
+        SourceKind::Kafka(k) => Some((s.name.as_str(), k)),
+        _ => None,
+    }) {
+        return kafka::run(&opts, metrics, name, k);
     }
     let (spool_dir, private_spool) = match &cfg.spool.dir {
         Some(d) => (d.clone(), false),

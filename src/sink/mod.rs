@@ -368,6 +368,22 @@ impl Sinks {
             .all(|r| r.tx.finished.load(Ordering::Acquire) >= r.tx.enqueued)
     }
 
+    /// Per sink, the alerts handed to it so far: a mark for [`Sinks::settled_through`]
+    /// (the Kafka source commits a partition's offset once the alerts of the records
+    /// before it are settled, while other partitions keep handing alerts over).
+    pub fn handed(&self) -> Vec<u64> {
+        self.running.iter().map(|r| r.tx.enqueued).collect()
+    }
+
+    /// Every sink is done with as many alerts as `mark` ([`Sinks::handed`]) counted: a
+    /// sink finishes alerts in the order they were handed to it, so those are done.
+    pub fn settled_through(&self, mark: &[u64]) -> bool {
+        self.running
+            .iter()
+            .zip(mark)
+            .all(|(r, m)| r.tx.finished.load(Ordering::Acquire) >= *m)
+    }
+
     /// Names of the running sinks.
     pub fn names(&self) -> Vec<&'static str> {
         self.running.iter().map(|r| r.name).collect()

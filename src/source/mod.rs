@@ -9,6 +9,7 @@
 pub mod cloudwatch;
 pub mod framer;
 pub mod input;
+pub mod kafka;
 pub mod lines;
 pub mod parallel;
 pub mod replay;

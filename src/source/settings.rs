@@ -167,6 +167,7 @@ pub enum SourceKind {
     Socket(SocketSource),
     File(FileSource),
     CloudWatch(CloudWatchSource),
+    Kafka(crate::source::kafka::KafkaSource),
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -207,11 +208,12 @@ pub fn apply_sources(ctx: &mut Ctx, node: &Node, out: &mut Vec<Source>) {
                 "socket" => socket_source(ctx, &mut m).map(SourceKind::Socket),
                 "file" => file_source(ctx, &mut m).map(SourceKind::File),
                 "cloudwatch" => cloudwatch_source(ctx, &mut m).map(SourceKind::CloudWatch),
+                "kafka" => crate::source::kafka::kafka_source(ctx, &mut m).map(SourceKind::Kafka),
                 other => {
                     ctx.error(
                         kn,
                         format!(
-                            "unknown source kind `{other}`; expected one of: socket, file, cloudwatch"
+                            "unknown source kind `{other}`; expected one of: socket, file, cloudwatch, kafka"
                         ),
                     );
                     None
@@ -233,6 +235,13 @@ pub fn apply_sources(ctx: &mut Ctx, node: &Node, out: &mut Vec<Source>) {
         }
         seen.push((name.clone(), item.span.start.line()));
         out.push(Source { name, kind });
+    }
+    // A kafka source runs one engine per partition, its own: the daemon runs it alone.
+    if out.iter().any(|s| matches!(s.kind, SourceKind::Kafka(_))) && out.len() > 1 {
+        ctx.error(
+            node,
+            "a kafka source runs alone: its partitions each have their own engine, so it cannot share the daemon with other sources; run another daemon for them",
+        );
     }
     // Two sources on one address or one file would fight; say so before binding.
     for i in 0..out.len() {
@@ -860,6 +869,88 @@ mod tests {
             id_in_db("vault:x:997:\n", "vault"),
             Some(997),
             "an /etc/group line"
+        );
+    }
+
+    fn kafka(text: &str) -> crate::source::kafka::KafkaSource {
+        match sources(text).expect("valid").remove(0).kind {
+            SourceKind::Kafka(k) => k,
+            other => panic!("not a kafka source: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_kafka_source_with_defaults() {
+        let k = kafka(
+            "sources:\n  - {name: fleet, kind: kafka, brokers: ['127.0.0.1:9092'], topics: [vault-audit], group_id: auditwatch}\n",
+        );
+        assert_eq!(k.brokers, ["127.0.0.1:9092"]);
+        assert_eq!(k.topics, ["vault-audit"]);
+        assert_eq!(k.group_id, "auditwatch");
+        assert_eq!(k.start_at, crate::source::kafka::StartAt::Beginning);
+        assert!(!k.key_as_stream);
+        assert_eq!(k.state_topic, "auditwatch.auditwatch-state");
+        assert_eq!(k.snapshot_interval_secs, 30);
+        assert_eq!(k.tls, None);
+        assert_eq!(k.sasl, None);
+        let c = k.consumer_config().unwrap();
+        assert_eq!(c.get("enable.auto.commit"), Some("false"));
+        assert_eq!(c.get("auto.offset.reset"), Some("earliest"));
+        assert_eq!(c.get("security.protocol"), Some("plaintext"));
+    }
+
+    #[test]
+    fn tls_and_sasl_reach_the_client_config_with_the_password_from_its_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let pw = dir.path().join("pw");
+        std::fs::write(&pw, "s3cret\n").unwrap();
+        let k = kafka(&format!(
+            "sources:\n  - kind: kafka\n    brokers: ['k1:9093', 'k2:9093']\n    topics: [a, b]\n    group_id: g\n    start_at: end\n    key_as_stream: true\n    state_topic: g-state\n    snapshot_interval_secs: 5\n    tls: {{ca_file: /etc/ca.pem}}\n    sasl: {{mechanism: SCRAM-SHA-512, username: aw, password_file: '{}'}}\n",
+            pw.display()
+        ));
+        assert!(k.key_as_stream);
+        assert_eq!(k.state_topic, "g-state");
+        let c = k.consumer_config().unwrap();
+        assert_eq!(c.get("bootstrap.servers"), Some("k1:9093,k2:9093"));
+        assert_eq!(c.get("security.protocol"), Some("sasl_ssl"));
+        assert_eq!(c.get("ssl.ca.location"), Some("/etc/ca.pem"));
+        assert_eq!(c.get("sasl.mechanism"), Some("SCRAM-SHA-512"));
+        assert_eq!(c.get("sasl.password"), Some("s3cret"));
+        assert_eq!(c.get("auto.offset.reset"), Some("latest"));
+    }
+
+    #[test]
+    fn bad_kafka_settings_are_reported_at_their_position() {
+        let p = sources(
+            "sources:\n  - kind: kafka\n    brokers: [nohost]\n    topics: ['bad topic']\n    group_id: 'a/b'\n    start_at: middle\n    sasl: {mechanism: GSSAPI, username: u, password: x}\n    tls: {cert_file: /c}\n    snapshot_interval_secs: 0\n    colour: blue\n",
+        )
+        .expect_err("invalid");
+        let want = [
+            "3:14: broker `nohost` must be HOST:PORT",
+            "4:13: topic `bad topic` must be",
+            "5:15: group_id must be non-empty",
+            "6:15: start_at must be `beginning` or `end`",
+            "7:23: sasl mechanism must be PLAIN",
+            "7:54: sasl: put the password in a file",
+            "7:11: sasl is missing required field `password_file`",
+            "8:10: tls: cert_file and key_file go together",
+            "9:29: snapshot_interval_secs must be greater than zero",
+            "10:5: unknown field `colour` in a source",
+        ];
+        for w in want {
+            assert!(p.iter().any(|x| x.starts_with(w)), "{w}\nin {p:#?}");
+        }
+    }
+
+    #[test]
+    fn a_kafka_source_runs_alone() {
+        let p = sources(
+            "sources:\n  - {kind: kafka, brokers: ['h:1'], topics: [t], group_id: g}\n  - {kind: socket, listen: '127.0.0.1:9200'}\n",
+        )
+        .expect_err("invalid");
+        assert!(
+            p.iter().any(|x| x.contains("a kafka source runs alone")),
+            "{p:#?}"
         );
     }
 }

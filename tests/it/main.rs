@@ -24,6 +24,7 @@ mod eso_outage;
 mod golden;
 mod ha_openbao;
 mod http_tls;
+mod kafka;
 mod layers;
 mod parallel;
 mod paths;

@@ -1,0 +1,486 @@
+//! The Kafka consumer-group source against a real Kafka-protocol broker (tansu, started by
+//! `deploy/kafka/local-broker.sh` on a free port for each test):
+//!
+//! - three simulated Vault clusters keyed into a 6-partition topic, two `auditwatch run`
+//!   members in one group, one killed (SIGKILL), a third joining later: every alert of
+//!   each cluster's `replay` is delivered once, compared whole, by the members together,
+//!   and learned state (ESO cadence) moves with its partition;
+//! - offsets are never committed ahead of the alerts: with the only other sink unable to
+//!   deliver, nothing is committed; killed then, a restarted member delivers everything.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use serde_json::Value;
+
+use crate::util::*;
+
+/// A tansu broker on 127.0.0.1, stopped on drop.
+struct Broker {
+    port: u16,
+    run_dir: PathBuf,
+}
+
+fn tools_dir() -> PathBuf {
+    std::env::var_os("AUDITWATCH_TOOLS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/tmp".into()))
+                .join(".cache/auditwatch/tools")
+        })
+}
+
+fn script() -> PathBuf {
+    crate_dir().join("deploy/kafka/local-broker.sh")
+}
+
+impl Broker {
+    /// `None` (the test skipped) when tansu is not installed, outside CI.
+    fn start(dir: &Path) -> Option<Broker> {
+        let bin = tools_dir().join("tansu/bin/tansu");
+        if !require(
+            "tansu",
+            "deploy/kafka/local-broker.sh install",
+            bin.exists(),
+        ) {
+            return None;
+        }
+        let port = free_port();
+        let run_dir = dir.join("broker");
+        let out = Command::new(script())
+            .arg("start")
+            .env("KAFKA_PORT", port.to_string())
+            .env("KAFKA_RUN_DIR", &run_dir)
+            .output()
+            .expect("run local-broker.sh");
+        assert!(
+            out.status.success(),
+            "local-broker.sh start failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Some(Broker { port, run_dir })
+    }
+
+    fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    fn client(&self) -> ClientConfig {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", self.addr());
+        c
+    }
+
+    fn create_topic(&self, name: &str, partitions: i32) {
+        let admin: AdminClient<DefaultClientContext> = self.client().create().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let t = NewTopic::new(name, partitions, TopicReplication::Fixed(-1));
+        let r = rt
+            .block_on(admin.create_topics(
+                [&t],
+                &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
+            ))
+            .unwrap();
+        for x in r {
+            x.unwrap_or_else(|(n, e)| panic!("cannot create topic {n}: {e}"));
+        }
+    }
+
+    fn producer(&self) -> ThreadedProducer<DefaultProducerContext> {
+        let mut c = self.client();
+        c.set("linger.ms", "5").set("acks", "all");
+        c.create().unwrap()
+    }
+
+    /// Per partition of `topic` (of `n`): the end offset, and what `group` committed.
+    fn progress(&self, group: &str, topic: &str, n: i32) -> Vec<(i64, Option<i64>)> {
+        let mut c = self.client();
+        c.set("group.id", group).set("enable.auto.commit", "false");
+        let consumer: BaseConsumer = c.create().unwrap();
+        let mut tpl = TopicPartitionList::new();
+        for p in 0..n {
+            tpl.add_partition(topic, p);
+        }
+        let committed = consumer
+            .committed_offsets(tpl, Duration::from_secs(10))
+            .unwrap();
+        (0..n)
+            .map(|p| {
+                let (_, high) = consumer
+                    .fetch_watermarks(topic, p, Duration::from_secs(10))
+                    .unwrap();
+                let c = committed
+                    .find_partition(topic, p)
+                    .and_then(|e| match e.offset() {
+                        Offset::Offset(o) => Some(o),
+                        _ => None,
+                    });
+                (high, c)
+            })
+            .collect()
+    }
+
+    /// Wait until `group` committed every partition of `topic` to its end.
+    #[track_caller]
+    fn wait_committed(&self, group: &str, topic: &str, n: i32, members: &[&Daemon]) {
+        let start = Instant::now();
+        loop {
+            let p = self.progress(group, topic, n);
+            if p.iter().all(|(high, c)| *high == 0 || *c == Some(*high)) {
+                return;
+            }
+            if start.elapsed() > Duration::from_secs(180) {
+                let logs: Vec<String> = members.iter().map(|d| d.log_text()).collect();
+                panic!(
+                    "group {group} did not commit to the end within 180 s: {p:?}\n{}",
+                    logs.join("\n----\n")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = Command::new(script())
+            .arg("stop")
+            .env("KAFKA_PORT", self.port.to_string())
+            .env("KAFKA_RUN_DIR", &self.run_dir)
+            .output();
+    }
+}
+
+/// Produce `lines` keyed by `key`, one record each; waits until the broker has them.
+fn produce(
+    p: &ThreadedProducer<DefaultProducerContext>,
+    topic: &str,
+    key: &str,
+    lines: &[Vec<u8>],
+) {
+    for l in lines {
+        let mut rec = BaseRecord::to(topic).key(key).payload(l.as_slice());
+        loop {
+            match p.send(rec) {
+                Ok(()) => break,
+                Err((_, r)) => {
+                    rec = r;
+                    p.poll(Duration::from_millis(10));
+                }
+            }
+        }
+    }
+    p.flush(Duration::from_secs(60)).unwrap();
+}
+
+/// A simulated cluster's stream (with two closing entries two hours after its last, so
+/// every timer is judged by the stream's own time) and what `replay` makes of it.
+fn cluster(dir: &Path, name: &str, seed: u64, tenants: usize) -> (Vec<Vec<u8>>, Vec<Value>) {
+    let sim = dir.join(format!("{name}.sim.jsonl"));
+    auditwatch([
+        "simulate",
+        "--duration",
+        "1d",
+        "--tenants",
+        &tenants.to_string(),
+        "--inject",
+        "all",
+        "--seed",
+        &seed.to_string(),
+        "-o",
+        sim.to_str().unwrap(),
+    ])
+    .assert_code(0);
+    let text = std::fs::read(&sim).unwrap();
+    let mut lines: Vec<Vec<u8>> = text
+        .split_inclusive(|&b| b == b'\n')
+        .map(<[u8]>::to_vec)
+        .collect();
+    let last: Value = serde_json::from_slice(lines.last().unwrap()).unwrap();
+    let t: jiff::Timestamp = last["time"].as_str().unwrap().parse().unwrap();
+    for n in 0..2 {
+        let closing = t + jiff::SignedDuration::from_secs(7200 + n);
+        lines.push(
+            format!(
+                "{}\n",
+                response_line(
+                    &request_id(0xc105e + seed as u32, n as u64),
+                    &closing.to_string()
+                )
+            )
+            .into_bytes(),
+        );
+    }
+    let all = dir.join(format!("{name}.jsonl"));
+    std::fs::write(&all, lines.concat()).unwrap();
+    let run = replay([all.to_str().unwrap()]);
+    run.assert_code(0);
+    (lines, run.alerts())
+}
+
+fn member_config(broker: &Broker, dir: &Path, extra: &str) -> String {
+    format!(
+        "server: {{listen: 127.0.0.1:0, tick_secs: 0, drain_timeout_secs: 60}}
+state: {{dir: '{state}'}}
+sources:
+  - {{name: fleet, kind: kafka, brokers: ['{addr}'], topics: [vault-audit], group_id: aw, key_as_stream: true, snapshot_interval_secs: 1}}
+{extra}",
+        state = dir.join("state").display(),
+        addr = broker.addr(),
+    )
+}
+
+fn member(broker: &Broker, root: &Path, name: &str) -> Daemon {
+    let dir = root.join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    Daemon::start(&dir, &member_config(broker, &dir, ""), &[])
+}
+
+/// Every alert record, as its JSON text, with how often it was delivered.
+fn multiset(alerts: &[Value]) -> BTreeMap<String, usize> {
+    let mut m = BTreeMap::new();
+    for a in alerts {
+        *m.entry(a.to_string()).or_insert(0) += 1;
+    }
+    m
+}
+
+fn assigned(d: &Daemon) -> f64 {
+    d.metric("auditwatch_kafka_assigned_partitions", &[])
+}
+
+#[test]
+#[ignore = "not yet run against a broker (written at the end of a session without a built tansu): run with --ignored once deploy/kafka/local-broker.sh install is done"]
+fn three_clusters_two_members_a_kill_and_a_join_give_what_replay_gives() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(broker) = Broker::start(dir.path()) else {
+        return;
+    };
+    broker.create_topic("vault-audit", 6);
+    let clusters = [("vault-a", 31, 2), ("vault-b", 32, 3), ("vault-c", 33, 4)];
+    let mut streams = Vec::new();
+    let mut expected = Vec::new();
+    for (name, seed, tenants) in clusters {
+        let (lines, alerts) = cluster(dir.path(), name, seed, tenants);
+        assert!(
+            alerts
+                .iter()
+                .any(|a| a["category"] == "eso_cadence" && a["evidence"]["kind"] == "stale"),
+            "{name}: replay finds no planted ESO stale"
+        );
+        expected.extend(alerts);
+        streams.push((name, lines));
+    }
+    let want = multiset(&expected);
+    assert!(want.values().all(|&n| n == 1), "replay repeats an alert");
+
+    let a = member(&broker, dir.path(), "a");
+    let b = member(&broker, dir.path(), "b");
+    a.wait_until("both members assigned", Duration::from_secs(60), |a| {
+        assigned(a) + assigned(&b) == 6.0 && assigned(a) > 0.0
+    });
+    let producer = broker.producer();
+    let third = |lines: &Vec<Vec<u8>>, k: usize| {
+        let n = lines.len();
+        lines[n * k / 3..n * (k + 1) / 3].to_vec()
+    };
+    // The first third with both members; then one is killed with no chance to hand over.
+    for (name, lines) in &streams {
+        produce(&producer, "vault-audit", name, &third(lines, 0));
+    }
+    broker.wait_committed("aw", "vault-audit", 6, &[&a, &b]);
+    // Its periodic snapshots (every second) are at most that old: the next owner
+    // restores one and catches up to the committed offset.
+    std::thread::sleep(Duration::from_millis(1500));
+    let a_alerts = a.alerts();
+    let a_had = assigned(&a);
+    assert!(a_had > 0.0);
+    Command::new("kill")
+        .args(["-KILL", &a.pid().to_string()])
+        .status()
+        .unwrap();
+    drop(a);
+    // The second third: the survivor takes the dead member's partitions (after the
+    // session timeout) with their state.
+    for (name, lines) in &streams {
+        produce(&producer, "vault-audit", name, &third(lines, 1));
+    }
+    b.wait_until(
+        "the survivor has every partition",
+        Duration::from_secs(60),
+        |b| assigned(b) == 6.0,
+    );
+    broker.wait_committed("aw", "vault-audit", 6, &[&b]);
+    // A third member joins: partitions move again, handed over by the survivor.
+    let c = member(&broker, dir.path(), "c");
+    c.wait_until(
+        "the new member has partitions",
+        Duration::from_secs(60),
+        |c| assigned(c) > 0.0 && assigned(c) + assigned(&b) == 6.0,
+    );
+    for (name, lines) in &streams {
+        produce(&producer, "vault-audit", name, &third(lines, 2));
+    }
+    broker.wait_committed("aw", "vault-audit", 6, &[&b, &c]);
+    let restored = |d: &Daemon| {
+        d.log_lines()
+            .iter()
+            .filter(|l| l.contains("partition state restored"))
+            .count()
+    };
+    assert!(
+        restored(&b) > 0,
+        "the survivor restored no state:\n{}",
+        b.log_text()
+    );
+    assert!(
+        restored(&c) > 0,
+        "the new member restored no state:\n{}",
+        c.log_text()
+    );
+    let (b_path, c_path) = (b.alerts_path.clone(), c.alerts_path.clone());
+    for d in [b, c] {
+        let e = d.stop();
+        assert_eq!(e.code, Some(0), "{}", e.log);
+    }
+    let mut got = a_alerts;
+    got.extend(read_alerts(&b_path));
+    got.extend(read_alerts(&c_path));
+    let have = multiset(&got);
+    let repeated: Vec<&String> = have
+        .iter()
+        .filter(|(_, n)| **n > 1)
+        .map(|(k, _)| k)
+        .collect();
+    assert!(repeated.is_empty(), "alerts delivered twice: {repeated:#?}");
+    let ids: BTreeSet<&str> = got.iter().map(|a| a["id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), got.len(), "an id delivered twice");
+    let missing: Vec<&String> = want.keys().filter(|k| !have.contains_key(*k)).collect();
+    let extra: Vec<&String> = have.keys().filter(|k| !want.contains_key(*k)).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "the members' alerts differ from replay's ({} expected, {} got)\nmissing: {missing:#?}\nextra: {extra:#?}",
+        want.len(),
+        have.len()
+    );
+}
+
+#[test]
+#[ignore = "not yet run against a broker (written at the end of a session without a built tansu): run with --ignored once deploy/kafka/local-broker.sh install is done"]
+fn offsets_are_not_committed_ahead_of_the_alerts() {
+    if !require_tool(AM, "apt-get install prometheus-alertmanager") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let Some(broker) = Broker::start(dir.path()) else {
+        return;
+    };
+    broker.create_topic("vault-audit", 1);
+    let am_port = free_port();
+    let am = format!(
+        "alertmanager: {{url: 'http://127.0.0.1:{am_port}', retry_for_secs: 3600, timeout_secs: 1, resolve_after_secs: 3600}}\n"
+    );
+    let (lines, expected) = cluster(dir.path(), "vault-a", 41, 2);
+    let n = lines.len();
+    let m_dir = dir.path().join("m");
+    std::fs::create_dir_all(&m_dir).unwrap();
+    let config = member_config(&broker, &m_dir, &am);
+    let m = Daemon::start(&m_dir, &config, &[]);
+    m.wait_until("assigned", Duration::from_secs(60), |m| assigned(m) == 1.0);
+    let producer = broker.producer();
+    produce(&producer, "vault-audit", "vault-a", &lines[..n / 2]);
+    // Processed (every entry counted), and the JSON lines written: only Alertmanager,
+    // down, holds the alerts.
+    m.wait_until("the first half processed", Duration::from_secs(120), |m| {
+        m.metric("auditwatch_events_total", &["source=\"fleet\""]) >= (n / 2) as f64
+            && !m.alerts().is_empty()
+    });
+    for _ in 0..10 {
+        let p = broker.progress("aw", "vault-audit", 1);
+        // Only records before the first alert can be settled: with alerts from early in
+        // the stream, little or nothing is committed, never the end (checked for 2 s,
+        // ten commit intervals).
+        assert!(
+            p[0].1.is_none_or(|c| c < (n / 2) as i64),
+            "committed {p:?} while Alertmanager has not taken the alerts"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    Command::new("kill")
+        .args(["-KILL", &m.pid().to_string()])
+        .status()
+        .unwrap();
+    drop(m);
+    // Alertmanager comes up; the member restarts, reads the records again from the last
+    // commit and delivers every alert (the JSON lines sink's ledger drops the repeats).
+    let amgr = Alertmanager::start(&dir.path().join("am"), am_port);
+    let m = Daemon::start(&m_dir, &config, &[]);
+    produce(&producer, "vault-audit", "vault-a", &lines[n / 2..]);
+    broker.wait_committed("aw", "vault-audit", 1, &[&m]);
+    let want: BTreeSet<String> = expected
+        .iter()
+        .map(|a| a["id"].as_str().unwrap().to_string())
+        .collect();
+    let start = Instant::now();
+    let got = loop {
+        let got: HashMap<String, Value> = amgr
+            .alerts()
+            .into_iter()
+            .filter_map(|a| {
+                let k = a["labels"]["alert_key"].as_str()?.to_string();
+                Some((k, a))
+            })
+            .collect();
+        if got.len() >= want.len() || start.elapsed() > Duration::from_secs(60) {
+            break got;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert_eq!(
+        got.len(),
+        want.len(),
+        "Alertmanager holds {} distinct alerts, replay raised {}",
+        got.len(),
+        want.len()
+    );
+    let jsonl = read_alerts(&m.alerts_path);
+    let ids: BTreeSet<String> = jsonl
+        .iter()
+        .map(|a| a["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        ids.len(),
+        jsonl.len(),
+        "the JSON lines sink delivered an id twice"
+    );
+    assert_eq!(
+        ids, want,
+        "the JSON lines sink's alerts differ from replay's"
+    );
+    let e = m.stop();
+    assert_eq!(e.code, Some(0), "{}", e.log);
+}
+
+/// The README's Scale out config is a valid config.
+#[test]
+fn readme_scale_out_config_is_valid() {
+    let readme = include_str!("../../README.md");
+    let marker = "```yaml\n# every member of the group";
+    let start = readme.find(marker).expect("the README's Scale out config") + "```yaml\n".len();
+    let block = &readme[start..];
+    let block = &block[..block.find("```").unwrap()];
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("fleet.yaml");
+    std::fs::write(&file, block).unwrap();
+    auditwatch(["config", "check", file.to_str().unwrap()]).assert_code(0);
+}
