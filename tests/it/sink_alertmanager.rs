@@ -445,3 +445,269 @@ fn https_verifies_alertmanager_against_ca_file() {
         exit.log
     );
 }
+
+/// `daemon_config` pointed at `url` with `extra` lines added to its `alertmanager:` block.
+fn config_for(url: &str, extra: &str) -> String {
+    let base = daemon_config(1).replace("'http://127.0.0.1:1'", &format!("'{url}'"));
+    format!("{base}{extra}")
+}
+
+/// Wait until every alert the daemon wrote is delivered (and at least one was).
+#[track_caller]
+fn wait_delivered(d: &Daemon, n_at_least: usize) {
+    d.wait_until("alerts delivered", Duration::from_secs(30), |d| {
+        let n = d.alerts().len();
+        n >= n_at_least && sink_metric(d, "auditwatch_sink_delivered_total") == n as f64
+    });
+}
+
+/// Alertmanager behind its own web config (exporter-toolkit, as Prometheus meets it):
+/// https with a client certificate required and basic auth. The daemon that presents its
+/// certificate and the password delivers; one without the certificate cannot connect, and
+/// one with a wrong password is refused (401, dropped as rejected); no log shows a secret.
+#[test]
+fn basic_auth_and_a_client_certificate_reach_an_alertmanager_that_requires_them() {
+    if !require_tool(AM, "apt-get install prometheus-alertmanager")
+        || !require_tool("openssl", "apt-get install openssl")
+    {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let ca = TestCa::new(&tmp.path().join("tls"), "am");
+    let (srv_cert, srv_key) = ca.server("am-server");
+    let (cli_cert, cli_key) = ca.client("auditwatch");
+    let amdir = tmp.path().join("am");
+    std::fs::create_dir_all(&amdir).unwrap();
+    let web = amdir.join("web.yml");
+    let password = "am-pass-7d3f1c";
+    std::fs::write(
+        &web,
+        format!(
+            "tls_server_config:
+  cert_file: {}
+  key_file: {}
+  client_auth_type: RequireAndVerifyClientCert
+  client_ca_file: {}
+basic_auth_users:
+  auditwatch: '{}'
+",
+            srv_cert.display(),
+            srv_key.display(),
+            ca.cert.display(),
+            bcrypt::hash(password, 6).unwrap()
+        ),
+    )
+    .unwrap();
+    let port = free_port();
+    let am = Alertmanager::start_tls(&amdir, port, &web);
+    let pw_file = tmp.path().join("am-password");
+    std::fs::write(&pw_file, format!("{password}\n")).unwrap();
+    let url = format!("https://127.0.0.1:{port}");
+    let tls = format!(
+        "  tls_config:\n    ca_file: '{}'\n    cert_file: '{}'\n    key_file: '{}'\n",
+        ca.cert.display(),
+        cli_cert.display(),
+        cli_key.display()
+    );
+    let good = config_for(
+        &url,
+        &format!(
+            "{tls}  basic_auth: {{username: auditwatch, password_file: '{}'}}\n",
+            pw_file.display()
+        ),
+    );
+    let no_cert = config_for(
+        &url,
+        &format!(
+            "  tls_config: {{ca_file: '{}'}}\n  basic_auth: {{username: auditwatch, password_file: '{}'}}\n",
+            ca.cert.display(),
+            pw_file.display()
+        ),
+    );
+    let wrong_pw = config_for(
+        &url,
+        &format!("{tls}  basic_auth: {{username: auditwatch, password: not-the-pass-9q}}\n"),
+    );
+    let dirs: Vec<PathBuf> = ["good", "no-cert", "wrong-pw"]
+        .iter()
+        .map(|n| tmp.path().join(n))
+        .collect();
+    for d in &dirs {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    let a = Daemon::start(&dirs[0], &good, &[]);
+    let b = Daemon::start(&dirs[1], &no_cert, &[]);
+    let c = Daemon::start(&dirs[2], &wrong_pw, &[]);
+    let input = scenario("day-on-the-platform");
+    for d in [&a, &b, &c] {
+        d.send_and_wait_read("vault-socket", &input);
+    }
+    wait_delivered(&a, 1);
+    assert_eq!(sink_metric(&a, "auditwatch_sink_failures_total"), 0.0);
+    b.wait_until("the connection refused", Duration::from_secs(30), |d| {
+        sink_metric(d, "auditwatch_sink_failures_total") > 0.0
+    });
+    assert_eq!(sink_metric(&b, "auditwatch_sink_delivered_total"), 0.0);
+    c.wait_until("the password refused", Duration::from_secs(30), |d| {
+        d.metric(
+            "auditwatch_sink_dropped_total",
+            &["sink=\"alertmanager\"", "reason=\"rejected\""],
+        ) == d.alerts().len() as f64
+            && !d.alerts().is_empty()
+    });
+    assert!(c.log_text().contains("HTTP 401"), "{}", c.log_text());
+    // What Alertmanager holds, read with the same certificate and password.
+    let client = Https {
+        ca: ca.cert.clone(),
+        client_cert: Some((cli_cert.clone(), cli_key.clone())),
+        only: None,
+    };
+    let r = client
+        .get(&am.addr, "/api/v2/alerts", Some(("auditwatch", password)))
+        .unwrap();
+    assert_eq!(r.code, 200, "{r:?}");
+    let body = r.body.trim();
+    // Go may answer chunked: the JSON array is between the first '[' and the last ']'.
+    let json = &body[body.find('[').unwrap()..=body.rfind(']').unwrap()];
+    let got: Vec<Value> = serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {body}"));
+    assert_eq!(got.len(), a.alerts().len(), "{got:#?}");
+    for d in [a, b, c] {
+        let exit = d.stop();
+        assert_eq!(exit.code, Some(0), "{}", exit.log);
+        for secret in [password, "not-the-pass-9q"] {
+            assert!(!exit.log.contains(secret), "{}", exit.log);
+        }
+    }
+}
+
+/// A bearer token from a file and custom headers (`X-Scope-OrgID` for Mimir's
+/// Alertmanager) are sent with every POST, and a token rotated on disk is used from the
+/// next POST on, without a restart or reload; neither token is ever logged.
+#[test]
+fn a_bearer_token_file_and_custom_headers_are_sent_and_a_rotated_token_is_used() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rec = Recorder::start();
+    let token = tmp.path().join("token");
+    std::fs::write(&token, "tok-first-51c2\n").unwrap();
+    let cfg = config_for(
+        &format!("http://{}", rec.addr),
+        &format!(
+            "  authorization: {{credentials_file: '{}'}}
+  http_headers:
+    X-Scope-OrgID: {{values: [tenant-1]}}
+    X-Extra: {{values: [a], secrets: [hdr-secret-0e9a]}}
+",
+            token.display()
+        ),
+    );
+    let dir = tmp.path().join("d");
+    std::fs::create_dir_all(&dir).unwrap();
+    let d = Daemon::start(&dir, &cfg, &[]);
+    d.send_and_wait_read("vault-socket", &scenario("cross-tenant-read"));
+    wait_delivered(&d, 1);
+    let first = rec.requests();
+    assert!(!first.is_empty());
+    for r in &first {
+        assert!(r.line.starts_with("POST /api/v2/alerts "), "{r:?}");
+        assert_eq!(
+            r.header("authorization"),
+            ["Bearer tok-first-51c2"],
+            "{r:?}"
+        );
+        assert_eq!(r.header("x-scope-orgid"), ["tenant-1"], "{r:?}");
+        assert_eq!(r.header("x-extra"), ["a", "hdr-secret-0e9a"], "{r:?}");
+        assert_eq!(r.header("content-type"), ["application/json"], "{r:?}");
+        let alerts: Vec<Value> = serde_json::from_slice(&r.body).unwrap();
+        assert!(!alerts.is_empty());
+    }
+    // Rotated as a secret mount does it: a new file renamed over the old.
+    let tmp_token = tmp.path().join("token.new");
+    std::fs::write(&tmp_token, "tok-second-8b0d\n").unwrap();
+    std::fs::rename(&tmp_token, &token).unwrap();
+    let before = d.alerts().len();
+    d.send_and_wait_read("vault-socket", &scenario("audit-device-disabled"));
+    wait_delivered(&d, before + 1);
+    let later = rec.requests();
+    let new = &later[first.len()..];
+    assert!(!new.is_empty());
+    for r in new {
+        assert_eq!(
+            r.header("authorization"),
+            ["Bearer tok-second-8b0d"],
+            "{r:?}"
+        );
+    }
+    let exit = d.stop();
+    assert_eq!(exit.code, Some(0), "{}", exit.log);
+    for secret in ["tok-first", "tok-second", "hdr-secret"] {
+        assert!(!exit.log.contains(secret), "{}", exit.log);
+    }
+}
+
+/// `proxy_url` sends the POSTs through an HTTP proxy, with the proxy's credentials from
+/// the URL; a host listed in `no_proxy` is reached directly; the environment's
+/// `HTTP_PROXY` is ignored unless `proxy_from_environment` is set.
+#[test]
+fn proxy_url_carries_the_posts_and_no_proxy_hosts_are_reached_directly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rec = Recorder::start();
+    let proxy = ForwardProxy::start();
+    let target = format!("http://{}", rec.addr);
+    let proxy_url = format!("http://fwd:proxy-pass-4e1a@{}", proxy.addr);
+    let start = |name: &str, extra: &str, env: &[(&str, &str)]| {
+        let dir = tmp.path().join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        Daemon::start_env(&dir, &config_for(&target, extra), &[], env)
+    };
+    let input = scenario("cross-tenant-read");
+    // Through the proxy.
+    let d = start("via", &format!("  proxy_url: '{proxy_url}'\n"), &[]);
+    d.send_and_wait_read("vault-socket", &input);
+    wait_delivered(&d, 1);
+    let seen = proxy.seen();
+    assert!(!seen.is_empty(), "the proxy was used");
+    let (line, headers) = &seen[0];
+    assert_eq!(
+        line,
+        &format!("POST http://{}/api/v2/alerts HTTP/1.1", rec.addr)
+    );
+    let auth = format!("Basic {}", base64("fwd:proxy-pass-4e1a"));
+    assert!(
+        headers
+            .iter()
+            .any(|(n, v)| n == "proxy-authorization" && v == &auth),
+        "{headers:?}"
+    );
+    let exit = d.stop();
+    assert_eq!(exit.code, Some(0), "{}", exit.log);
+    assert!(!exit.log.contains("proxy-pass"), "{}", exit.log);
+    let via_proxy = rec.requests().len();
+    // 127.0.0.1 in no_proxy: straight to the target, the proxy sees nothing new.
+    let n_seen = proxy.seen().len();
+    let d = start(
+        "direct",
+        &format!("  proxy_url: '{proxy_url}'\n  no_proxy: 'localhost,127.0.0.1'\n"),
+        &[],
+    );
+    d.send_and_wait_read("vault-socket", &input);
+    wait_delivered(&d, 1);
+    assert!(rec.requests().len() > via_proxy);
+    assert_eq!(proxy.seen().len(), n_seen, "no_proxy bypasses the proxy");
+    d.stop();
+    // The environment's proxy only when asked for.
+    let env_proxy = format!("http://{}", proxy.addr);
+    let env = [
+        ("HTTP_PROXY", env_proxy.as_str()),
+        ("http_proxy", env_proxy.as_str()),
+    ];
+    let d = start("env-ignored", "", &env);
+    d.send_and_wait_read("vault-socket", &input);
+    wait_delivered(&d, 1);
+    assert_eq!(proxy.seen().len(), n_seen, "HTTP_PROXY ignored by default");
+    d.stop();
+    let d = start("env-used", "  proxy_from_environment: true\n", &env);
+    d.send_and_wait_read("vault-socket", &input);
+    wait_delivered(&d, 1);
+    assert!(proxy.seen().len() > n_seen, "HTTP_PROXY used when asked");
+    d.stop();
+}

@@ -4,8 +4,8 @@
 //!
 //! The parts, bottom-up: [`config`] (the `alertmanager:` block), [`url`] (base URLs),
 //! [`payload`] (an alert as Alertmanager takes it), [`retry`] (what waits for delivery,
-//! and the backoff), [`client`] (one HTTP/TLS POST), and here the sink thread tying them
-//! together.
+//! and the backoff), [`http`] (auth, TLS, headers and proxy as Prometheus configures
+//! them), [`client`] (one HTTP/TLS POST), and here the sink thread tying them together.
 //!
 //! Invariants:
 //! - The labels are a pure function of the alert and the config, so an HA pair's copies
@@ -21,6 +21,7 @@
 
 mod client;
 mod config;
+mod http;
 mod payload;
 mod retry;
 mod url;
@@ -71,7 +72,7 @@ pub fn start(
     if endpoints.is_empty() || endpoints.len() > MAX_URLS {
         return Err(setup(format!("1 to {MAX_URLS} urls are needed")));
     }
-    let client = Client::new(s.ca_file.as_deref(), &endpoints).map_err(|e| setup(e.to_string()))?;
+    let client = Client::new(&s).map_err(|e| setup(e.to_string()))?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

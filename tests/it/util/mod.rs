@@ -3,7 +3,8 @@
 //! lines through the library pipeline ([`feed`]), read the fixtures ([`fixtures`]),
 //! compare texts ([`diff`]), find what a test needs from outside the crate
 //! ([`tools`]), run a real Prometheus ([`prometheus`]), Alertmanager ([`alertmanager`])
-//! and SMTP server ([`smtp`]), and make certificates and speak HTTPS ([`tls`]).
+//! and SMTP server ([`smtp`]), make certificates and speak HTTPS ([`tls`]), and record
+//! HTTP requests or proxy them ([`httprec`]).
 
 pub mod alertmanager;
 pub mod cli;
@@ -12,6 +13,7 @@ pub mod diff;
 pub mod entries;
 pub mod feed;
 pub mod fixtures;
+pub mod httprec;
 pub mod openbao;
 pub mod prometheus;
 pub mod rng;
@@ -26,6 +28,7 @@ pub use diff::*;
 pub use entries::*;
 pub use feed::*;
 pub use fixtures::*;
+pub use httprec::*;
 pub use openbao::*;
 pub use prometheus::{urlencode, Prometheus};
 pub use rng::*;
