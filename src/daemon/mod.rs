@@ -189,6 +189,8 @@ fn run_with_queue(
     let saved = restore_sources(&cfg, &metrics);
     let mut sink_settings = cfg.sinks.clone();
     sink_settings.ledger_dir = cfg.state.dir.clone();
+    // Mail shows times in the business-hours zone (and UTC).
+    sink_settings.email.time_zone = cfg.detection.business_hours.time_zone_name.clone();
     let sinks = Sinks::start(&sink_settings, metrics.clone())?;
     // Every severity: a rule's severity_when and allow-lists raise or lower it.
     metrics.init_alerts(opts.rules.rules.iter().flat_map(|r| {
