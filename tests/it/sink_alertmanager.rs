@@ -711,3 +711,54 @@ fn proxy_url_carries_the_posts_and_no_proxy_hosts_are_reached_directly() {
     assert!(proxy.seen().len() > n_seen, "HTTP_PROXY used when asked");
     d.stop();
 }
+
+/// An https Alertmanager behind the proxy is reached through a `CONNECT` tunnel, and its
+/// certificate is still verified end to end (the proxy sees only the tunnel).
+#[test]
+fn https_through_proxy_url_is_tunnelled_with_connect() {
+    if !require_tool(AM, "apt-get install prometheus-alertmanager")
+        || !require_tool("openssl", "apt-get install openssl")
+    {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let ca = TestCa::new(&tmp.path().join("tls"), "am");
+    let (cert, key) = ca.server("am-server");
+    let amdir = tmp.path().join("am");
+    std::fs::create_dir_all(&amdir).unwrap();
+    let web = amdir.join("web.yml");
+    std::fs::write(
+        &web,
+        format!(
+            "tls_server_config:\n  cert_file: {}\n  key_file: {}\n",
+            cert.display(),
+            key.display()
+        ),
+    )
+    .unwrap();
+    let port = free_port();
+    let am = Alertmanager::start_tls(&amdir, port, &web);
+    let proxy = ForwardProxy::start();
+    let cfg = config_for(
+        &format!("https://127.0.0.1:{port}"),
+        &format!(
+            "  tls_config: {{ca_file: '{}'}}\n  proxy_url: 'http://{}'\n",
+            ca.cert.display(),
+            proxy.addr
+        ),
+    );
+    let dir = tmp.path().join("d");
+    std::fs::create_dir_all(&dir).unwrap();
+    let d = Daemon::start(&dir, &cfg, &[]);
+    d.send_and_wait_read("vault-socket", &scenario("cross-tenant-read"));
+    wait_delivered(&d, 1);
+    let seen = proxy.seen();
+    assert!(
+        seen.iter()
+            .any(|(line, _)| line == &format!("CONNECT 127.0.0.1:{port} HTTP/1.1")),
+        "{seen:?}"
+    );
+    assert_eq!(am.query_tls(&ca.cert).len(), d.alerts().len());
+    let exit = d.stop();
+    assert_eq!(exit.code, Some(0), "{}", exit.log);
+}
