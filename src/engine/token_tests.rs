@@ -213,3 +213,33 @@ fn the_token_table_stays_within_its_cap_and_counts_evictions() {
     assert!(kept <= 100, "{kept}");
     assert_eq!(e.stats().evicted_keys, 1000 - kept as u64);
 }
+
+/// The state a tracked token costs, in memory (the table's entry) and in a snapshot:
+/// `cargo test --lib state_of_a_tracked_token -- --nocapture` prints both.
+#[test]
+fn the_state_of_a_tracked_token_is_small() {
+    use super::detect::token_origin::Origin;
+    let entry = std::mem::size_of::<(u128, Origin)>();
+    let mut e = Engine::new(Arc::new(Config::default()), rules());
+    let n = 10_000;
+    let lines: Vec<String> = (0..n)
+        .map(|i| eso_login(i, &format!("hmac-sha256:t{i:064}"), "10.42.3.17"))
+        .collect();
+    let saved = |e: &Engine| {
+        let d = e.state.rules.iter().find_map(|r| match &r.detector {
+            super::detect::Detector::TokenOrigin(d) => Some(d.state()),
+            _ => None,
+        });
+        postcard::to_stdvec(d.expect("the rule")).unwrap().len()
+    };
+    let empty = saved(&e);
+    feed(&mut e, &lines);
+    assert_eq!(e.table_sizes().token_keys, n as usize);
+    let per_token = (saved(&e) - empty) as f64 / n as f64;
+    println!(
+        "token_origin: {entry} bytes a table entry (plus the hash table's control byte and \
+         load factor), {per_token:.1} bytes a token in a snapshot"
+    );
+    assert!(entry <= 64, "{entry}");
+    assert!(per_token < 64.0, "{per_token}");
+}
