@@ -319,7 +319,7 @@ pub const TENANT_NONE: &str = "none";
 pub const TENANT_OTHER: &str = "other";
 
 /// Names of the state tables in `auditwatch_state_table_size`.
-pub const TABLES: [&str; 7] = [
+pub const TABLES: [&str; 8] = [
     "pending_requests",
     "decided_requests",
     "count_keys",
@@ -327,6 +327,7 @@ pub const TABLES: [&str; 7] = [
     "cadence_keys",
     "cadence_timers",
     "suppression_keys",
+    "token_keys",
 ];
 
 impl Metrics {
@@ -726,6 +727,7 @@ mod tests {
                     "cadence_keys",
                     "cadence_timers",
                     "suppression_keys",
+                    "token_keys",
                 ],
             ),
             ("tenant, source", vec!["none", "other", "restored"]),

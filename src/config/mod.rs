@@ -49,6 +49,9 @@ pub struct Identities {
     pub machine_admin: MachineAdmin,
     pub human: Human,
     pub ci: Ci,
+    /// Where workloads (tenant pods, ESO, Vault Agent) may be: the pod and node ranges. A
+    /// workload's token used from outside them is foreign (`token_foreign_use`).
+    pub workload_cidrs: Vec<IpNet>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -355,6 +358,9 @@ fn apply_identities(ctx: &mut Ctx, node: &Node, ids: &mut Identities) {
             }
             cm.finish(ctx, "identities.ci");
         }
+    }
+    if let Some(n) = m.take("workload_cidrs") {
+        ids.workload_cidrs = cidr_list(ctx, n, "workload_cidrs");
     }
     m.finish(ctx, "identities");
 }

@@ -525,6 +525,7 @@ impl EngineThread {
             t.cadence_keys,
             t.cadence_timers,
             t.suppression_keys,
+            t.token_keys,
         ];
         for (name, v) in TABLES.iter().zip(sizes) {
             self.metrics

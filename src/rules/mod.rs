@@ -7,6 +7,7 @@
 
 pub mod condition;
 pub mod examples;
+pub mod token;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -82,6 +83,14 @@ pub const EMBEDDED: &[(&str, &str)] = &[
         "rules/input_lost.yaml",
         include_str!("../../rules/input_lost.yaml"),
     ),
+    (
+        "rules/token_foreign_use.yaml",
+        include_str!("../../rules/token_foreign_use.yaml"),
+    ),
+    (
+        "rules/wrapping_interception.yaml",
+        include_str!("../../rules/wrapping_interception.yaml"),
+    ),
 ];
 
 /// Which checks a cadence detector runs.
@@ -112,6 +121,12 @@ pub enum Detector {
     /// An entry whose time is clock skew (the engine's clock policy, config
     /// `engine.max_future_skew_secs`); once per episode.
     ClockSkew(ClockSkewSpec),
+    /// A token used from another network than it was issued to, or a workload's token
+    /// used from outside the workload networks ([`token::TokenOriginSpec`]).
+    TokenOrigin(token::TokenOriginSpec),
+    /// A failed unwrap of a response-wrapping token someone unwrapped before
+    /// ([`token::WrapTokenSpec`]).
+    WrapToken(token::WrapTokenSpec),
 }
 
 /// Settings of a `clock_skew` detector.
@@ -187,6 +202,8 @@ impl Detector {
             Detector::TenantMismatch => "tenant_mismatch",
             Detector::TimeWindow => "time_window",
             Detector::ClockSkew(_) => "clock_skew",
+            Detector::TokenOrigin(_) => "token_origin",
+            Detector::WrapToken(_) => "wrap_token",
         }
     }
 }
@@ -200,6 +217,8 @@ const KINDS: &[&str] = &[
     "tenant_mismatch",
     "time_window",
     "clock_skew",
+    "token_origin",
+    "wrap_token",
 ];
 
 /// Every field some detector kind takes besides `kind`: with a kind missing or unknown,
@@ -216,6 +235,10 @@ const DETECTOR_FIELDS: &[&str] = &[
     "outside",
     "quiet_secs",
     "group",
+    "network",
+    "workload",
+    "escalate",
+    "expire_after_secs",
 ];
 
 /// Placeholders a `summary` may use.
@@ -772,6 +795,8 @@ fn decode_detector(ctx: &mut Ctx, node: &Node) -> Option<Detector> {
             let q = pos(&mut m, ctx, "quiet_secs");
             Some(Detector::ClockSkew(ClockSkewSpec { quiet_secs: q? }))
         }
+        "token_origin" => token::decode_token_origin(&mut m, ctx).map(Detector::TokenOrigin),
+        "wrap_token" => token::decode_wrap_token(&mut m, ctx).map(Detector::WrapToken),
         other => {
             // The kind is wrong, not the fields: report the kind alone.
             for k in DETECTOR_FIELDS {

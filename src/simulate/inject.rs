@@ -712,6 +712,16 @@ pub fn plan(
                 let p = extras::login_failures(w, &mut r, at);
                 plant(p, &mut slots, &mut items, &mut actors);
             }
+            Injection::TokenTheft => {
+                let at = pick(&slots, &mut r, w, inj, super::tokens::THEFT_LEN, false)?;
+                let p = super::tokens::token_theft(seed, w, &mut r, at);
+                plant(p, &mut slots, &mut items, &mut actors);
+            }
+            Injection::WrappingInterception => {
+                let at = pick(&slots, &mut r, w, inj, super::tokens::WRAP_LEN, false)?;
+                let p = super::tokens::wrapping_interception(seed, w, &mut r, at);
+                plant(p, &mut slots, &mut items, &mut actors);
+            }
             Injection::AuditDeviceDisable
             | Injection::AuditDeviceEnable
             | Injection::PolicyDrift

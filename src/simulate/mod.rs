@@ -33,6 +33,7 @@ pub mod item;
 pub mod json;
 pub mod rng;
 pub mod scenarios;
+mod tokens;
 pub mod vault;
 
 use std::cmp::Reverse;
@@ -93,10 +94,16 @@ pub enum Injection {
     /// The look-alike: one tenant's ESO stops for good while the others go on (its own
     /// `stale` per ExternalSecret).
     EsoTenantOutage,
+    /// A developer's token used from outside (lookup, then a tenant secret); beside it an
+    /// ESO pod rescheduled to another node and a renewal by the token's own client.
+    TokenTheft,
+    /// A wrapped secret unwrapped by an interceptor before its recipient; beside it one
+    /// unwrapped once by its recipient.
+    WrappingInterception,
 }
 
 impl Injection {
-    pub const ALL: [Injection; 20] = [
+    pub const ALL: [Injection; 22] = [
         Injection::CrossTenantRead,
         Injection::CrossTenantProbe,
         Injection::AfterHoursAdmin,
@@ -117,6 +124,8 @@ impl Injection {
         Injection::Enumeration,
         Injection::LoginFailureBurst,
         Injection::MassRevocation,
+        Injection::TokenTheft,
+        Injection::WrappingInterception,
     ];
 
     /// Planted only when named: not part of `all`, because an outage of every tenant's
@@ -148,6 +157,8 @@ impl Injection {
             Injection::MassRevocation => "mass_revocation",
             Injection::EsoOutage => "eso_outage",
             Injection::EsoTenantOutage => "eso_tenant_outage",
+            Injection::TokenTheft => "token_theft",
+            Injection::WrappingInterception => "wrapping_interception",
         }
     }
 

@@ -108,6 +108,19 @@ pub fn for_category(category: &str) -> Advice {
              file and the offset) and replay it with `auditwatch replay`; find out who or what \
              truncated or removed the audit log.",
         ),
+        "token_foreign_use" => (
+            "A token was used from a network it was not issued to (or a workload's token from \
+             outside the pod and node ranges): the token was most likely copied, and whoever \
+             holds it acts as its owner.",
+            "Revoke the token by its accessor (auth/token/revoke-accessor), ask the owner whether \
+             the address is theirs, and rotate every secret the foreign use read or minted.",
+        ),
+        "wrapping_interception" => (
+            "A response-wrapping token was unwrapped by someone before its recipient: the wrapped \
+             secret (evidence.creation_path) was seen by another party.",
+            "Treat the wrapped secret as exposed and rotate it (a new secret-id, credential or \
+             key); find the first unwrap's address in the evidence and how it got the token.",
+        ),
         _ => (
             "A detection rule matched this activity.",
             "Read the rule's description (`auditwatch rules list`) and check the actor and path \

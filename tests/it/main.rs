@@ -43,4 +43,5 @@ mod sink_email;
 mod skim;
 mod socket_lockdown;
 mod tail;
+mod token_openbao;
 mod unreadable;

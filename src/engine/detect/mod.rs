@@ -15,7 +15,9 @@ pub mod distinct;
 pub mod group;
 pub mod hours;
 pub mod tenant;
+pub mod token_origin;
 pub mod window;
+pub mod wrap_token;
 
 use serde_json::{json, Map as JsonMap, Value as Json};
 
@@ -66,6 +68,8 @@ pub enum Detector {
     Cadence(cadence::Cadence),
     Absence(absence::Absence),
     ClockSkew(clock_skew::ClockSkew),
+    TokenOrigin(token_origin::TokenOrigin),
+    WrapToken(wrap_token::WrapToken),
 }
 
 impl Detector {
@@ -81,6 +85,12 @@ impl Detector {
             rules::Detector::Absence(s) => Detector::Absence(absence::Absence::new(s.clone())),
             rules::Detector::ClockSkew(s) => {
                 Detector::ClockSkew(clock_skew::ClockSkew::new(s.clone()))
+            }
+            rules::Detector::TokenOrigin(s) => {
+                Detector::TokenOrigin(token_origin::TokenOrigin::new(s.clone()))
+            }
+            rules::Detector::WrapToken(s) => {
+                Detector::WrapToken(wrap_token::WrapToken::new(s.clone()))
             }
         }
     }
@@ -108,6 +118,14 @@ impl Detector {
                 true
             }
             (Detector::ClockSkew(new), Detector::ClockSkew(old)) => {
+                new.adopt(old);
+                true
+            }
+            (Detector::TokenOrigin(new), Detector::TokenOrigin(old)) => {
+                new.adopt(old);
+                true
+            }
+            (Detector::WrapToken(new), Detector::WrapToken(old)) => {
                 new.adopt(old);
                 true
             }
@@ -140,6 +158,8 @@ impl Detector {
                 false
             }
             Detector::ClockSkew(d) => d.observe(ev, evidence),
+            Detector::TokenOrigin(d) => return d.observe(ev, cfg, evidence),
+            Detector::WrapToken(d) => return d.observe(ev, evidence),
         };
         fired.then(Fired::default)
     }
@@ -196,6 +216,8 @@ impl Detector {
             Detector::Count(d) => d.evicted(),
             Detector::Distinct(d) => d.evicted(),
             Detector::Cadence(d) => d.evicted(),
+            Detector::TokenOrigin(d) => d.evicted(),
+            Detector::WrapToken(d) => d.evicted(),
             _ => 0,
         }
     }
@@ -209,6 +231,8 @@ impl Detector {
                 t.cadence_keys += d.keys();
                 t.cadence_timers += d.timers();
             }
+            Detector::TokenOrigin(d) => t.token_keys += d.keys(),
+            Detector::WrapToken(d) => t.token_keys += d.keys(),
             _ => {}
         }
     }
