@@ -19,6 +19,8 @@ mod daemon;
 mod daemon_cloudwatch;
 mod daemon_load;
 mod dashboards;
+mod deploy_systemd;
+mod deploy_util;
 mod e2e_openbao;
 mod eso_outage;
 mod golden;
