@@ -19,6 +19,7 @@ mod daemon;
 mod daemon_cloudwatch;
 mod daemon_load;
 mod dashboards;
+mod deploy_container;
 mod deploy_deb;
 mod deploy_openbao;
 mod deploy_systemd;
