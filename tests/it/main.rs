@@ -21,6 +21,7 @@ mod daemon_load;
 mod dashboards;
 mod deploy_container;
 mod deploy_deb;
+mod deploy_kubernetes;
 mod deploy_openbao;
 mod deploy_systemd;
 mod deploy_util;
