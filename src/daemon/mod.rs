@@ -133,16 +133,13 @@ pub fn run(opts: Options) -> Result<(), DaemonError> {
     }
     let metrics = Arc::new(Metrics::new());
     let names: Vec<String> = cfg.sources.iter().map(|s| s.name.clone()).collect();
-    for n in &names {
-        metrics.init_source(n);
-    }
-    metrics.init_source("restored");
-    // The state series exist from the start (at zero), whether state.dir is set or not.
-    for o in crate::metrics::WriteOutcome::ALL {
-        metrics.state_writes.with_label_values(&[o.as_str()]);
-    }
-    for o in crate::metrics::RestoreOutcome::ALL {
-        metrics.state_restores.with_label_values(&[o.as_str()]);
+    for s in &cfg.sources {
+        let series = match s.kind {
+            SourceKind::Socket(_) => crate::metrics::SourceSeries::Socket,
+            SourceKind::File(_) => crate::metrics::SourceSeries::File,
+            SourceKind::CloudWatch(_) => crate::metrics::SourceSeries::Api,
+        };
+        metrics.init_source(&s.name, series);
     }
     let (spool_dir, private_spool) = match &cfg.spool.dir {
         Some(d) => (d.clone(), false),

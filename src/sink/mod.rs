@@ -19,6 +19,7 @@ pub mod email;
 pub mod jsonl;
 pub mod ledger;
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
@@ -148,15 +149,28 @@ pub struct Receipts {
     finished: Arc<AtomicU64>,
     ledger: Option<Arc<Mutex<ledger::Ledger>>>,
     metrics: Option<Arc<Metrics>>,
+    /// Alerts in the sink's hands: their entry's event time and when they were taken, for
+    /// `auditwatch_alert_latency_seconds` and `auditwatch_sink_delivery_seconds`.
+    timing: Arc<Mutex<HashMap<u64, (i64, Instant)>>>,
 }
+
+/// Alerts timed at once per sink (16 bytes and a key each); one taken while this many
+/// wait is delivered untimed (the histograms' counts then fall short of
+/// `auditwatch_sink_delivered_total`). The email sink is not timed: it is done with an
+/// alert once it is safe in its outbox, and mails go out by its digest policy.
+const TIMED_MAX: usize = 100_000;
 
 impl Receipts {
     /// The sink is done with the alert of this id token ([`id_token`]); `delivered`
     /// when it reached its destination (it is then recorded in the ledger).
     pub fn done(&self, token: u64, delivered: bool) {
+        let timed = lock(&self.timing).remove(&token);
         if delivered {
             if let Some(l) = &self.ledger {
                 lock(l).record(token);
+            }
+            if let (Some(m), Some((nanos, taken))) = (&self.metrics, timed) {
+                m.observe_delivery(self.sink, nanos, taken.elapsed());
             }
         }
         self.finished.fetch_add(1, Ordering::Release);
@@ -219,6 +233,12 @@ impl Inbox {
         self.queued.fetch_sub(1, Ordering::Relaxed);
         let token = id_token(a);
         if !self.receipts.delivered_before(token) {
+            if self.receipts.sink != crate::metrics::SinkName::Email.as_str() {
+                let mut t = lock(&self.receipts.timing);
+                if t.len() < TIMED_MAX {
+                    t.insert(token, (a.time_nanos, Instant::now()));
+                }
+            }
             return Some(m);
         }
         self.receipts.done(token, false);
@@ -259,6 +279,7 @@ pub fn queue(cap: usize) -> (Sender, Inbox) {
                 finished,
                 ledger: None,
                 metrics: None,
+                timing: Default::default(),
             },
         },
     )
@@ -340,12 +361,7 @@ impl Sinks {
         }
         for r in &running {
             // Every sink's series exist from the start, at zero.
-            metrics.sink_backlog.with_label_values(&[r.name]).set(0);
-            metrics.sink_delivered.with_label_values(&[r.name]);
-            metrics.sink_failures.with_label_values(&[r.name]);
-            metrics
-                .sink_dropped
-                .with_label_values(&[r.name, SinkDrop::QueueFull.as_str()]);
+            metrics.init_sink(r.name);
         }
         let n = running.len();
         Ok(Sinks {
@@ -378,7 +394,7 @@ impl Sinks {
         let tenant = self.tenants.label(a.tenant.as_deref());
         let kind = match a.evidence.get("kind").and_then(|k| k.as_str()) {
             Some(k) => self.kinds.label(Some(k)),
-            None => "",
+            None => crate::metrics::KIND_NONE,
         };
         self.metrics
             .alerts
@@ -642,7 +658,7 @@ mod tests {
         let by_tenant = |t: &str| {
             metrics
                 .tenant_alerts
-                .with_label_values(&[t, "cross_tenant_read", "high", ""])
+                .with_label_values(&[t, "cross_tenant_read", "high", crate::metrics::KIND_NONE])
                 .get()
         };
         assert_eq!(by_tenant("t0"), 1);
@@ -711,6 +727,58 @@ mod tests {
             .with_label_values(&["t", "cross_tenant_read", "high", "other"])
             .get();
         assert!(long > 0, "kinds past the cap count as other");
+    }
+
+    /// Regression (issue 17): an alert whose evidence names no kind made a `kind=""`
+    /// series (Prometheus reads an empty value as no label at all).
+    #[test]
+    fn an_alert_without_a_kind_counts_as_kind_none() {
+        let metrics = Arc::new(Metrics::new());
+        let (tx, _inbox) = queue(10);
+        let mut sinks = one_jsonl_sink(tx, &metrics, Duration::from_millis(20));
+        sinks.dispatch(alert(1));
+        let text = String::from_utf8(metrics.render()).unwrap();
+        assert!(!text.contains("=\"\""), "{text}");
+        let n = metrics
+            .tenant_alerts
+            .with_label_values(&["t1", "cross_tenant_read", "high", crate::metrics::KIND_NONE])
+            .get();
+        assert_eq!(n, 1, "{text}");
+    }
+
+    /// A delivered alert is timed from its entry and from its sink's queue; one dropped is
+    /// not; the email sink, done with an alert once it is in the outbox, is not timed.
+    #[test]
+    fn deliveries_are_timed_per_sink() {
+        let metrics = Arc::new(Metrics::new());
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap();
+        for sink in ["jsonl", "email"] {
+            let (tx, inbox) = queue(10);
+            let inbox = inbox.with_ledger(sink, None, metrics.clone());
+            let receipts = inbox.receipts();
+            for n in 0..2 {
+                let mut a = alert(n);
+                a.time_nanos = (now - Duration::from_secs(30)).as_nanos() as i64;
+                tx.tx.send(Msg::Alert(Arc::new(a))).unwrap();
+                let Ok(Msg::Alert(a)) = inbox.recv_timeout(Duration::from_secs(1)) else {
+                    panic!("no alert")
+                };
+                receipts.done(id_token(&a), n == 0);
+            }
+            assert!(
+                lock(&receipts.timing).is_empty(),
+                "{sink}: nothing left timed"
+            );
+        }
+        let lat = metrics.alert_latency.with_label_values(&["jsonl"]);
+        assert_eq!(lat.get_sample_count(), 1);
+        assert!(lat.get_sample_sum() >= 30.0, "{}", lat.get_sample_sum());
+        let del = metrics.sink_delivery.with_label_values(&["jsonl"]);
+        assert_eq!(del.get_sample_count(), 1);
+        let text = String::from_utf8(metrics.render()).unwrap();
+        assert!(!text.contains(r#"auditwatch_alert_latency_seconds_count{sink="email"}"#));
     }
 
     /// A sink that is only slow: detection waits for room instead of dropping.

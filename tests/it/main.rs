@@ -31,6 +31,7 @@ mod golden;
 mod ha_openbao;
 mod http_tls;
 mod layers;
+mod paging;
 mod parallel;
 mod paths;
 mod prometheus;

@@ -86,6 +86,7 @@ fn assert_pushed(am: &[Value], records: &[Value], pushed_from: Timestamp, pushed
             ("severity", rec["severity"].clone()),
             ("rule", rec["rule"].clone()),
             ("cluster", Value::from("test")),
+            ("team", Value::from("security")),
             ("alert_key", l["alert_key"].clone()),
         ]
         .into();

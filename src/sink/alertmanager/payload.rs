@@ -2,7 +2,9 @@
 //!
 //! Invariants:
 //! - The labels are a pure function of the alert and the config (`alertname`, `category`,
-//!   `severity`, `rule`, `tenant`, `kind`, `alert_key`, static `labels`): two detectors run
+//!   `severity`, `team`, `rule`, `tenant`, `kind`, `alert_key`, static `labels`), the
+//!   label scheme of the README's "Alerts that reach people" that the Prometheus health
+//!   rules share (`team` is `security` unless the static labels name another): two detectors run
 //!   as an HA pair send the same label set for the same alert, and Alertmanager merges them
 //!   into one. Times and annotations may differ between the two; they do not identify.
 //! - Alerts are point events: `startsAt` is the record's `time` and `endsAt` is
@@ -20,6 +22,10 @@ use crate::alert::Alert;
 use crate::sink::{advice, alert_key, runbook_url};
 
 use super::config::{Settings, LABEL_MAX};
+
+/// `team` of every detection alert unless the static `labels` set one: the team that
+/// answers a detection (the health rules in `dashboards/prometheus/` carry `platform`).
+pub const TEAM: &str = "security";
 
 /// Longest annotation value sent (bytes; longer ones are cut, deterministically).
 pub const ANNOTATION_MAX: usize = 2048;
@@ -82,6 +88,8 @@ pub fn labels(a: &Alert, s: &Settings) -> BTreeMap<String, String> {
         put("kind", k);
     }
     put("alert_key", &alert_key(a));
+    l.entry("team".to_string())
+        .or_insert_with(|| TEAM.to_string());
     l
 }
 
@@ -192,6 +200,7 @@ mod tests {
             ("kind", "stale"),
             ("alert_key", alert_key(&a).as_str()),
             ("cluster", "prod"),
+            ("team", "security"),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -214,6 +223,10 @@ mod tests {
         // No tenant: no label (an empty matcher in Alertmanager matches it).
         b.tenant = None;
         assert!(!labels(&b, &s).contains_key("tenant"));
+        // A team named in the static labels routes the detections elsewhere.
+        let mut s2 = s.clone();
+        s2.labels.insert("team".into(), "soc".into());
+        assert_eq!(labels(&a, &s2)["team"], "soc");
     }
 
     #[test]
