@@ -44,6 +44,9 @@ pub struct Settings {
     pub queue_wait_ms: u64,
     /// A link to what to do, per alert: `{category}` and `{rule}` are replaced.
     pub runbook_url: String,
+    /// The detector instance named in every record (`output.observer`; default: the host
+    /// name).
+    pub observer: String,
     /// Distinct tenants named in metric labels; the others count as `other`.
     pub tenant_label_cap: usize,
     pub jsonl: jsonl::Settings,
@@ -60,6 +63,7 @@ impl Default for Settings {
             queue_alerts: 10_000,
             queue_wait_ms: 1_000,
             runbook_url: String::new(),
+            observer: host_name(),
             tenant_label_cap: 50,
             jsonl: jsonl::Settings::default(),
             alertmanager: alertmanager::Settings::default(),
@@ -115,12 +119,33 @@ pub fn apply_output(ctx: &mut Ctx, node: &Node, s: &mut Settings) {
             s.runbook_url = u;
         }
     }
+    if let Some(n) = m.take("observer") {
+        match yaml::string(ctx, n, "output.observer") {
+            Some(o) if o.is_empty() => s.observer = host_name(),
+            Some(o) if o.len() > 253 || o.chars().any(char::is_control) => ctx.error(
+                n,
+                "output.observer must be at most 253 bytes without control characters",
+            ),
+            Some(o) => s.observer = o,
+            None => {}
+        }
+    }
     if let Some(n) = m.take("tenant_label_cap") {
         if let Some(v) = yaml::uint_at_most(ctx, n, "output.tenant_label_cap", 10_000) {
             s.tenant_label_cap = v as usize;
         }
     }
     m.finish(ctx, "output");
+}
+
+/// This host's name, the default `observer`; `auditwatch` when it has none or it is not
+/// UTF-8.
+pub fn host_name() -> String {
+    hostname::get()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "auditwatch".into())
 }
 
 /// What a sink thread receives.
@@ -315,6 +340,9 @@ pub struct Sinks {
     queue_wait: Duration,
     /// Sinks whose queue stayed full for `queue_wait`: dropped at once until they drain.
     stuck: Vec<bool>,
+    /// Stamped on every record: this detector's name and the runbook link template.
+    observer: String,
+    runbook_url: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -372,6 +400,8 @@ impl Sinks {
             drop_log: vec![LogRate::new(Duration::from_secs(10)); n],
             queue_wait: Duration::from_millis(s.queue_wait_ms),
             stuck: vec![false; n],
+            observer: s.observer.clone(),
+            runbook_url: s.runbook_url.clone(),
         })
     }
 
@@ -390,7 +420,8 @@ impl Sinks {
     }
 
     /// Count the alert and hand it to every sink without waiting.
-    pub fn dispatch(&mut self, a: Alert) {
+    pub fn dispatch(&mut self, mut a: Alert) {
+        a.stamp(&self.observer, &self.runbook_url);
         let tenant = self.tenants.label(a.tenant.as_deref());
         let kind = match a.evidence.get("kind").and_then(|k| k.as_str()) {
             Some(k) => self.kinds.label(Some(k)),
@@ -604,6 +635,9 @@ mod tests {
             outcome: None,
             actor: Default::default(),
             evidence: Default::default(),
+            observer: None,
+            description: String::new(),
+            runbook_url: None,
             time_nanos: 0,
         }
     }
@@ -635,6 +669,8 @@ mod tests {
             drop_log: vec![LogRate::new(Duration::from_secs(10)); 2],
             queue_wait: Duration::from_millis(20),
             stuck: vec![false; 2],
+            observer: "detector-a".into(),
+            runbook_url: "https://wiki.example/{category}/{rule}".into(),
         };
         for n in 0..10 {
             sinks.dispatch(alert(n));
@@ -651,6 +687,13 @@ mod tests {
         let mut got = Vec::new();
         while let Ok(Msg::Alert(a)) = live_inbox.try_recv() {
             got.push(a.request_id.clone().unwrap());
+            // Every record names the detector and links its runbook; the id is untouched.
+            assert_eq!(a.observer.as_deref(), Some("detector-a"));
+            assert_eq!(
+                a.runbook_url.as_deref(),
+                Some(format!("https://wiki.example/{}/{}", a.category, a.rule).as_str())
+            );
+            assert_eq!(a.id, alert(got.len() as u32 - 1).id);
         }
         assert_eq!(got, (0..10).map(|n| n.to_string()).collect::<Vec<_>>());
         assert_eq!(live_inbox.queued(), 0);
@@ -695,6 +738,8 @@ mod tests {
             drop_log: vec![LogRate::new(Duration::from_secs(10))],
             queue_wait,
             stuck: vec![false],
+            observer: "detector-a".into(),
+            runbook_url: String::new(),
         }
     }
 
@@ -826,6 +871,9 @@ mod tests {
             outcome: Some("allowed".into()),
             actor: Default::default(),
             evidence: Default::default(),
+            observer: None,
+            description: String::new(),
+            runbook_url: None,
             time_nanos: 0,
         };
         // Pinned: a change here breaks de-duplication between mixed versions of an HA pair.

@@ -11,7 +11,9 @@ mod util;
 
 mod alert_id;
 mod bad_input;
+mod cli_conventions;
 mod cli_rules;
+mod cli_siem;
 mod clock_skew;
 mod closed_pipe;
 mod conformance;

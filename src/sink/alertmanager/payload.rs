@@ -170,6 +170,9 @@ mod tests {
                 ..Actor::default()
             },
             evidence,
+            observer: None,
+            description: String::new(),
+            runbook_url: None,
             time_nanos: 1_772_460_420_123_456_000,
         }
     }

@@ -63,8 +63,9 @@ impl Daemon {
             .arg("--config")
             .arg(&cfg_path)
             .args(args)
-            .envs(env.iter().copied())
+            // The test's own variables win (a test of the default log filter sets it empty).
             .env("AUDITWATCH_LOG", "info")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
