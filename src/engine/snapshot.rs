@@ -23,6 +23,8 @@ use super::detect::absence::AbsenceState;
 use super::detect::cadence::CadenceState;
 use super::detect::count::CountState;
 use super::detect::distinct::DistinctState;
+use super::detect::first_seen::FirstSeenState;
+use super::detect::hour_profile::HourProfileState;
 use super::detect::Detector;
 use super::pairing::{PairingIn, PairingOut};
 use super::policy::Suppressions;
@@ -55,6 +57,8 @@ enum DetectorOut<'a> {
     Cadence(&'a CadenceState),
     Absence(&'a AbsenceState),
     ClockSkew(Option<i64>),
+    FirstSeen(&'a FirstSeenState),
+    HourProfile(&'a HourProfileState),
 }
 
 /// The engine's state, read back.
@@ -82,6 +86,8 @@ enum DetectorIn {
     Cadence(CadenceState),
     Absence(AbsenceState),
     ClockSkew(Option<i64>),
+    FirstSeen(FirstSeenState),
+    HourProfile(HourProfileState),
 }
 
 /// What a restore kept and dropped.
@@ -105,6 +111,8 @@ fn save_detector(d: &Detector) -> DetectorOut<'_> {
         Detector::Cadence(c) => DetectorOut::Cadence(c.state()),
         Detector::Absence(c) => DetectorOut::Absence(c.state()),
         Detector::ClockSkew(c) => DetectorOut::ClockSkew(c.state()),
+        Detector::FirstSeen(c) => DetectorOut::FirstSeen(c.state()),
+        Detector::HourProfile(c) => DetectorOut::HourProfile(c.state()),
     }
 }
 
@@ -131,6 +139,14 @@ fn load_detector(d: &mut Detector, saved: DetectorIn) -> bool {
             true
         }
         (Detector::ClockSkew(c), DetectorIn::ClockSkew(s)) => {
+            c.set_state(s);
+            true
+        }
+        (Detector::FirstSeen(c), DetectorIn::FirstSeen(s)) => {
+            c.set_state(s);
+            true
+        }
+        (Detector::HourProfile(c), DetectorIn::HourProfile(s)) => {
             c.set_state(s);
             true
         }

@@ -7,6 +7,7 @@
 
 pub mod condition;
 pub mod examples;
+pub mod learned;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -15,6 +16,7 @@ use std::sync::Arc;
 use crate::alert::Severity;
 use crate::yaml::{self, Ctx, MapReader, Node, Problem};
 use condition::{Condition, Field};
+pub use learned::{FirstSeenSpec, HourProfileSpec, Normalise};
 
 /// The shipped rules, embedded at build time.
 pub const EMBEDDED: &[(&str, &str)] = &[
@@ -82,6 +84,19 @@ pub const EMBEDDED: &[(&str, &str)] = &[
         "rules/input_lost.yaml",
         include_str!("../../rules/input_lost.yaml"),
     ),
+    // The detections that learn (first_seen, hour_profile).
+    (
+        "rules/first_seen_access.yaml",
+        include_str!("../../rules/first_seen_access.yaml"),
+    ),
+    (
+        "rules/human_in_machine_secret.yaml",
+        include_str!("../../rules/human_in_machine_secret.yaml"),
+    ),
+    (
+        "rules/unusual_hour.yaml",
+        include_str!("../../rules/unusual_hour.yaml"),
+    ),
 ];
 
 /// Which checks a cadence detector runs.
@@ -112,6 +127,12 @@ pub enum Detector {
     /// An entry whose time is clock skew (the engine's clock policy, config
     /// `engine.max_future_skew_secs`); once per episode.
     ClockSkew(ClockSkewSpec),
+    /// A value of `value` a key never had, once both are past their learning period
+    /// ([`learned`]).
+    FirstSeen(FirstSeenSpec),
+    /// Activity of a key in an hour of the week it was never active in, once past its
+    /// learning period ([`learned`]).
+    HourProfile(HourProfileSpec),
 }
 
 /// Settings of a `clock_skew` detector.
@@ -187,6 +208,8 @@ impl Detector {
             Detector::TenantMismatch => "tenant_mismatch",
             Detector::TimeWindow => "time_window",
             Detector::ClockSkew(_) => "clock_skew",
+            Detector::FirstSeen(_) => "first_seen",
+            Detector::HourProfile(_) => "hour_profile",
         }
     }
 }
@@ -200,6 +223,8 @@ const KINDS: &[&str] = &[
     "tenant_mismatch",
     "time_window",
     "clock_skew",
+    "first_seen",
+    "hour_profile",
 ];
 
 /// Every field some detector kind takes besides `kind`: with a kind missing or unknown,
@@ -216,6 +241,16 @@ const DETECTOR_FIELDS: &[&str] = &[
     "outside",
     "quiet_secs",
     "group",
+    // first_seen, hour_profile (learned::FIELDS)
+    "value",
+    "normalise",
+    "learn_secs",
+    "fire_on",
+    "learn_values",
+    "max_values",
+    "max_values_per_key",
+    "tolerance_hours",
+    "workdays_alike",
 ];
 
 /// Placeholders a `summary` may use.
@@ -771,6 +806,14 @@ fn decode_detector(ctx: &mut Ctx, node: &Node) -> Option<Detector> {
         "clock_skew" => {
             let q = pos(&mut m, ctx, "quiet_secs");
             Some(Detector::ClockSkew(ClockSkewSpec { quiet_secs: q? }))
+        }
+        "first_seen" => {
+            let k = key(&mut m, ctx, true);
+            learned::decode_first_seen(ctx, &mut m, k).map(Detector::FirstSeen)
+        }
+        "hour_profile" => {
+            let k = key(&mut m, ctx, true);
+            learned::decode_hour_profile(ctx, &mut m, k).map(Detector::HourProfile)
         }
         other => {
             // The kind is wrong, not the fields: report the kind alone.

@@ -12,7 +12,9 @@ pub mod cadence;
 pub mod clock_skew;
 pub mod count;
 pub mod distinct;
+pub mod first_seen;
 pub mod group;
+pub mod hour_profile;
 pub mod hours;
 pub mod tenant;
 pub mod window;
@@ -66,6 +68,8 @@ pub enum Detector {
     Cadence(cadence::Cadence),
     Absence(absence::Absence),
     ClockSkew(clock_skew::ClockSkew),
+    FirstSeen(first_seen::FirstSeen),
+    HourProfile(hour_profile::HourProfile),
 }
 
 impl Detector {
@@ -81,6 +85,12 @@ impl Detector {
             rules::Detector::Absence(s) => Detector::Absence(absence::Absence::new(s.clone())),
             rules::Detector::ClockSkew(s) => {
                 Detector::ClockSkew(clock_skew::ClockSkew::new(s.clone()))
+            }
+            rules::Detector::FirstSeen(s) => {
+                Detector::FirstSeen(first_seen::FirstSeen::new(s.clone()))
+            }
+            rules::Detector::HourProfile(s) => {
+                Detector::HourProfile(hour_profile::HourProfile::new(s.clone()))
             }
         }
     }
@@ -108,6 +118,14 @@ impl Detector {
                 true
             }
             (Detector::ClockSkew(new), Detector::ClockSkew(old)) => {
+                new.adopt(old);
+                true
+            }
+            (Detector::FirstSeen(new), Detector::FirstSeen(old)) => {
+                new.adopt(old);
+                true
+            }
+            (Detector::HourProfile(new), Detector::HourProfile(old)) => {
                 new.adopt(old);
                 true
             }
@@ -140,6 +158,8 @@ impl Detector {
                 false
             }
             Detector::ClockSkew(d) => d.observe(ev, evidence),
+            Detector::FirstSeen(d) => d.observe(ev, cfg, evidence),
+            Detector::HourProfile(d) => d.observe(ev, cfg, evidence),
         };
         fired.then(Fired::default)
     }
@@ -196,6 +216,8 @@ impl Detector {
             Detector::Count(d) => d.evicted(),
             Detector::Distinct(d) => d.evicted(),
             Detector::Cadence(d) => d.evicted(),
+            Detector::FirstSeen(d) => d.evicted(),
+            Detector::HourProfile(d) => d.evicted(),
             _ => 0,
         }
     }
