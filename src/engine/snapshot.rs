@@ -25,6 +25,8 @@ use super::detect::count::CountState;
 use super::detect::distinct::DistinctState;
 use super::detect::token_origin::TokenOriginState;
 use super::detect::wrap_token::WrapTokenState;
+use super::detect::first_seen::FirstSeenState;
+use super::detect::hour_profile::HourProfileState;
 use super::detect::Detector;
 use super::pairing::{PairingIn, PairingOut};
 use super::policy::Suppressions;
@@ -59,6 +61,8 @@ enum DetectorOut<'a> {
     ClockSkew(Option<i64>),
     TokenOrigin(&'a TokenOriginState),
     WrapToken(&'a WrapTokenState),
+    FirstSeen(&'a FirstSeenState),
+    HourProfile(&'a HourProfileState),
 }
 
 /// The engine's state, read back.
@@ -88,6 +92,8 @@ enum DetectorIn {
     ClockSkew(Option<i64>),
     TokenOrigin(TokenOriginState),
     WrapToken(WrapTokenState),
+    FirstSeen(FirstSeenState),
+    HourProfile(HourProfileState),
 }
 
 /// What a restore kept and dropped.
@@ -113,6 +119,8 @@ fn save_detector(d: &Detector) -> DetectorOut<'_> {
         Detector::ClockSkew(c) => DetectorOut::ClockSkew(c.state()),
         Detector::TokenOrigin(c) => DetectorOut::TokenOrigin(c.state()),
         Detector::WrapToken(c) => DetectorOut::WrapToken(c.state()),
+        Detector::FirstSeen(c) => DetectorOut::FirstSeen(c.state()),
+        Detector::HourProfile(c) => DetectorOut::HourProfile(c.state()),
     }
 }
 
@@ -147,6 +155,14 @@ fn load_detector(d: &mut Detector, saved: DetectorIn) -> bool {
             true
         }
         (Detector::WrapToken(c), DetectorIn::WrapToken(s)) => {
+            c.set_state(s);
+            true
+        }
+        (Detector::FirstSeen(c), DetectorIn::FirstSeen(s)) => {
+            c.set_state(s);
+            true
+        }
+        (Detector::HourProfile(c), DetectorIn::HourProfile(s)) => {
             c.set_state(s);
             true
         }

@@ -8,6 +8,7 @@
 pub mod condition;
 pub mod examples;
 pub mod token;
+pub mod learned;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -16,6 +17,7 @@ use std::sync::Arc;
 use crate::alert::Severity;
 use crate::yaml::{self, Ctx, MapReader, Node, Problem};
 use condition::{Condition, Field};
+pub use learned::{FirstSeenSpec, HourProfileSpec, Normalise};
 
 /// The shipped rules, embedded at build time.
 pub const EMBEDDED: &[(&str, &str)] = &[
@@ -91,6 +93,19 @@ pub const EMBEDDED: &[(&str, &str)] = &[
         "rules/wrapping_interception.yaml",
         include_str!("../../rules/wrapping_interception.yaml"),
     ),
+    // The detections that learn (first_seen, hour_profile).
+    (
+        "rules/first_seen_access.yaml",
+        include_str!("../../rules/first_seen_access.yaml"),
+    ),
+    (
+        "rules/human_in_machine_secret.yaml",
+        include_str!("../../rules/human_in_machine_secret.yaml"),
+    ),
+    (
+        "rules/unusual_hour.yaml",
+        include_str!("../../rules/unusual_hour.yaml"),
+    ),
 ];
 
 /// Which checks a cadence detector runs.
@@ -127,6 +142,12 @@ pub enum Detector {
     /// A failed unwrap of a response-wrapping token someone unwrapped before
     /// ([`token::WrapTokenSpec`]).
     WrapToken(token::WrapTokenSpec),
+    /// A value of `value` a key never had, once both are past their learning period
+    /// ([`learned`]).
+    FirstSeen(FirstSeenSpec),
+    /// Activity of a key in an hour of the week it was never active in, once past its
+    /// learning period ([`learned`]).
+    HourProfile(HourProfileSpec),
 }
 
 /// Settings of a `clock_skew` detector.
@@ -204,6 +225,8 @@ impl Detector {
             Detector::ClockSkew(_) => "clock_skew",
             Detector::TokenOrigin(_) => "token_origin",
             Detector::WrapToken(_) => "wrap_token",
+            Detector::FirstSeen(_) => "first_seen",
+            Detector::HourProfile(_) => "hour_profile",
         }
     }
 }
@@ -219,6 +242,8 @@ const KINDS: &[&str] = &[
     "clock_skew",
     "token_origin",
     "wrap_token",
+    "first_seen",
+    "hour_profile",
 ];
 
 /// Every field some detector kind takes besides `kind`: with a kind missing or unknown,
@@ -239,6 +264,16 @@ const DETECTOR_FIELDS: &[&str] = &[
     "workload",
     "escalate",
     "expire_after_secs",
+    // first_seen, hour_profile (learned::FIELDS)
+    "value",
+    "normalise",
+    "learn_secs",
+    "fire_on",
+    "learn_values",
+    "max_values",
+    "max_values_per_key",
+    "tolerance_hours",
+    "workdays_alike",
 ];
 
 /// Placeholders a `summary` may use.
@@ -797,6 +832,14 @@ fn decode_detector(ctx: &mut Ctx, node: &Node) -> Option<Detector> {
         }
         "token_origin" => token::decode_token_origin(&mut m, ctx).map(Detector::TokenOrigin),
         "wrap_token" => token::decode_wrap_token(&mut m, ctx).map(Detector::WrapToken),
+        "first_seen" => {
+            let k = key(&mut m, ctx, true);
+            learned::decode_first_seen(ctx, &mut m, k).map(Detector::FirstSeen)
+        }
+        "hour_profile" => {
+            let k = key(&mut m, ctx, true);
+            learned::decode_hour_profile(ctx, &mut m, k).map(Detector::HourProfile)
+        }
         other => {
             // The kind is wrong, not the fields: report the kind alone.
             for k in DETECTOR_FIELDS {

@@ -684,6 +684,11 @@ pub fn plan(
                 actors.push(Box::new(Scripted::new(vec![s.into_lines()])));
             }
             Injection::RawAuditDevice | Injection::AuditStreamSilent => {}
+            // Planted after the loop (`super::learned`).
+            Injection::FirstSeenAccess
+            | Injection::HumanInMachineSecret
+            | Injection::UnusualHour
+            | Injection::NewTenant => {}
             Injection::RootTokenUse => {
                 let at = pick(&slots, &mut r, w, inj, extras::ROOT_LEN, false)?;
                 plant(
@@ -755,6 +760,10 @@ pub fn plan(
                 }
             }
         }
+    }
+
+    for span in super::learned::plan(seed, w, injections, &mut items, &mut actors)? {
+        slots.reserve(span);
     }
 
     // The silent gap last: it must swallow no other finding.

@@ -31,6 +31,7 @@ mod extras;
 pub mod inject;
 pub mod item;
 pub mod json;
+pub mod learned;
 pub mod rng;
 pub mod scenarios;
 mod tokens;
@@ -100,6 +101,16 @@ pub enum Injection {
     /// A wrapped secret unwrapped by an interceptor before its recipient; beside it one
     /// unwrapped once by its recipient.
     WrappingInterception,
+    /// After the 7-day learning period, a person reads a secret only a job read
+    /// ([`learned`]).
+    FirstSeenAccess,
+    /// After the learning period, a person reads a tenant secret only its ESO read.
+    HumanInMachineSecret,
+    /// After the learning period, a person works on a workday night, never before.
+    UnusualHour,
+    /// The look-alike: a tenant created after the learning period; its secrets, new to
+    /// everyone, are read by its ESO and a person at once (quiet).
+    NewTenant,
 }
 
 impl Injection {
@@ -159,13 +170,19 @@ impl Injection {
             Injection::EsoTenantOutage => "eso_tenant_outage",
             Injection::TokenTheft => "token_theft",
             Injection::WrappingInterception => "wrapping_interception",
+            Injection::FirstSeenAccess => "first_seen_access",
+            Injection::HumanInMachineSecret => "human_in_machine_secret",
+            Injection::UnusualHour => "unusual_hour",
+            Injection::NewTenant => "new_tenant",
         }
     }
 
     /// A name as written on the command line (`-` and `_` alike).
     pub fn parse(s: &str) -> Option<Injection> {
         let s = s.trim().replace('-', "_");
-        (Injection::ALL.into_iter().chain(Injection::OPT_IN)).find(|i| i.name() == s)
+        (Injection::ALL.into_iter().chain(Injection::OPT_IN))
+            .chain(learned::INJECTIONS)
+            .find(|i| i.name() == s)
     }
 
     /// A comma-separated list, or `all`. Duplicates collapse; order is canonical.
@@ -176,14 +193,19 @@ impl Injection {
                 out.extend(Injection::ALL);
                 continue;
             }
+            if part == "learned" {
+                out.extend(learned::INJECTIONS);
+                continue;
+            }
             match Injection::parse(part) {
                 Some(i) => out.push(i),
                 None => {
                     let known: Vec<&str> = (Injection::ALL.iter().chain(&Injection::OPT_IN))
+                        .chain(&learned::INJECTIONS)
                         .map(|i| i.name())
                         .collect();
                     return Err(format!(
-                        "unknown injection `{part}` (known: {}, all)",
+                        "unknown injection `{part}` (known: {}, all, learned)",
                         known.join(", ")
                     ));
                 }

@@ -12,7 +12,9 @@ pub mod cadence;
 pub mod clock_skew;
 pub mod count;
 pub mod distinct;
+pub mod first_seen;
 pub mod group;
+pub mod hour_profile;
 pub mod hours;
 pub mod tenant;
 pub mod token_origin;
@@ -70,6 +72,8 @@ pub enum Detector {
     ClockSkew(clock_skew::ClockSkew),
     TokenOrigin(token_origin::TokenOrigin),
     WrapToken(wrap_token::WrapToken),
+    FirstSeen(first_seen::FirstSeen),
+    HourProfile(hour_profile::HourProfile),
 }
 
 impl Detector {
@@ -91,6 +95,12 @@ impl Detector {
             }
             rules::Detector::WrapToken(s) => {
                 Detector::WrapToken(wrap_token::WrapToken::new(s.clone()))
+            }
+            rules::Detector::FirstSeen(s) => {
+                Detector::FirstSeen(first_seen::FirstSeen::new(s.clone()))
+            }
+            rules::Detector::HourProfile(s) => {
+                Detector::HourProfile(hour_profile::HourProfile::new(s.clone()))
             }
         }
     }
@@ -129,6 +139,14 @@ impl Detector {
                 new.adopt(old);
                 true
             }
+            (Detector::FirstSeen(new), Detector::FirstSeen(old)) => {
+                new.adopt(old);
+                true
+            }
+            (Detector::HourProfile(new), Detector::HourProfile(old)) => {
+                new.adopt(old);
+                true
+            }
             _ => false,
         }
     }
@@ -160,6 +178,8 @@ impl Detector {
             Detector::ClockSkew(d) => d.observe(ev, evidence),
             Detector::TokenOrigin(d) => return d.observe(ev, cfg, evidence),
             Detector::WrapToken(d) => return d.observe(ev, evidence),
+            Detector::FirstSeen(d) => d.observe(ev, cfg, evidence),
+            Detector::HourProfile(d) => d.observe(ev, cfg, evidence),
         };
         fired.then(Fired::default)
     }
@@ -218,6 +238,8 @@ impl Detector {
             Detector::Cadence(d) => d.evicted(),
             Detector::TokenOrigin(d) => d.evicted(),
             Detector::WrapToken(d) => d.evicted(),
+            Detector::FirstSeen(d) => d.evicted(),
+            Detector::HourProfile(d) => d.evicted(),
             _ => 0,
         }
     }
