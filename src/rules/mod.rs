@@ -7,8 +7,8 @@
 
 pub mod condition;
 pub mod examples;
-pub mod token;
 pub mod learned;
+pub mod token;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
