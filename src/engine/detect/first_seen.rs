@@ -27,7 +27,7 @@ use crate::rules::condition::{Field, Fields};
 use crate::rules::learned::kv_secret;
 use crate::rules::{FirstSeenSpec, Normalise};
 
-use super::window::{Map, NANOS};
+use super::window::{evict_older_half, make_room, older_half_pivot, Map, NANOS};
 use super::{bounded, key_evidence, key_string};
 
 /// A `first_seen` detector: its settings and what it learned.
@@ -193,12 +193,6 @@ fn value_hash(v: &str) -> u64 {
     foldhash::fast::FixedState::with_seed(0x6669_7273_745f_7365).hash_one(v)
 }
 
-/// The least recently seen half of `lasts` goes: the time at and below which it does.
-fn half_pivot(mut lasts: Vec<i64>) -> i64 {
-    let cut = lasts.len() / 2;
-    *lasts.select_nth_unstable(cut).1
-}
-
 impl FirstSeenState {
     /// Learn `value` for `key` at `t`. `Some` when the pairing is new while the key is past
     /// its learning period `learn` and the value past its own, `value_learn` (ns).
@@ -236,11 +230,9 @@ impl FirstSeenState {
         }
         let known = k.values.len();
         if known as u64 >= lim.max_values_per_key {
-            let pivot = half_pivot(k.values.values().copied().collect());
-            k.values.retain(|_, last| *last > pivot);
-            let gone = known - k.values.len();
-            self.evicted += gone as u64;
-            self.pairs -= gone as u64;
+            let gone = evict_older_half(&mut k.values, |last| *last);
+            self.evicted += gone;
+            self.pairs -= gone;
         }
         k.values.insert(h, t);
         self.pairs += 1;
@@ -260,12 +252,7 @@ impl FirstSeenState {
             v.last = v.last.max(t);
             return before;
         }
-        if self.values.len() as u64 >= lim.max_values {
-            let before = self.values.len();
-            let pivot = half_pivot(self.values.values().map(|v| v.last).collect());
-            self.values.retain(|_, v| v.last > pivot);
-            self.evicted += (before - self.values.len()) as u64;
-        }
+        self.evicted += make_room(&mut self.values, lim.max_values, i64::MIN, |v| v.last);
         let seen = Seen { first: t, last: t };
         self.values.insert(h, seen);
         seen
@@ -283,7 +270,7 @@ impl FirstSeenState {
         if self.keys.is_empty() {
             return;
         }
-        let pivot = half_pivot(self.keys.values().map(|k| k.seen.last).collect());
+        let pivot = older_half_pivot(self.keys.values().map(|k| k.seen.last).collect());
         let before = self.keys.len();
         let mut dropped_pairs = 0;
         self.keys.retain(|_, k| {

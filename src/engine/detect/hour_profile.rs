@@ -18,7 +18,7 @@ use crate::engine::event::Event;
 use crate::parse::time::format_rfc3339;
 use crate::rules::HourProfileSpec;
 
-use super::window::{Map, NANOS};
+use super::window::{make_room, Map, NANOS};
 use super::{key_evidence, key_string};
 
 const SLOTS: usize = 168;
@@ -204,13 +204,8 @@ impl HourProfileState {
         max_keys: u64,
     ) -> Option<Unusual> {
         let slot = slot % SLOTS;
-        if !self.keys.contains_key(key) && self.keys.len() as u64 >= max_keys {
-            let mut lasts: Vec<i64> = self.keys.values().map(|p| p.last).collect();
-            let cut = lasts.len() / 2;
-            let pivot = *lasts.select_nth_unstable(cut).1;
-            let before = self.keys.len();
-            self.keys.retain(|_, p| p.last > pivot);
-            self.evicted += (before - self.keys.len()) as u64;
+        if !self.keys.contains_key(key) {
+            self.evicted += make_room(&mut self.keys, max_keys, i64::MIN, |p| p.last);
         }
         let p = self.keys.entry(key.into()).or_insert_with(|| Profile {
             first: t,

@@ -31,7 +31,7 @@ use crate::engine::event::{Event, Outcome};
 use crate::rules::condition::{strip_port, Fields};
 use crate::rules::token::TokenOriginSpec;
 
-use super::window::{Map, NANOS};
+use super::window::{make_room, Map, NANOS};
 use super::Fired;
 
 /// Evidence keys of a `token_origin` finding.
@@ -101,18 +101,12 @@ impl TokenOriginState {
 
     /// Room for one more token: idle ones go, then the least recently used half.
     fn make_room(&mut self, now: i64, expire: i64, max_keys: u64) {
-        if (self.tokens.len() as u64) < max_keys {
-            return;
-        }
-        let before = self.tokens.len();
-        self.tokens.retain(|_, o| o.last > now - expire);
-        if self.tokens.len() as u64 >= max_keys {
-            let mut lasts: Vec<i64> = self.tokens.values().map(|o| o.last).collect();
-            let cut = lasts.len() / 2;
-            let pivot = *lasts.select_nth_unstable(cut).1;
-            self.tokens.retain(|_, o| o.last > pivot);
-        }
-        self.evicted += (before - self.tokens.len()) as u64;
+        self.evicted += make_room(
+            &mut self.tokens,
+            max_keys,
+            now.saturating_sub(expire),
+            |o| o.last,
+        );
     }
 }
 

@@ -28,7 +28,7 @@ use crate::engine::event::{Event, Outcome};
 use crate::rules::token::WrapTokenSpec;
 
 use super::token_origin::{client_ip, key128};
-use super::window::{Map, NANOS};
+use super::window::{make_room, Map, NANOS};
 use super::Fired;
 
 /// The error Vault and OpenBao write for a wrapping token that is used, expired or unknown.
@@ -81,26 +81,13 @@ impl WrapTokenState {
         self.tokens.is_empty()
     }
 
-    fn make_room(&mut self, now: i64, expire: i64, max_keys: u64) {
-        if (self.tokens.len() as u64) < max_keys {
-            return;
-        }
-        let before = self.tokens.len();
-        self.tokens.retain(|_, w| w.last > now - expire);
-        if self.tokens.len() as u64 >= max_keys {
-            let mut lasts: Vec<i64> = self.tokens.values().map(|w| w.last).collect();
-            let cut = lasts.len() / 2;
-            let pivot = *lasts.select_nth_unstable(cut).1;
-            self.tokens.retain(|_, w| w.last > pivot);
-        }
-        self.evicted += (before - self.tokens.len()) as u64;
-    }
-
     /// The token's record, made (room first) when new; a record idle past `expire` starts
     /// over.
     fn entry(&mut self, key: u128, t: i64, expire: i64, max_keys: u64) -> &mut Wrapped {
         if !self.tokens.contains_key(&key) {
-            self.make_room(t, expire, max_keys);
+            self.evicted += make_room(&mut self.tokens, max_keys, t.saturating_sub(expire), |w| {
+                w.last
+            });
         }
         let w = self.tokens.entry(key).or_insert(Wrapped {
             created: None,
