@@ -557,16 +557,6 @@ pub fn id_token(a: &Alert) -> u64 {
     stable_hash([a.id.as_str()])
 }
 
-/// The runbook link of an alert (`output.runbook_url` with `{category}` and `{rule}`
-/// replaced), or `None` when none is configured.
-pub fn runbook_url(template: &str, a: &Alert) -> Option<String> {
-    (!template.is_empty()).then(|| {
-        template
-            .replace("{category}", &a.category)
-            .replace("{rule}", &a.rule)
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -89,12 +89,11 @@ pub fn start(
     }
     let (tx, inbox) = super::queue(all.queue_alerts);
     let inbox = inbox.with_ledger(NAME, ledger, metrics.clone());
-    let runbook = all.runbook_url.clone();
     let thread = std::thread::Builder::new()
         .name("auditwatch-alertmanager".into())
         .spawn(move || {
             let receipts = inbox.receipts();
-            let mut sink = Sink::new(s, runbook, endpoints, client, metrics, receipts);
+            let mut sink = Sink::new(s, endpoints, client, metrics, receipts);
             sink.run(&rt, &inbox);
         })
         .map_err(|e| setup(e.to_string()))?;
@@ -118,7 +117,6 @@ struct Target {
 
 struct Sink {
     s: Settings,
-    runbook: String,
     targets: Vec<Target>,
     client: Client,
     pending: Pending,
@@ -134,7 +132,6 @@ struct Sink {
 impl Sink {
     fn new(
         s: Settings,
-        runbook: String,
         endpoints: Vec<Endpoint>,
         client: Client,
         metrics: Arc<Metrics>,
@@ -149,7 +146,6 @@ impl Sink {
         );
         Sink {
             s,
-            runbook,
             targets: endpoints
                 .into_iter()
                 .map(|ep| Target {
@@ -216,7 +212,7 @@ impl Sink {
 
     fn take(&mut self, msg: Msg) {
         let Msg::Alert(a) = msg else { return };
-        let body = payload(&a, &self.s, &self.runbook, Timestamp::now()).to_string();
+        let body = payload(&a, &self.s, Timestamp::now()).to_string();
         let key = super::alert_key(&a);
         if let Some(old) = self.pending.push(body, &a.rule, key, Instant::now()) {
             self.account(old, Fate::RetryFull);
