@@ -213,8 +213,7 @@ impl Sink {
     fn take(&mut self, msg: Msg) {
         let Msg::Alert(a) = msg else { return };
         let body = payload(&a, &self.s, Timestamp::now()).to_string();
-        let key = super::alert_key(&a);
-        if let Some(old) = self.pending.push(body, &a.rule, key, Instant::now()) {
+        if let Some(old) = self.pending.push(body, &a.rule, super::Taken::now(&a)) {
             self.account(old, Fate::RetryFull);
         }
     }
@@ -306,9 +305,8 @@ impl Sink {
     }
 
     fn account(&mut self, e: Entry, fate: Fate) {
-        let token = u64::from_str_radix(&e.key, 16).unwrap_or_default();
         self.receipts
-            .done(token, matches!(fate, Fate::Delivered | Fate::Partly));
+            .done_taken(e.taken, matches!(fate, Fate::Delivered | Fate::Partly));
         let m = &self.metrics;
         let dropped = match fate {
             Fate::Delivered => {
@@ -333,12 +331,13 @@ impl Sink {
         let Some(more) = self.log.allow((usize::MAX, reason), Instant::now()) else {
             return;
         };
-        let waited_secs = e.taken.elapsed().as_secs();
+        let waited_secs = e.taken.at.elapsed().as_secs();
+        let key = format!("{:016x}", e.taken.token);
         if level_error {
-            tracing::error!(reason, rule = %e.rule, alert_key = %e.key, waited_secs, similar_lines_suppressed = more,
+            tracing::error!(reason, rule = %e.rule, alert_key = %key, waited_secs, similar_lines_suppressed = more,
                 "alert dropped for alertmanager; see auditwatch_sink_dropped_total");
         } else {
-            tracing::warn!(rule = %e.rule, alert_key = %e.key, waited_secs, similar_lines_suppressed = more,
+            tracing::warn!(rule = %e.rule, alert_key = %key, waited_secs, similar_lines_suppressed = more,
                 "alert reached only some of the alertmanagers within retry_for_secs");
         }
     }
