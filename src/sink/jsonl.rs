@@ -17,7 +17,7 @@ use std::time::Duration;
 use crate::metrics::{Metrics, SinkDrop, SinkName};
 use crate::yaml::{self, Ctx, MapReader};
 
-use super::{Inbox, Msg, Running, SinkError};
+use super::{Inbox, Msg, Running, SinkError, Taken};
 
 pub const NAME: &str = SinkName::Jsonl.as_str();
 
@@ -142,16 +142,16 @@ fn run(mut out: Output, inbox: Inbox, metrics: Arc<Metrics>) {
         .with_label_values(&[NAME, SinkDrop::WriteError.as_str()]);
     let backlog = metrics.sink_backlog.with_label_values(&[NAME]);
     let receipts = inbox.receipts();
-    // The id tokens of the alerts in the buffer, oldest first.
-    let mut buffered: std::collections::VecDeque<u64> = Default::default();
+    // The alerts in the buffer, oldest first.
+    let mut buffered: std::collections::VecDeque<Taken> = Default::default();
     // An alert counts as delivered once its bytes were written, and as dropped (with the
     // error, once per failed write) when they could not be: a full disk is never silent.
-    let account = |f: Flushed, buffered: &mut std::collections::VecDeque<u64>| {
+    let account = |f: Flushed, buffered: &mut std::collections::VecDeque<Taken>| {
         // A write that failed may have cut anything it covered: none of it is recorded as
         // delivered (a restart may write it again rather than never).
         let ok = f.error.is_none();
         for t in buffered.drain(..(f.written + f.lost) as usize) {
-            receipts.done(t, ok);
+            receipts.done_taken(t, ok);
         }
         delivered.inc_by(f.written);
         if let Some(e) = f.error {
@@ -171,7 +171,7 @@ fn run(mut out: Output, inbox: Inbox, metrics: Arc<Metrics>) {
             Ok(Msg::Alert(a)) => {
                 let mut line = out.s.format.line(&a);
                 line.push('\n');
-                buffered.push_back(super::id_token(&a));
+                buffered.push_back(Taken::now(&a));
                 account(out.push(line.as_bytes()), &mut buffered);
             }
             Ok(Msg::Reopen) => {

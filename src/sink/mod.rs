@@ -19,7 +19,6 @@ pub mod email;
 pub mod jsonl;
 pub mod ledger;
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
@@ -174,31 +173,53 @@ pub struct Receipts {
     finished: Arc<AtomicU64>,
     ledger: Option<Arc<Mutex<ledger::Ledger>>>,
     metrics: Option<Arc<Metrics>>,
-    /// Alerts in the sink's hands: their entry's event time and when they were taken, for
-    /// `auditwatch_alert_latency_seconds` and `auditwatch_sink_delivery_seconds`.
-    timing: Arc<Mutex<HashMap<u64, (i64, Instant)>>>,
 }
 
-/// Alerts timed at once per sink (16 bytes and a key each); one taken while this many
-/// wait is delivered untimed (the histograms' counts then fall short of
-/// `auditwatch_sink_delivered_total`). The email sink is not timed: it is done with an
-/// alert once it is safe in its outbox, and mails go out by its digest policy.
-const TIMED_MAX: usize = 100_000;
+/// An alert a sink took off its queue, as its receipt needs it: the id token
+/// ([`id_token`]) and what its delivery is timed from (the entry's event time, the moment
+/// it was taken). A sink keeps it beside the alert in its own buffer, so what is timed
+/// is bounded by that buffer and leaves with the alert.
+#[derive(Clone, Copy, Debug)]
+pub struct Taken {
+    pub token: u64,
+    /// The alert's event time (Unix ns).
+    pub event_nanos: i64,
+    /// When the sink took it.
+    pub at: Instant,
+}
+
+impl Taken {
+    /// `a`, taken now.
+    pub fn now(a: &Alert) -> Taken {
+        Taken {
+            token: id_token(a),
+            event_nanos: a.time_nanos,
+            at: Instant::now(),
+        }
+    }
+}
 
 impl Receipts {
     /// The sink is done with the alert of this id token ([`id_token`]); `delivered`
-    /// when it reached its destination (it is then recorded in the ledger).
+    /// when it reached its destination (it is then recorded in the ledger). Untimed: the
+    /// email sink is done with an alert once it is safe in its outbox, and mails go out by
+    /// its digest policy.
     pub fn done(&self, token: u64, delivered: bool) {
-        let timed = lock(&self.timing).remove(&token);
         if delivered {
             if let Some(l) = &self.ledger {
                 lock(l).record(token);
             }
-            if let (Some(m), Some((nanos, taken))) = (&self.metrics, timed) {
-                m.observe_delivery(self.sink, nanos, taken.elapsed());
-            }
         }
         self.finished.fetch_add(1, Ordering::Release);
+    }
+
+    /// As [`Receipts::done`], and a delivery is timed for
+    /// `auditwatch_alert_latency_seconds` and `auditwatch_sink_delivery_seconds`.
+    pub fn done_taken(&self, t: Taken, delivered: bool) {
+        if let (true, Some(m)) = (delivered, &self.metrics) {
+            m.observe_delivery(self.sink, t.event_nanos, t.at.elapsed());
+        }
+        self.done(t.token, delivered);
     }
 
     fn delivered_before(&self, token: u64) -> bool {
@@ -258,12 +279,6 @@ impl Inbox {
         self.queued.fetch_sub(1, Ordering::Relaxed);
         let token = id_token(a);
         if !self.receipts.delivered_before(token) {
-            if self.receipts.sink != crate::metrics::SinkName::Email.as_str() {
-                let mut t = lock(&self.receipts.timing);
-                if t.len() < TIMED_MAX {
-                    t.insert(token, (a.time_nanos, Instant::now()));
-                }
-            }
             return Some(m);
         }
         self.receipts.done(token, false);
@@ -304,7 +319,6 @@ pub fn queue(cap: usize) -> (Sender, Inbox) {
                 finished,
                 ledger: None,
                 metrics: None,
-                timing: Default::default(),
             },
         },
     )
@@ -557,16 +571,6 @@ pub fn id_token(a: &Alert) -> u64 {
     stable_hash([a.id.as_str()])
 }
 
-/// The runbook link of an alert (`output.runbook_url` with `{category}` and `{rule}`
-/// replaced), or `None` when none is configured.
-pub fn runbook_url(template: &str, a: &Alert) -> Option<String> {
-    (!template.is_empty()).then(|| {
-        template
-            .replace("{category}", &a.category)
-            .replace("{rule}", &a.rule)
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -793,6 +797,7 @@ mod tests {
 
     /// A delivered alert is timed from its entry and from its sink's queue; one dropped is
     /// not; the email sink, done with an alert once it is in the outbox, is not timed.
+    /// (The time travels with the alert ([`Taken`]): nothing is left behind to leak.)
     #[test]
     fn deliveries_are_timed_per_sink() {
         let metrics = Arc::new(Metrics::new());
@@ -810,12 +815,14 @@ mod tests {
                 let Ok(Msg::Alert(a)) = inbox.recv_timeout(Duration::from_secs(1)) else {
                     panic!("no alert")
                 };
-                receipts.done(id_token(&a), n == 0);
+                // What each sink does: jsonl times what it took, email does not.
+                if sink == "jsonl" {
+                    receipts.done_taken(Taken::now(&a), n == 0);
+                } else {
+                    receipts.done(id_token(&a), n == 0);
+                }
             }
-            assert!(
-                lock(&receipts.timing).is_empty(),
-                "{sink}: nothing left timed"
-            );
+            assert_eq!(receipts.finished.load(Ordering::Acquire), 2, "{sink}");
         }
         let lat = metrics.alert_latency.with_label_values(&["jsonl"]);
         assert_eq!(lat.get_sample_count(), 1);

@@ -19,7 +19,7 @@ use jiff::{SignedDuration, Timestamp};
 use serde_json::{json, Value};
 
 use crate::alert::Alert;
-use crate::sink::{advice, alert_key, runbook_url};
+use crate::sink::{advice, alert_key};
 
 use super::config::{Settings, LABEL_MAX};
 
@@ -95,7 +95,7 @@ pub fn labels(a: &Alert, s: &Settings) -> BTreeMap<String, String> {
 
 /// One alert as Alertmanager's v2 API takes it (`postableAlert`). `taken` is when the sink
 /// took it off its queue (the floor of `endsAt`'s base).
-pub fn payload(a: &Alert, s: &Settings, runbook_template: &str, taken: Timestamp) -> Value {
+pub fn payload(a: &Alert, s: &Settings, taken: Timestamp) -> Value {
     let advice = advice::for_category(&a.category);
     let mut ann: BTreeMap<&str, String> = BTreeMap::new();
     let mut put = |k: &'static str, v: Option<&str>| {
@@ -108,7 +108,7 @@ pub fn payload(a: &Alert, s: &Settings, runbook_template: &str, taken: Timestamp
         "description",
         Some(&format!("{}\n\nWhat to do: {}", advice.why, advice.todo)),
     );
-    put("runbook_url", runbook_url(runbook_template, a).as_deref());
+    put("runbook_url", a.runbook_url.as_deref());
     put("time", Some(&a.time));
     put("target_tenant", a.target_tenant.as_deref());
     put("request_id", a.request_id.as_deref());
@@ -210,15 +210,11 @@ mod tests {
         .collect();
         assert_eq!(l, want);
         // What differs between two detectors of an HA pair does not touch the labels.
-        let p1 = payload(&a, &s, "", ts("2026-11-22T10:00:00Z"));
+        let p1 = payload(&a, &s, ts("2026-11-22T10:00:00Z"));
         let mut b = a.clone();
         b.summary = "another wording".into();
-        let p2 = payload(
-            &b,
-            &s,
-            "https://wiki/{category}",
-            ts("2026-11-22T10:00:07Z"),
-        );
+        b.stamp("detector-b", "https://wiki/{category}");
+        let p2 = payload(&b, &s, ts("2026-11-22T10:00:07Z"));
         assert_eq!(p1["labels"], p2["labels"]);
         // Distinct alerts stay distinct.
         b.id = "cross-tenant-kv-read:another-request".into();
@@ -234,14 +230,10 @@ mod tests {
 
     #[test]
     fn payload_carries_advice_runbook_and_times_but_no_accessor() {
-        let a = alert();
+        let mut a = alert();
+        a.stamp("detector-a", "https://wiki.example/aw/{category}");
         let s = settings();
-        let p = payload(
-            &a,
-            &s,
-            "https://wiki.example/aw/{category}",
-            ts("2026-11-22T10:00:00Z"),
-        );
+        let p = payload(&a, &s, ts("2026-11-22T10:00:00Z"));
         let ann = &p["annotations"];
         assert_eq!(ann["summary"], json!(a.summary));
         assert!(ann["description"]
@@ -263,7 +255,8 @@ mod tests {
         // An old alert is pushed firing: endsAt counts from when it was taken.
         assert_eq!(p["endsAt"], json!("2026-11-22T11:00:00Z"));
         // A fresh one: from its own time.
-        let p = payload(&a, &s, "", ts("2026-03-02T14:06:00Z"));
+        a.runbook_url = None;
+        let p = payload(&a, &s, ts("2026-03-02T14:06:00Z"));
         assert_eq!(p["endsAt"], json!("2026-03-02T15:07:00.123456Z"));
         assert!(p["annotations"].get("runbook_url").is_none());
         // What Alertmanager parses: every field of a postableAlert, nothing else.
@@ -276,7 +269,7 @@ mod tests {
         let mut a = alert();
         a.tenant = Some("é".repeat(400));
         a.path = Some("p".repeat(5000));
-        let p = payload(&a, &settings(), "", ts("2026-11-22T10:00:00Z"));
+        let p = payload(&a, &settings(), ts("2026-11-22T10:00:00Z"));
         let t = p["labels"]["tenant"].as_str().unwrap();
         assert!(t.len() <= LABEL_MAX && t.ends_with('…'), "{t}");
         assert!(p["annotations"]["path"].as_str().unwrap().len() <= ANNOTATION_MAX);

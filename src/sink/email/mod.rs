@@ -592,7 +592,6 @@ pub fn start(
         transport,
         rt,
         from,
-        runbook: s.runbook_url.clone(),
         metrics,
         global: Backoff::default(),
         groups: HashMap::new(),
@@ -615,7 +614,6 @@ struct Worker {
     e: Settings,
     /// Mail times are shown here and in UTC.
     tz: jiff::tz::TimeZone,
-    runbook: String,
     from: Mailbox,
     transport: AsyncSmtpTransport<Tokio1Executor>,
     rt: tokio::runtime::Runtime,
@@ -731,7 +729,7 @@ impl Worker {
             severity: a.severity.as_str().to_string(),
             immediate: self.e.is_immediate(a.severity, &a.category),
             pending: to,
-            runbook: super::runbook_url(&self.runbook, a),
+            runbook: a.runbook_url.clone(),
             alert: serde_json::to_value(a).expect("alerts serialise"),
         };
         if let Err(err) = self.outbox.add(entry) {
