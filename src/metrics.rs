@@ -15,8 +15,8 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry,
+    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
+    Opts, Registry,
 };
 
 /// The crate's version, the `version` of `auditwatch_build_info`.
@@ -81,8 +81,8 @@ pub struct Metrics {
     pub state_writes: IntCounterVec,
     /// Size of the last state checkpoint written, in bytes.
     pub state_bytes: IntGauge,
-    /// How long the last state checkpoint took to take and write, in milliseconds.
-    pub state_write_millis: IntGauge,
+    /// How long the last state checkpoint took to take and write, in seconds.
+    pub state_write_seconds: Gauge,
     /// When the last state checkpoint was written (Unix seconds).
     pub state_written_timestamp: IntGauge,
     /// What the start made of the saved state ([`RestoreOutcome`]).
@@ -349,6 +349,31 @@ label_values! {
     }
 }
 
+impl LineDrop {
+    /// Whether a source of this kind can drop lines for this reason: its series then
+    /// exists from the start. Exhaustive, so a new reason must say where it happens.
+    pub const fn happens_at(self, kind: SourceSeries) -> bool {
+        match self {
+            // Every source's lines wait in the queue and its spool.
+            LineDrop::SpoolFull | LineDrop::SpoolError | LineDrop::SpoolCorrupt => true,
+            // A line cut by a closed connection, a truncation or a rotation.
+            LineDrop::Fragment => matches!(kind, SourceSeries::Socket | SourceSeries::File),
+            LineDrop::FileGone | LineDrop::RotatedAway => matches!(kind, SourceSeries::File),
+        }
+    }
+
+    /// Whether the input lost is measured in bytes too (`auditwatch_lost_bytes_total`).
+    pub const fn loses_input(self) -> bool {
+        match self {
+            LineDrop::FileGone | LineDrop::RotatedAway => true,
+            LineDrop::Fragment
+            | LineDrop::SpoolFull
+            | LineDrop::SpoolError
+            | LineDrop::SpoolCorrupt => false,
+        }
+    }
+}
+
 /// What kind of source a configured source is: which per-source series it has.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SourceSeries {
@@ -507,11 +532,11 @@ impl Metrics {
                 )
                 .expect("valid metric"),
             ),
-            state_write_millis: reg(
+            state_write_seconds: reg(
                 &registry,
-                IntGauge::new(
-                    "auditwatch_state_write_milliseconds",
-                    "How long the last state checkpoint took to take and write.",
+                Gauge::new(
+                    "auditwatch_state_write_seconds",
+                    "How long the last state checkpoint took to take and write, in seconds.",
                 )
                 .expect("valid metric"),
             ),
@@ -670,13 +695,11 @@ impl Metrics {
             self.backlog_bytes.with_label_values(&[source, w.as_str()]);
         }
         self.spilled_bytes.with_label_values(&[source]);
-        // Every source's lines wait in the queue and its spool.
-        for r in [
-            LineDrop::SpoolFull,
-            LineDrop::SpoolError,
-            LineDrop::SpoolCorrupt,
-        ] {
+        for r in LineDrop::ALL.iter().filter(|r| r.happens_at(kind)) {
             self.dropped_lines.with_label_values(&[source, r.as_str()]);
+            if r.loses_input() {
+                self.lost_bytes.with_label_values(&[source, r.as_str()]);
+            }
         }
         match kind {
             SourceSeries::Socket => {
@@ -685,8 +708,6 @@ impl Metrics {
                     self.connection_events
                         .with_label_values(&[source, o.as_str()]);
                 }
-                self.dropped_lines
-                    .with_label_values(&[source, LineDrop::Fragment.as_str()]);
             }
             SourceSeries::File => {
                 for k in RotationKind::ALL {
@@ -695,16 +716,6 @@ impl Metrics {
                 for o in WriteOutcome::ALL {
                     self.checkpoint_writes
                         .with_label_values(&[source, o.as_str()]);
-                }
-                for r in [
-                    LineDrop::Fragment,
-                    LineDrop::FileGone,
-                    LineDrop::RotatedAway,
-                ] {
-                    self.dropped_lines.with_label_values(&[source, r.as_str()]);
-                    if r != LineDrop::Fragment {
-                        self.lost_bytes.with_label_values(&[source, r.as_str()]);
-                    }
                 }
             }
             SourceSeries::Api => {
