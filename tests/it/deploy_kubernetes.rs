@@ -14,8 +14,8 @@ use std::process::Command;
 
 use serde_json::{json, Value};
 
-use super::deploy_util::{run_ok, yaml_docs};
-use crate::util::{crate_dir, require_python_module, TestCa, BIN};
+use super::deploy_util::run_ok;
+use crate::util::{crate_dir, require_python_module, yaml_docs, TestCa, BIN};
 
 const VERSIONS: [&str; 2] = ["1.29.0", "1.37.0"];
 
