@@ -297,6 +297,25 @@ pub fn field(line: &str, key: &str) -> Option<String> {
     Some(v.trim_matches('"').to_string())
 }
 
+/// Poll `f` until it holds; after `timeout`, fail saying `what` and `context()`.
+#[track_caller]
+pub fn wait_for(
+    what: &str,
+    timeout: Duration,
+    mut f: impl FnMut() -> bool,
+    context: impl Fn() -> String,
+) {
+    let deadline = Instant::now() + timeout;
+    while !f() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}\n{}",
+            context()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// A loopback TCP port free at the time of asking (for a server a test starts).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
