@@ -9,7 +9,6 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use auditwatch::rules::RuleSet;
-use saphyr::{LoadableYamlNode, YamlOwned};
 use serde_json::Value;
 
 use crate::util::*;
@@ -241,14 +240,8 @@ fn readme_siem_shipping_configs_are_valid_and_read_the_alert_file() {
         .find("## Shipping alerts to a SIEM")
         .expect("README has the SIEM section")..];
     let section = &section[..section[3..].find("\n## ").map_or(section.len(), |i| i + 3)];
-    let block = |marker: &str| -> String {
-        let start = section
-            .find(marker)
-            .unwrap_or_else(|| panic!("no block starting {marker:?}"));
-        let body = &section[start + "```yaml\n".len()..];
-        body[..body.find("```").expect("closed block")].to_string()
-    };
-    let ours = block("```yaml\n# /etc/auditwatch/auditwatch.yaml");
+    let block = |first_line: &str| fenced_block(section, "yaml", first_line);
+    let ours = block("# /etc/auditwatch/auditwatch.yaml");
     let dir = tempfile::tempdir().unwrap();
     let cfg = config_file(dir.path(), &ours);
     auditwatch(["config", "check", cfg.as_str()]).assert_code(0);
@@ -258,13 +251,12 @@ fn readme_siem_shipping_configs_are_valid_and_read_the_alert_file() {
         "{ours}"
     );
 
-    let load = |text: &str| -> YamlOwned {
-        let docs =
-            YamlOwned::load_from_str(text).unwrap_or_else(|e| panic!("not YAML ({e}):\n{text}"));
+    let load = |text: &str| -> Value {
+        let mut docs = yaml_docs(&format!("a README block:\n{text}"), text);
         assert_eq!(docs.len(), 1);
-        docs.into_iter().next().unwrap()
+        docs.remove(0)
     };
-    let vector = load(&block("```yaml\n# /etc/vector/vector.yaml"));
+    let vector = load(&block("# /etc/vector/vector.yaml"));
     let src = &vector["sources"]["auditwatch_alerts"];
     assert_eq!(src["type"].as_str(), Some("file"));
     assert_eq!(src["include"][0].as_str(), Some(alerts_file));
@@ -275,7 +267,7 @@ fn readme_siem_shipping_configs_are_valid_and_read_the_alert_file() {
     assert_eq!(sink["inputs"][0].as_str(), Some("auditwatch_parse"));
     assert_eq!(sink["id_key"].as_str(), Some("event.id"));
 
-    let fluent = load(&block("```yaml\n# /etc/fluent-bit/fluent-bit.yaml"));
+    let fluent = load(&block("# /etc/fluent-bit/fluent-bit.yaml"));
     let input = &fluent["pipeline"]["inputs"][0];
     assert_eq!(input["name"].as_str(), Some("tail"));
     assert_eq!(input["path"].as_str(), Some(alerts_file));

@@ -51,33 +51,12 @@ fn dashboards() -> Vec<(String, Value)> {
         .collect()
 }
 
-/// YAML (as saphyr reads it) as JSON, for the rule and provisioning files.
+/// A one-document YAML file (the rule and provisioning files) as JSON.
 fn yaml(path: &Path) -> Value {
-    use saphyr::{LoadableYamlNode, ScalarOwned, YamlOwned};
-    fn conv(y: &YamlOwned) -> Value {
-        match y {
-            YamlOwned::Value(ScalarOwned::Null) => Value::Null,
-            YamlOwned::Value(ScalarOwned::Boolean(b)) => Value::Bool(*b),
-            YamlOwned::Value(ScalarOwned::Integer(i)) => Value::from(*i),
-            YamlOwned::Value(ScalarOwned::FloatingPoint(f)) => Value::from(f.into_inner()),
-            YamlOwned::Value(ScalarOwned::String(s)) => Value::String(s.clone()),
-            YamlOwned::Representation(s, _, _) => Value::String(s.clone()),
-            YamlOwned::Sequence(items) => Value::Array(items.iter().map(conv).collect()),
-            YamlOwned::Mapping(m) => Value::Object(
-                m.iter()
-                    .map(|(k, v)| match conv(k) {
-                        Value::String(k) => (k, conv(v)),
-                        other => (other.to_string(), conv(v)),
-                    })
-                    .collect(),
-            ),
-            other => panic!("unexpected YAML node {other:?}"),
-        }
-    }
     let text = std::fs::read_to_string(path).unwrap();
-    let docs = YamlOwned::load_from_str(&text).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+    let mut docs = yaml_docs(&path.display().to_string(), &text);
     assert_eq!(docs.len(), 1, "{path:?}: one YAML document");
-    conv(&docs[0])
+    docs.remove(0)
 }
 
 /// Every panel, row panels' children included.

@@ -14,8 +14,8 @@ use std::process::Command;
 
 use serde_json::{json, Value};
 
-use super::deploy_util::{run_ok, yaml_docs};
-use crate::util::{crate_dir, require_python_module, TestCa, BIN};
+use super::deploy_util::run_ok;
+use crate::util::{crate_dir, require_python_module, yaml_docs, TestCa, BIN};
 
 const VERSIONS: [&str; 2] = ["1.29.0", "1.37.0"];
 
@@ -337,32 +337,21 @@ fn monitoring_objects_point_at_the_sidecar_and_the_policy_keeps_the_server_reach
         assert_eq!(&labels[k], v, "the NetworkPolicy selects the pods by {k}");
     }
     let rules = np["spec"]["ingress"].as_array().unwrap();
-    let open_to_all: Vec<i64> = rules
-        .iter()
+    let ports = |r: &Value| -> Vec<i64> {
+        (r["ports"].as_array().unwrap().iter())
+            .map(|p| p["port"].as_i64().unwrap())
+            .collect()
+    };
+    let open_to_all: Vec<i64> = (rules.iter())
         .filter(|r| r.get("from").is_none())
-        .flat_map(|r| {
-            r["ports"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|p| p["port"].as_i64().unwrap())
-        })
+        .flat_map(ports)
         .collect();
     assert_eq!(
         open_to_all,
         [8200, 8201],
         "the server's ports stay reachable"
     );
-    let all_ports: Vec<i64> = rules
-        .iter()
-        .flat_map(|r| {
-            r["ports"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|p| p["port"].as_i64().unwrap())
-        })
-        .collect();
+    let all_ports: Vec<i64> = rules.iter().flat_map(ports).collect();
     assert!(
         !all_ports.contains(&9200),
         "the socket source is never opened"

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::deploy_util::{fenced_block, mkdir, mode};
+use super::deploy_util::{mkdir, mode};
 use crate::util::*;
 
 const GUIDE: &str = include_str!("../../deploy/README.md");

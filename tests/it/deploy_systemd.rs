@@ -9,8 +9,8 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use super::deploy_util::{chmod, fenced_block, yaml_docs};
-use crate::util::{crate_dir, require_tool, BIN};
+use super::deploy_util::chmod;
+use crate::util::{crate_dir, fenced_block, require_tool, yaml_docs, BIN};
 
 const UNIT: &str = include_str!("../../deploy/auditwatch.service");
 

@@ -7,13 +7,9 @@
 //! three), to the security pager; a rejected reload gives exactly one, to the platform team.
 //! `amtool` checks the example config and the routes the README promises.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::util::*;
 use serde_json::Value;
@@ -86,96 +82,6 @@ fn amtool_accepts_the_example_config_and_its_routes_are_the_documented_ones() {
     }
 }
 
-/// A webhook receiver: records every notification Alertmanager posts, answers 200.
-struct Webhook {
-    addr: String,
-    got: Arc<Mutex<Vec<(String, Value)>>>,
-    stop: Arc<AtomicBool>,
-}
-
-impl Webhook {
-    fn start() -> Webhook {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let addr = listener.local_addr().unwrap().to_string();
-        let got = Arc::new(Mutex::new(Vec::new()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (g, st) = (got.clone(), stop.clone());
-        std::thread::spawn(move || {
-            while !st.load(Ordering::Relaxed) {
-                match listener.accept() {
-                    Ok((s, _)) => {
-                        let g = g.clone();
-                        std::thread::spawn(move || serve(s, &g));
-                    }
-                    Err(_) => std::thread::sleep(Duration::from_millis(20)),
-                }
-            }
-        });
-        Webhook { addr, got, stop }
-    }
-
-    fn notifications(&self) -> Vec<(String, Value)> {
-        self.got.lock().unwrap().clone()
-    }
-
-    /// Wait (bounded) for `n` notifications in all.
-    #[track_caller]
-    fn wait_for(&self, n: usize, context: impl Fn() -> String) {
-        let start = Instant::now();
-        while self.notifications().len() < n {
-            assert!(
-                start.elapsed() < Duration::from_secs(60),
-                "{} notifications, expected {n}: {:#?}\n{}",
-                self.notifications().len(),
-                self.notifications(),
-                context()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for Webhook {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-    }
-}
-
-/// One POST: its path and JSON body; `Connection: close`, so each notification is one
-/// connection.
-fn serve(s: TcpStream, got: &Mutex<Vec<(String, Value)>>) {
-    s.set_nonblocking(false).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let mut r = BufReader::new(s);
-    let mut line = String::new();
-    if r.read_line(&mut line).is_err() {
-        return;
-    }
-    let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
-    let mut len = 0;
-    loop {
-        let mut h = String::new();
-        if r.read_line(&mut h).is_err() || h.trim().is_empty() {
-            break;
-        }
-        if let Some((k, v)) = h.split_once(':') {
-            if k.eq_ignore_ascii_case("content-length") {
-                len = v.trim().parse().unwrap_or(0);
-            }
-        }
-    }
-    let mut body = vec![0; len];
-    if r.read_exact(&mut body).is_err() {
-        return;
-    }
-    let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    got.lock().unwrap().push((path, v));
-    let _ = r
-        .get_mut()
-        .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-}
-
 #[test]
 fn one_incident_is_one_notification_and_a_health_problem_is_one() {
     if !require_tool("prometheus", "apt-get install prometheus")
@@ -184,7 +90,8 @@ fn one_incident_is_one_notification_and_a_health_problem_is_one() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let hook = Webhook::start();
+    // The webhook receiver: records every notification Alertmanager posts.
+    let hook = Recorder::start();
     // The example as shipped, with its receivers at the webhook here and its waits short.
     let shipped = std::fs::read_to_string(example()).unwrap();
     let mut config = shipped.replace("http://127.0.0.1:5001", &format!("http://{}", hook.addr));
@@ -243,15 +150,12 @@ scrape_configs:
         )
     };
     let wait = |what: &str, f: &mut dyn FnMut() -> bool| {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !f() {
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}\n{}",
-                context()
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
+        wait_for(what, Duration::from_secs(60), f, context);
+    };
+    let notifications = || -> Vec<(String, Value)> {
+        (hook.requests().iter())
+            .map(|r| (r.path().to_string(), r.json()))
+            .collect()
     };
     // Scraped (the counters exist at zero) and the rules loaded before anything happens.
     wait("the first scrape", &mut || {
@@ -267,18 +171,9 @@ scrape_configs:
     // Rules evaluated and Alertmanager's grouping done (group_wait + group_interval), twice
     // over: long enough for a second notification of the same incident to show.
     let settle = || {
-        let scraped = jiff::Timestamp::now();
+        let after = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(2);
         wait("the rules evaluated again", &mut || {
-            prom.api("/api/v1/rules")["data"]["groups"]
-                .as_array()
-                .is_some_and(|g| {
-                    g.iter().all(|g| {
-                        g["lastEvaluation"]
-                            .as_str()
-                            .and_then(|t| t.parse::<jiff::Timestamp>().ok())
-                            .is_some_and(|t| t > scraped + jiff::SignedDuration::from_secs(2))
-                    })
-                })
+            prom.rules_evaluated_after(after)
         });
         std::thread::sleep(Duration::from_secs(6));
     };
@@ -288,14 +183,14 @@ scrape_configs:
     daemon.wait_until("the alert", Duration::from_secs(20), |d| {
         d.alerts().len() == 1
     });
-    hook.wait_for(1, context);
+    hook.wait_for(1, Duration::from_secs(60), context);
     wait("the alert scraped", &mut || {
         !prom
             .query(r#"auditwatch_alerts_total{category="cross_tenant_read"} == 1"#)
             .is_empty()
     });
     settle();
-    let got = hook.notifications();
+    let got = notifications();
     assert_eq!(
         got.len(),
         1,
@@ -335,9 +230,9 @@ scrape_configs:
     daemon.wait_until("the rejection", Duration::from_secs(20), |d| {
         d.metric("auditwatch_reloads_total", &["outcome=\"rejected\""]) >= 1.0
     });
-    hook.wait_for(2, context);
+    hook.wait_for(2, Duration::from_secs(60), context);
     settle();
-    let got = hook.notifications();
+    let got = notifications();
     assert_eq!(
         got.len(),
         2,

@@ -55,19 +55,6 @@ fn rule_categories() -> BTreeSet<String> {
     cats
 }
 
-/// `cross_tenant_read` → `AuditwatchCrossTenantRead`, the push's alert name.
-fn camel(category: &str) -> String {
-    let mut s = String::from("Auditwatch");
-    for w in category.split('_') {
-        let mut c = w.chars();
-        if let Some(f) = c.next() {
-            s.push(f.to_ascii_uppercase());
-            s.extend(c);
-        }
-    }
-    s
-}
-
 #[test]
 fn promtool_checks_and_unit_tests_pass_and_no_rule_pages_a_detection() {
     if !require_tool("promtool", "apt-get install prometheus") {
@@ -116,7 +103,7 @@ fn promtool_checks_and_unit_tests_pass_and_no_rule_pages_a_detection() {
             "a Prometheus rule selects the detections of `{c}`: they reach Alertmanager by the push"
         );
         assert!(
-            !rules_text.contains(&format!("- alert: {}\n", camel(c))),
+            !rules_text.contains(&format!("- alert: {}\n", alert_name(c))),
             "a Prometheus rule uses the push's alert name for `{c}`"
         );
     }
@@ -246,17 +233,9 @@ scrape_configs:
             .len()
             == 1
     });
-    let scraped = jiff::Timestamp::now();
+    let after = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(1);
     wait("the rules evaluated after the scrape", &mut || {
-        let groups = prom.api("/api/v1/rules")["data"]["groups"].clone();
-        groups.as_array().is_some_and(|g| {
-            g.iter().all(|g| {
-                g["lastEvaluation"]
-                    .as_str()
-                    .and_then(|t| t.parse::<jiff::Timestamp>().ok())
-                    .is_some_and(|t| t > scraped + jiff::SignedDuration::from_secs(1))
-            })
-        })
+        prom.rules_evaluated_after(after)
     });
     // This daemon has no Alertmanager sink: the one security alert is the safety net saying
     // so, under its own name, with no category (never a detection's labels).

@@ -7,7 +7,6 @@
 //! stay quiet there.
 
 use std::path::Path;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use auditwatch::parse::time::format_rfc3339;
 use serde_json::Value;
@@ -93,20 +92,6 @@ fn stream(t0: i64) -> Vec<(i64, String)> {
     lines
 }
 
-fn bytes(lines: &[(i64, String)]) -> Vec<u8> {
-    lines
-        .iter()
-        .flat_map(|(_, l)| format!("{l}\n").into_bytes())
-        .collect()
-}
-
-fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as i64
-}
-
 fn summary(alerts: &[Value]) -> Vec<(String, String, String)> {
     let mut v: Vec<(String, String, String)> = alerts
         .iter()
@@ -126,31 +111,18 @@ fn summary(alerts: &[Value]) -> Vec<(String, String, String)> {
 fn a_restart_in_the_learning_period_keeps_what_was_learned() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
-    let t0 = now() - 3 * 3600 * S;
+    let t0 = now_ns() - 3 * 3600 * S;
     let lines = stream(t0);
     // The first daemon sees 40 minutes (the learning period runs to 60), the second the rest.
     let cut = lines.iter().position(|(t, _)| *t >= t0 + 40 * MIN).unwrap();
     let (first, second) = lines.split_at(cut);
-    let mut all = Vec::new();
-    for (name, part) in [("a", first), ("b", second)] {
-        let run = dir.path().join(name);
-        std::fs::create_dir_all(&run).unwrap();
-        let d = Daemon::start(&run, &config(&state), &[]);
-        d.send("vault-socket", &bytes(part));
-        d.wait_until("every entry read", Duration::from_secs(30), |d| {
-            d.metric("auditwatch_events_total", &["source=\"vault-socket\""]) >= part.len() as f64
-        });
-        let exit = d.stop();
-        assert_eq!(exit.code, Some(0), "{}", exit.log);
-        if name == "b" {
-            assert!(
-                exit.log.contains("detection state restored"),
-                "the second daemon starts from the first one's state:\n{}",
-                exit.log
-            );
-        }
-        all.extend(read_alerts(&run.join("alerts.jsonl")));
-    }
+    let all = across_restarts(
+        dir.path(),
+        &config(&state),
+        &[],
+        &[first, second],
+        |_, _| {},
+    );
     let want = vec![
         (
             "first-seen-access".to_string(),
@@ -171,12 +143,7 @@ fn a_restart_in_the_learning_period_keeps_what_was_learned() {
     assert_eq!(summary(&all), want, "{all:#?}");
 
     // Replay of the same input: the same findings, id for id.
-    let input = dir.path().join("input.jsonl");
-    std::fs::write(&input, bytes(&lines)).unwrap();
-    let cfg = dir.path().join("detection.yaml");
-    std::fs::write(&cfg, DETECTION).unwrap();
-    let run = replay([input.to_str().unwrap(), "--config", cfg.to_str().unwrap()]);
-    run.assert_code(0);
+    let run = replay_timed(dir.path(), &lines, DETECTION, &[]);
     let ids = |v: &[Value]| -> Vec<String> {
         let mut ids: Vec<String> = v.iter().map(|a| a["id"].to_string()).collect();
         ids.sort();

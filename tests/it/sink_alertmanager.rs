@@ -7,7 +7,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use crate::util::*;
@@ -32,19 +31,6 @@ alertmanager:
 
 fn sink_metric(d: &Daemon, name: &str) -> f64 {
     d.metric(name, &["sink=\"alertmanager\""])
-}
-
-/// `cross_tenant_read` → `AuditwatchCrossTenantRead`.
-fn camel(category: &str) -> String {
-    let mut s = String::from("Auditwatch");
-    for w in category.split('_') {
-        let mut c = w.chars();
-        if let Some(f) = c.next() {
-            s.push(f.to_ascii_uppercase());
-            s.extend(c);
-        }
-    }
-    s
 }
 
 fn ts(v: &Value) -> Timestamp {
@@ -81,7 +67,7 @@ fn assert_pushed(am: &[Value], records: &[Value], pushed_from: Timestamp, pushed
         let l = &a["labels"];
         let category = rec["category"].as_str().unwrap();
         let mut want: BTreeMap<&str, Value> = [
-            ("alertname", Value::from(camel(category))),
+            ("alertname", Value::from(alert_name(category))),
             ("category", rec["category"].clone()),
             ("severity", rec["severity"].clone()),
             ("rule", rec["rule"].clone()),
@@ -296,77 +282,23 @@ fn alerts_raised_while_alertmanager_is_down_arrive_once_it_is_up() {
     assert_eq!(exit.code, Some(0), "{}", exit.log);
 }
 
-/// A CA and a server certificate for 127.0.0.1 signed by it, made by the openssl CLI:
-/// (CA file, certificate, key).
-fn private_ca(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
-    std::fs::create_dir_all(dir).unwrap();
-    let p = |n: &str| dir.join(n);
-    let run = |args: &[&str]| {
-        let out = Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .expect("openssl");
-        assert!(out.status.success(), "openssl {args:?}: {out:?}");
-    };
+/// Alertmanager over https with a server certificate of `ca`, its web config
+/// (exporter-toolkit's) ending with `extra`, storage under `tmp/am`.
+fn start_tls_am(tmp: &Path, ca: &TestCa, extra: &str) -> Alertmanager {
+    let (cert, key) = ca.server("am-server");
+    let amdir = tmp.join("am");
+    std::fs::create_dir_all(&amdir).unwrap();
+    let web = amdir.join("web.yml");
     std::fs::write(
-        p("ext.cnf"),
-        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+        &web,
+        format!(
+            "tls_server_config:\n  cert_file: {}\n  key_file: {}\n{extra}",
+            cert.display(),
+            key.display()
+        ),
     )
     .unwrap();
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-    ];
-    run(&[
-        &["req", "-x509"][..],
-        &ec,
-        &[
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.pem",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=auditwatch test CA",
-        ],
-    ]
-    .concat());
-    run(&[
-        &["req"][..],
-        &ec,
-        &[
-            "-keyout",
-            "srv.key",
-            "-out",
-            "srv.csr",
-            "-subj",
-            "/CN=127.0.0.1",
-        ],
-    ]
-    .concat());
-    run(&[
-        "x509",
-        "-req",
-        "-in",
-        "srv.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-out",
-        "srv.pem",
-        "-days",
-        "2",
-        "-extfile",
-        "ext.cnf",
-    ]);
-    (p("ca.pem"), p("srv.pem"), p("srv.key"))
+    Alertmanager::start_tls(&amdir, free_port(), &web)
 }
 
 #[test]
@@ -377,25 +309,11 @@ fn https_verifies_alertmanager_against_ca_file() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    let (ca, cert, key) = private_ca(&tmp.path().join("tls"));
-    let amdir = tmp.path().join("am");
-    std::fs::create_dir_all(&amdir).unwrap();
-    let web = amdir.join("web.yml");
-    std::fs::write(
-        &web,
-        format!(
-            "tls_server_config:\n  cert_file: {}\n  key_file: {}\n",
-            cert.display(),
-            key.display()
-        ),
-    )
-    .unwrap();
-    let port = free_port();
-    let am = Alertmanager::start_tls(&amdir, port, &web);
-    let url = format!("https://127.0.0.1:{port}");
-    let trusting = format!("{}  ca_file: '{}'\n", daemon_config(port), ca.display())
-        .replace(&format!("http://127.0.0.1:{port}"), &url);
-    let web_pki_only = daemon_config(port).replace(&format!("http://127.0.0.1:{port}"), &url);
+    let ca = TestCa::new(&tmp.path().join("tls"), "am");
+    let am = start_tls_am(tmp.path(), &ca, "");
+    let url = format!("https://{}", am.addr);
+    let trusting = config_for(&url, &format!("  ca_file: '{}'\n", ca.cert.display()));
+    let web_pki_only = config_for(&url, "");
     let dirs = [tmp.path().join("a"), tmp.path().join("b")];
     for d in &dirs {
         std::fs::create_dir_all(d).unwrap();
@@ -425,7 +343,7 @@ fn https_verifies_alertmanager_against_ca_file() {
         b.log_text()
     );
     let records = a.alerts();
-    let got = am.query_tls(&ca);
+    let got = am.query_tls(&ca.cert);
     assert_eq!(got.len(), records.len(), "{got:#?}");
     for r in &records {
         assert!(
@@ -475,35 +393,24 @@ fn basic_auth_and_a_client_certificate_reach_an_alertmanager_that_requires_them(
     }
     let tmp = tempfile::tempdir().unwrap();
     let ca = TestCa::new(&tmp.path().join("tls"), "am");
-    let (srv_cert, srv_key) = ca.server("am-server");
     let (cli_cert, cli_key) = ca.client("auditwatch");
-    let amdir = tmp.path().join("am");
-    std::fs::create_dir_all(&amdir).unwrap();
-    let web = amdir.join("web.yml");
     let password = "am-pass-7d3f1c";
-    std::fs::write(
-        &web,
-        format!(
-            "tls_server_config:
-  cert_file: {}
-  key_file: {}
-  client_auth_type: RequireAndVerifyClientCert
+    let am = start_tls_am(
+        tmp.path(),
+        &ca,
+        &format!(
+            "  client_auth_type: RequireAndVerifyClientCert
   client_ca_file: {}
 basic_auth_users:
   auditwatch: '{}'
 ",
-            srv_cert.display(),
-            srv_key.display(),
             ca.cert.display(),
             bcrypt::hash(password, 6).unwrap()
         ),
-    )
-    .unwrap();
-    let port = free_port();
-    let am = Alertmanager::start_tls(&amdir, port, &web);
+    );
     let pw_file = tmp.path().join("am-password");
     std::fs::write(&pw_file, format!("{password}\n")).unwrap();
-    let url = format!("https://127.0.0.1:{port}");
+    let url = format!("https://{}", am.addr);
     let tls = format!(
         "  tls_config:\n    ca_file: '{}'\n    cert_file: '{}'\n    key_file: '{}'\n",
         ca.cert.display(),
@@ -724,24 +631,10 @@ fn https_through_proxy_url_is_tunnelled_with_connect() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let ca = TestCa::new(&tmp.path().join("tls"), "am");
-    let (cert, key) = ca.server("am-server");
-    let amdir = tmp.path().join("am");
-    std::fs::create_dir_all(&amdir).unwrap();
-    let web = amdir.join("web.yml");
-    std::fs::write(
-        &web,
-        format!(
-            "tls_server_config:\n  cert_file: {}\n  key_file: {}\n",
-            cert.display(),
-            key.display()
-        ),
-    )
-    .unwrap();
-    let port = free_port();
-    let am = Alertmanager::start_tls(&amdir, port, &web);
+    let am = start_tls_am(tmp.path(), &ca, "");
     let proxy = ForwardProxy::start();
     let cfg = config_for(
-        &format!("https://127.0.0.1:{port}"),
+        &format!("https://{}", am.addr),
         &format!(
             "  tls_config: {{ca_file: '{}'}}\n  proxy_url: 'http://{}'\n",
             ca.cert.display(),
@@ -756,7 +649,7 @@ fn https_through_proxy_url_is_tunnelled_with_connect() {
     let seen = proxy.seen();
     assert!(
         seen.iter()
-            .any(|(line, _)| line == &format!("CONNECT 127.0.0.1:{port} HTTP/1.1")),
+            .any(|(line, _)| line == &format!("CONNECT {} HTTP/1.1", am.addr)),
         "{seen:?}"
     );
     assert_eq!(am.query_tls(&ca.cert).len(), d.alerts().len());

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::util::*;
 
@@ -30,13 +30,28 @@ fn plain_server() -> Option<(tempfile::TempDir, u16, PathBuf, Smtp)> {
     Some((dir, port, out, smtp))
 }
 
+/// [`plain_server`] and a daemon on it with the rule files `rules` and the email
+/// settings `settings` (under `email:`): (temp dir, the server's output, the server, the
+/// daemon); `None` without aiosmtpd.
 #[track_caller]
-fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !f() {
-        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+fn plain_daemon(
+    rules: &[(&str, &str)],
+    settings: &str,
+) -> Option<(tempfile::TempDir, PathBuf, Smtp, Daemon)> {
+    let (dir, port, out, smtp) = plain_server()?;
+    let rules = rules_dir(dir.path(), rules);
+    let cfg = format!(
+        "{SOURCES}{}",
+        email_block(port, "smtp+plain", dir.path(), settings)
+    );
+    let d = Daemon::start(dir.path(), &cfg, &["--rules", rules.to_str().unwrap()]);
+    Some((dir, out, smtp, d))
+}
+
+/// Poll `f` until it holds, for at most `timeout`.
+#[track_caller]
+fn wait(what: &str, timeout: Duration, f: impl FnMut() -> bool) {
+    wait_for(what, timeout, f, String::new)
 }
 
 fn email_block(port: u16, scheme: &str, dir: &Path, extra: &str) -> String {
@@ -304,33 +319,22 @@ fn an_smtp_outage_across_a_restart_loses_no_alert_and_mails_none_twice() {
 
 #[test]
 fn digests_group_per_recipient_per_window_while_a_critical_goes_at_once() {
-    let Some((dir, port, out, _smtp)) = plain_server() else {
+    // A 3 s digest window.
+    let Some((_dir, out, _smtp, d)) = plain_daemon(
+        &[
+                ("warn.yaml", &rule("warn", "warning")),
+                ("crit.yaml", &rule("crit", "critical")),
+            ],
+        "  recipients:\n    critical: [sec@example.test]\n    warning: [ops@example.test, sec@example.test]\n  digest_minutes: 0.05\n",
+    ) else {
         return;
     };
-    let rules = rules_dir(
-        dir.path(),
-        &[
-            ("warn.yaml", &rule("warn", "warning")),
-            ("crit.yaml", &rule("crit", "critical")),
-        ],
-    );
-    // A 3 s digest window.
-    let cfg = format!(
-        "{SOURCES}{}",
-        email_block(
-            port,
-            "smtp+plain",
-            dir.path(),
-            "  recipients:\n    critical: [sec@example.test]\n    warning: [ops@example.test, sec@example.test]\n  digest_minutes: 0.05\n"
-        )
-    );
-    let d = Daemon::start(dir.path(), &cfg, &["--rules", rules.to_str().unwrap()]);
     let tag = std::process::id();
     let (w1, mut input) = lines(tag, 0..3, "warn");
     let (c, crit) = lines(tag, 3..4, "crit");
     input.extend(crit);
     d.send("vault-socket", &input);
-    wait_for("the critical mail", Duration::from_secs(20), || {
+    wait("the critical mail", Duration::from_secs(20), || {
         !mails(&out).is_empty()
     });
     let first = mails(&out);
@@ -346,12 +350,12 @@ fn digests_group_per_recipient_per_window_while_a_critical_goes_at_once() {
         .contains("[CRITICAL] test_crit"));
     assert_eq!(id_counts(&first, None).into_keys().collect::<Vec<_>>(), c);
 
-    wait_for("the first digests", Duration::from_secs(20), || {
+    wait("the first digests", Duration::from_secs(20), || {
         mails(&out).len() >= 3
     });
     let (w2, input) = lines(tag, 4..6, "warn");
     d.send("vault-socket", &input);
-    wait_for("the second digests", Duration::from_secs(20), || {
+    wait("the second digests", Duration::from_secs(20), || {
         mails(&out).len() >= 5
     });
     d.wait_until("everything delivered", Duration::from_secs(20), |d| {
@@ -545,24 +549,16 @@ fn starttls_with_a_private_ca_and_credentials_from_the_environment() {
 
 #[test]
 fn beyond_the_hourly_cap_mails_wait_in_the_outbox_and_nothing_is_dropped() {
-    let Some((dir, port, out, _smtp)) = plain_server() else {
+    let Some((dir, out, _smtp, mut d)) = plain_daemon(
+        &[("every.yaml", EVERY_READ_RULE)],
+        "  recipients: {info: [ops@example.test]}\n  digest_minutes: 0\n  max_per_hour: 1\n",
+    ) else {
         return;
     };
-    let rules = rules_dir(dir.path(), &[("every.yaml", EVERY_READ_RULE)]);
-    let cfg = format!(
-        "{SOURCES}{}",
-        email_block(
-            port,
-            "smtp+plain",
-            dir.path(),
-            "  recipients: {info: [ops@example.test]}\n  digest_minutes: 0\n  max_per_hour: 1\n"
-        )
-    );
-    let mut d = Daemon::start(dir.path(), &cfg, &["--rules", rules.to_str().unwrap()]);
     let tag = std::process::id();
     let (first, input) = lines(tag, 0..1, "a");
     d.send("vault-socket", &input);
-    wait_for("the first mail", Duration::from_secs(20), || {
+    wait("the first mail", Duration::from_secs(20), || {
         mails(&out).len() == 1
     });
     let (_, input) = lines(tag, 1..3, "a");
@@ -606,26 +602,15 @@ fn rule_in(prefix: &str, severity: &str, category: &str) -> String {
 /// incident's mail is in another thread. Every mail says it is automatic.
 #[test]
 fn repeats_of_an_incident_are_threaded_and_mails_say_they_are_automatic() {
-    let Some((dir, port, out, _smtp)) = plain_server() else {
-        return;
-    };
-    let rules = rules_dir(
-        dir.path(),
+    let Some((_dir, out, _smtp, d)) = plain_daemon(
         &[
             ("a.yaml", &rule("inca", "critical")),
             ("b.yaml", &rule("incb", "critical")),
         ],
-    );
-    let cfg = format!(
-        "{SOURCES}{}",
-        email_block(
-            port,
-            "smtp+plain",
-            dir.path(),
-            "  recipients: {critical: [sec@example.test]}\n  max_per_hour: 1000\n"
-        )
-    );
-    let d = Daemon::start(dir.path(), &cfg, &["--rules", rules.to_str().unwrap()]);
+        "  recipients: {critical: [sec@example.test]}\n  max_per_hour: 1000\n",
+    ) else {
+        return;
+    };
     let tag = std::process::id();
     // One at a time, so each is its own mail: two repeats of incident A, then B.
     for (i, (range, prefix)) in [(0..1, "inca"), (1..2, "inca"), (2..3, "incb")]
@@ -634,7 +619,7 @@ fn repeats_of_an_incident_are_threaded_and_mails_say_they_are_automatic() {
     {
         let (_, input) = lines(tag, range, prefix);
         d.send("vault-socket", &input);
-        wait_for("the mail", Duration::from_secs(20), || {
+        wait("the mail", Duration::from_secs(20), || {
             mails(&out).len() > i
         });
     }
@@ -665,27 +650,16 @@ fn repeats_of_an_incident_are_threaded_and_mails_say_they_are_automatic() {
 /// by default, while a `high` alert of another category waits for its digest.
 #[test]
 fn high_alerts_of_the_categories_that_cannot_wait_are_mailed_at_once() {
-    let Some((dir, port, out, _smtp)) = plain_server() else {
-        return;
-    };
-    let rules = rules_dir(
-        dir.path(),
+    let Some((_dir, out, _smtp, d)) = plain_daemon(
         &[
             ("root.yaml", &rule_in("rt", "high", "root_token_use")),
             ("dev.yaml", &rule_in("ad", "high", "audit_device_change")),
             ("other.yaml", &rule_in("pd", "high", "policy_drift")),
         ],
-    );
-    let cfg = format!(
-        "{SOURCES}{}",
-        email_block(
-            port,
-            "smtp+plain",
-            dir.path(),
-            "  recipients: {high: [sec@example.test]}\n  digest_minutes: 60\n"
-        )
-    );
-    let d = Daemon::start(dir.path(), &cfg, &["--rules", rules.to_str().unwrap()]);
+        "  recipients: {high: [sec@example.test]}\n  digest_minutes: 60\n",
+    ) else {
+        return;
+    };
     let tag = std::process::id();
     let (rt, mut input) = lines(tag, 0..1, "rt");
     let (ad, more) = lines(tag, 1..2, "ad");
@@ -714,20 +688,12 @@ fn high_alerts_of_the_categories_that_cannot_wait_are_mailed_at_once() {
 /// parts, each under it, together carrying every alert once.
 #[test]
 fn a_digest_too_big_for_gmail_is_split_into_parts_under_the_clipping_size() {
-    let Some((dir, port, out, _smtp)) = plain_server() else {
+    let Some((_dir, out, _smtp, d)) = plain_daemon(
+        &[("warn.yaml", &rule("big", "warning"))],
+        "  recipients: {warning: [ops@example.test]}\n  digest_minutes: 0.05\n",
+    ) else {
         return;
     };
-    let rules = rules_dir(dir.path(), &[("warn.yaml", &rule("big", "warning"))]);
-    let cfg = format!(
-        "{SOURCES}{}",
-        email_block(
-            port,
-            "smtp+plain",
-            dir.path(),
-            "  recipients: {warning: [ops@example.test]}\n  digest_minutes: 0.05\n"
-        )
-    );
-    let d = Daemon::start(dir.path(), &cfg, &["--rules", rules.to_str().unwrap()]);
     let (ids, input) = lines(std::process::id(), 0..150, "big");
     d.send("vault-socket", &input);
     d.wait_until("everything mailed", Duration::from_secs(30), |d| {

@@ -9,15 +9,11 @@
 //! replayed with the default config and rules. Skips (saying SKIPPED) when `bao` is not on
 //! PATH, except under `CI=true`, where it fails.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::time::Duration;
-
 use serde_json::Value;
 
 use crate::util::*;
 
-/// One HTTP/1.1 call to `addr` with extra headers: (status, JSON body or Null).
+/// One call to OpenBao's listener `addr` with `headers`: (status, JSON body or Null).
 fn call(
     addr: &str,
     method: &str,
@@ -25,30 +21,8 @@ fn call(
     headers: &[(&str, &str)],
     body: &str,
 ) -> (u16, Value) {
-    let mut s = TcpStream::connect(addr).expect("connect to OpenBao");
-    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    let mut req = format!(
-        "{method} /v1/{path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\nContent-Type: application/json\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    s.write_all(req.as_bytes()).unwrap();
-    s.write_all(body.as_bytes()).unwrap();
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).unwrap();
-    let text = String::from_utf8_lossy(&buf).into_owned();
-    let code = (text.split_whitespace().nth(1))
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let raw = text.split("\r\n\r\n").nth(1).unwrap_or("");
-    let json = match (raw.find('{'), raw.rfind('}')) {
-        (Some(a), Some(b)) if b > a => serde_json::from_str(&raw[a..=b]).unwrap_or(Value::Null),
-        _ => Value::Null,
-    };
-    (code, json)
+    let (code, text) = call_at(addr, method, path, headers, body).expect("call OpenBao");
+    (code, json_body(&text))
 }
 
 #[test]

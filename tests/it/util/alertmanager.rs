@@ -11,6 +11,20 @@ use serde_json::Value;
 
 pub const AM: &str = "prometheus-alertmanager";
 
+/// The alert name the daemon's push gives a detection category:
+/// `cross_tenant_read` → `AuditwatchCrossTenantRead`.
+pub fn alert_name(category: &str) -> String {
+    let mut s = String::from("Auditwatch");
+    for w in category.split('_') {
+        let mut c = w.chars();
+        if let Some(f) = c.next() {
+            s.push(f.to_ascii_uppercase());
+            s.extend(c);
+        }
+    }
+    s
+}
+
 /// No notification at all: the tests read Alertmanager's API.
 const BLACKHOLE: &str =
     "route:\n  receiver: blackhole\n  group_wait: 1h\nreceivers:\n  - name: blackhole\n";

@@ -1,9 +1,9 @@
 //! Two small HTTP programs on 127.0.0.1 for what a real Alertmanager cannot show:
 //! [`Recorder`], a server that answers every request `200` and keeps its head and body
-//! (the headers a client sent), and [`ForwardProxy`], an HTTP proxy that tunnels `CONNECT`
-//! and forwards absolute-form requests, keeping the head of the first request of each
-//! connection (was it used, with which `Proxy-Authorization`). Both run on threads and
-//! stop with the test process.
+//! (the headers a client sent; also the webhook receiver of Alertmanager's notifications),
+//! and [`ForwardProxy`], an HTTP proxy that tunnels `CONNECT` and forwards absolute-form
+//! requests, keeping the head of the first request of each connection (was it used, with
+//! which `Proxy-Authorization`). Both run on threads and stop with the test process.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -20,6 +20,16 @@ pub struct Recorded {
 }
 
 impl Recorded {
+    /// The request target: `/api/v2/alerts`.
+    pub fn path(&self) -> &str {
+        self.line.split_whitespace().nth(1).unwrap_or("")
+    }
+
+    /// The body as JSON (Null when it is not).
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or(serde_json::Value::Null)
+    }
+
     /// Every value of header `name` (lower case).
     pub fn header(&self, name: &str) -> Vec<&str> {
         self.headers
@@ -77,6 +87,22 @@ impl Recorder {
 
     pub fn requests(&self) -> Vec<Recorded> {
         self.got.lock().unwrap().clone()
+    }
+
+    /// Wait (at most `timeout`) until `n` requests came in all; `context()` on failure.
+    #[track_caller]
+    pub fn wait_for(&self, n: usize, timeout: std::time::Duration, context: impl Fn() -> String) {
+        super::wait_for(
+            &format!("{n} requests"),
+            timeout,
+            || self.requests().len() >= n,
+            || {
+                let got: Vec<_> = (self.requests().iter())
+                    .map(|r| (r.line.clone(), r.json()))
+                    .collect();
+                format!("{got:#?}\n{}", context())
+            },
+        );
     }
 }
 
