@@ -59,7 +59,7 @@ t1=$(date +%s.%N)
 sleep 6
 keys=$(curl -s "http://$addr/metrics" | awk '$1 == "auditwatch_state_table_size{table=\"cadence_keys\"}" { print $2 }')
 bytes=$(metric auditwatch_state_bytes)
-ms=$(metric auditwatch_state_write_milliseconds)
+ms=$(python3 -c "print(round($(metric auditwatch_state_write_seconds) * 1000))")
 rss=$(awk '/VmHWM/ { print $2 }' "/proc/$pid/status")
 echo "read ${size} bytes in $(python3 -c "print(round($t1 - $t0, 1))") s; peak RSS ${rss} KB"
 echo "cadence keys: ${keys}"

@@ -1,6 +1,12 @@
 //! The alert record: one JSON object per alert, the same for every sink
 //! (`shared/docs/detections.md`). Field order is the contract's; fields that do not apply
 //! are null; nothing HMAC'd is un-hashed and no raw token or secret is ever carried.
+//!
+//! `observer`, `description` and `runbook_url` come last, after the fields every record
+//! had before them: what a SIEM indexes about who raised the alert and what to do about
+//! it. [`ecs`] maps the record to Elastic Common Schema.
+
+pub mod ecs;
 
 use std::fmt;
 
@@ -87,6 +93,16 @@ pub struct Alert {
     pub outcome: Option<String>,
     pub actor: Actor,
     pub evidence: serde_json::Map<String, serde_json::Value>,
+    /// The detector instance that raised it (`output.observer`, by default the host name),
+    /// set where the alert leaves the process (the daemon's sinks, `replay`'s output); null
+    /// from the library alone. Never part of `id`: both detectors of an HA pair give the
+    /// same id, each with its own observer.
+    pub observer: Option<String>,
+    /// What the rule finds and what it means (the rule's `description`, on one line).
+    pub description: String,
+    /// Where to read what to do: `output.runbook_url` with `{category}` and `{rule}`
+    /// filled, set where the alert leaves the process; null when none is configured.
+    pub runbook_url: Option<String>,
     /// Event time in Unix ns (not serialised; for ordering and sinks).
     #[serde(skip)]
     pub time_nanos: i64,
@@ -105,8 +121,25 @@ impl Alert {
         self.actor = Actor::default();
     }
 
+    /// Stamp what the detector instance adds to the record: its name and the runbook
+    /// link (`template`: `{category}` and `{rule}` replaced; empty for none). The `id`
+    /// stays as it is.
+    pub fn stamp(&mut self, observer: &str, runbook_template: &str) {
+        self.observer = Some(observer.to_string());
+        self.runbook_url = (!runbook_template.is_empty()).then(|| {
+            runbook_template
+                .replace("{category}", &self.category)
+                .replace("{rule}", &self.rule)
+        });
+    }
+
     pub fn to_json_line(&self) -> String {
         serde_json::to_string(self).expect("alerts serialise")
+    }
+
+    /// The record as Elastic Common Schema, one line (`--format ecs`, `output.format: ecs`).
+    pub fn to_ecs_line(&self) -> String {
+        serde_json::to_string(&ecs::document(self)).expect("alerts serialise")
     }
 
     /// A one-line human form for `--format text`.

@@ -6,23 +6,41 @@ mod cli;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
+
+/// `--version`: the release, the commit it was built from and the build date (see build.rs).
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("AUDITWATCH_GIT_REVISION"),
+    ", built ",
+    env!("AUDITWATCH_BUILD_DATE"),
+    ")"
+);
 
 #[derive(Parser)]
 #[command(
     name = "auditwatch",
-    version,
-    about = "Streaming anomaly detector for HashiCorp Vault and OpenBao audit logs"
+    version = VERSION,
+    about = "Streaming anomaly detector for HashiCorp Vault and OpenBao audit logs",
+    after_help = "Logs go to stderr: AUDITWATCH_LOG (or RUST_LOG) sets the filter (default: warn,auditwatch=info); NO_COLOR turns colour off."
 )]
 struct Cli {
+    /// Log format on stderr
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    log_format: cli::log::LogFormat,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum Format {
+    /// The alert record, one JSON object per line
     Jsonl,
+    /// One line per alert for people
     Text,
+    /// The record mapped to Elastic Common Schema, one JSON object per line
+    Ecs,
 }
 
 #[derive(Subcommand)]
@@ -43,6 +61,14 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Print a shell completion script (e.g. `auditwatch completions bash > /usr/share/bash-completion/completions/auditwatch`)
+    Completions {
+        /// The shell
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page as roff (e.g. `auditwatch man > auditwatch.1; man ./auditwatch.1`)
+    Man,
 }
 
 #[derive(Subcommand)]
@@ -74,13 +100,14 @@ enum RulesCommand {
 enum ConfigCommand {
     /// Print the built-in default config (a starting file)
     Default,
-    /// Validate a config file; every problem is listed as file:line:col
-    Check { file: PathBuf },
+    /// Validate a config file; every problem is listed as file:line:col (default: the
+    /// file `run` would use: $AUDITWATCH_CONFIG, else /etc/auditwatch/auditwatch.yaml)
+    Check { file: Option<PathBuf> },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    cli::init_logging();
+    cli::log::init(cli.log_format);
     let code = match cli.command {
         Command::Replay(args) => cli::replay::run(args),
         Command::Run(args) => cli::run::run(args),
@@ -99,8 +126,14 @@ fn main() -> ExitCode {
                 cli::out::out!("{}", auditwatch::config::DEFAULT_YAML);
                 0
             }
-            ConfigCommand::Check { file } => cli::config_check(&file),
+            ConfigCommand::Check { file } => cli::config_check(file),
         },
+        Command::Completions { shell } => {
+            let mut out = cli::out::stdout();
+            clap_complete::generate(shell, &mut Cli::command(), "auditwatch", &mut out);
+            0
+        }
+        Command::Man => cli::print_man(Cli::command()),
     };
     ExitCode::from(code)
 }

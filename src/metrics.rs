@@ -5,8 +5,40 @@
 //! category, `severity`, `type`, `reason` and `table` fixed vocabularies. Paths, tokens,
 //! accessors, addresses and users belong in alerts, never in labels. A [`Metrics`] owns
 //! its own registry, so several daemons (tests) can live in one process.
+//!
+//! Every counter exists at zero from the start for each of its bounded label values
+//! ([`Metrics::new`] for the fixed sets, [`Metrics::init_source`] and
+//! [`Metrics::init_sink`] for configured sources and sinks): an alert rule on
+//! `increase(...)` sees the first event, which it cannot when the series is born with it.
+//! No label value is ever empty (Prometheus reads an empty value as a missing label).
 
-use prometheus::{Encoder, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use prometheus::{
+    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
+    Opts, Registry,
+};
+
+/// The crate's version, the `version` of `auditwatch_build_info`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// The git commit the binary was built from (`build.rs` sets `AUDITWATCH_GIT_REVISION`;
+/// a build outside a git checkout can set it in the environment), else `unknown`.
+pub const REVISION: &str = match option_env!("AUDITWATCH_GIT_REVISION") {
+    Some(r) if !r.is_empty() => r,
+    _ => "unknown",
+};
+
+/// Buckets of `auditwatch_alert_latency_seconds`: from the triggering entry's event time to
+/// the sink's delivery, which includes the audit device's transport, the engine, holding a
+/// request for its response and the sink's queue and retries.
+const LATENCY_BUCKETS: [f64; 14] = [
+    0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 21600.0,
+];
+/// Buckets of `auditwatch_sink_delivery_seconds`: from the sink taking the alert off its
+/// queue to its delivery (retries included).
+const DELIVERY_BUCKETS: [f64; 13] = [
+    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0, 300.0, 3600.0,
+];
 
 pub struct Metrics {
     registry: Registry,
@@ -49,8 +81,8 @@ pub struct Metrics {
     pub state_writes: IntCounterVec,
     /// Size of the last state checkpoint written, in bytes.
     pub state_bytes: IntGauge,
-    /// How long the last state checkpoint took to take and write, in milliseconds.
-    pub state_write_millis: IntGauge,
+    /// How long the last state checkpoint took to take and write, in seconds.
+    pub state_write_seconds: Gauge,
     /// When the last state checkpoint was written (Unix seconds).
     pub state_written_timestamp: IntGauge,
     /// What the start made of the saved state ([`RestoreOutcome`]).
@@ -83,6 +115,12 @@ pub struct Metrics {
     pub http_web_config_reloads: IntCounterVec,
     /// The Kafka consumer-group source's metrics ([`KafkaMetrics`]).
     pub kafka: KafkaMetrics,
+    /// From an alert's triggering entry (its event time) to its delivery, by sink.
+    pub alert_latency: HistogramVec,
+    /// From a sink taking an alert off its queue to delivering it, by sink.
+    pub sink_delivery: HistogramVec,
+    /// Constant 1, labelled with the version and git revision of the binary.
+    pub build_info: IntGaugeVec,
 }
 
 // ---- label values ----
@@ -313,15 +351,59 @@ label_values! {
     }
 }
 
-/// `source` of the spooled lines of a source that is no longer configured.
+impl LineDrop {
+    /// Whether a source of this kind can drop lines for this reason: its series then
+    /// exists from the start. Exhaustive, so a new reason must say where it happens.
+    pub const fn happens_at(self, kind: SourceSeries) -> bool {
+        match self {
+            // The lines of every source but Kafka's wait in the queue and its spool.
+            LineDrop::SpoolFull | LineDrop::SpoolError | LineDrop::SpoolCorrupt => {
+                !matches!(kind, SourceSeries::Kafka)
+            }
+            // A line cut by a closed connection, a truncation or a rotation.
+            LineDrop::Fragment => matches!(kind, SourceSeries::Socket | SourceSeries::File),
+            LineDrop::FileGone | LineDrop::RotatedAway => matches!(kind, SourceSeries::File),
+        }
+    }
+
+    /// Whether the input lost is measured in bytes too (`auditwatch_lost_bytes_total`).
+    pub const fn loses_input(self) -> bool {
+        match self {
+            LineDrop::FileGone | LineDrop::RotatedAway => true,
+            LineDrop::Fragment
+            | LineDrop::SpoolFull
+            | LineDrop::SpoolError
+            | LineDrop::SpoolCorrupt => false,
+        }
+    }
+}
+
+/// What kind of source a configured source is: which per-source series it has.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SourceSeries {
+    /// Vault's socket device: connections, fragments of closed connections.
+    Socket,
+    /// Vault's file device: rotations, checkpoints, input lost to truncation or deletion.
+    File,
+    /// A remote log API (CloudWatch): calls, checkpoints.
+    Api,
+    /// A Kafka consumer group: records go from the partition to its engine, no spool
+    /// (the broker keeps them); its own series are [`KafkaMetrics`]'.
+    Kafka,
+}
+
+/// `source` of the spooled lines of a source that is no longer configured (only ever seen
+/// when an earlier run left such lines in the spool).
 pub const SOURCE_RESTORED: &str = "restored";
 /// `tenant` of `auditwatch_tenant_alerts_total` for a platform-wide alert (no tenant).
 pub const TENANT_NONE: &str = "none";
 /// `tenant` of `auditwatch_tenant_alerts_total` past `output.tenant_label_cap`.
 pub const TENANT_OTHER: &str = "other";
+/// `kind` of `auditwatch_tenant_alerts_total` for an alert whose evidence names no kind.
+pub const KIND_NONE: &str = "none";
 
 /// Names of the state tables in `auditwatch_state_table_size`.
-pub const TABLES: [&str; 7] = [
+pub const TABLES: [&str; 8] = [
     "pending_requests",
     "decided_requests",
     "count_keys",
@@ -329,6 +411,7 @@ pub const TABLES: [&str; 7] = [
     "cadence_keys",
     "cadence_timers",
     "suppression_keys",
+    "token_keys",
 ];
 
 impl Metrics {
@@ -351,7 +434,7 @@ impl Metrics {
                 IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric"),
             )
         };
-        Metrics {
+        let m = Metrics {
             events: counter(
                 "auditwatch_events_total",
                 "Audit entries read, by source and entry type.",
@@ -456,11 +539,11 @@ impl Metrics {
                 )
                 .expect("valid metric"),
             ),
-            state_write_millis: reg(
+            state_write_seconds: reg(
                 &registry,
-                IntGauge::new(
-                    "auditwatch_state_write_milliseconds",
-                    "How long the last state checkpoint took to take and write.",
+                Gauge::new(
+                    "auditwatch_state_write_seconds",
+                    "How long the last state checkpoint took to take and write, in seconds.",
                 )
                 .expect("valid metric"),
             ),
@@ -544,12 +627,71 @@ impl Metrics {
                 &["outcome"],
             ),
             kafka: KafkaMetrics::new(&registry),
+            alert_latency: reg(
+                &registry,
+                HistogramVec::new(
+                    HistogramOpts::new(
+                        "auditwatch_alert_latency_seconds",
+                        "From the event time of an alert's triggering entry to its delivery by a sink (jsonl: written; alertmanager: accepted).",
+                    )
+                    .buckets(LATENCY_BUCKETS.to_vec()),
+                    &["sink"],
+                )
+                .expect("valid metric"),
+            ),
+            sink_delivery: reg(
+                &registry,
+                HistogramVec::new(
+                    HistogramOpts::new(
+                        "auditwatch_sink_delivery_seconds",
+                        "From a sink taking an alert off its queue to delivering it, retries included.",
+                    )
+                    .buckets(DELIVERY_BUCKETS.to_vec()),
+                    &["sink"],
+                )
+                .expect("valid metric"),
+            ),
+            build_info: gauge(
+                "auditwatch_build_info",
+                "Constant 1, labelled with the version and git revision auditwatch was built from.",
+                &["version", "revision"],
+            ),
             registry,
+        };
+        m.build_info.with_label_values(&[VERSION, REVISION]).set(1);
+        // The fixed label sets that do not depend on the config, at zero from the start.
+        for k in EngineEvent::ALL {
+            m.engine_events.with_label_values(&[k.as_str()]);
         }
+        for o in ReloadOutcome::ALL {
+            m.reloads.with_label_values(&[o.as_str()]);
+        }
+        for o in WriteOutcome::ALL {
+            m.state_writes.with_label_values(&[o.as_str()]);
+        }
+        for o in RestoreOutcome::ALL {
+            m.state_restores.with_label_values(&[o.as_str()]);
+        }
+        for r in HttpRefusal::ALL {
+            m.http_refused.with_label_values(&[r.as_str()]);
+        }
+        for o in ReloadOutcome::ALL {
+            m.http_web_config_reloads.with_label_values(&[o.as_str()]);
+        }
+        // The process's CPU, memory, open files and start time (`process_*`), as every
+        // Prometheus client library exports them. Only Linux has the collector.
+        #[cfg(target_os = "linux")]
+        m.registry
+            .register(Box::new(
+                prometheus::process_collector::ProcessCollector::for_self(),
+            ))
+            .expect("process metric names are unique");
+        m
     }
 
-    /// Create the series of a source up front, so dashboards see zeros, not gaps.
-    pub fn init_source(&self, source: &str) {
+    /// Create the series of a source up front, so dashboards see zeros, not gaps, and alert
+    /// rules see the first event: the ones every source has, and those of its kind.
+    pub fn init_source(&self, source: &str, kind: SourceSeries) {
         for t in EntryType::ALL {
             self.events.with_label_values(&[source, t.as_str()]);
         }
@@ -557,10 +699,87 @@ impl Metrics {
             self.parse_errors.with_label_values(&[source, r.as_str()]);
         }
         self.bytes.with_label_values(&[source]);
-        for w in BacklogPlace::ALL {
-            self.backlog_bytes.with_label_values(&[source, w.as_str()]);
+        if kind != SourceSeries::Kafka {
+            for w in BacklogPlace::ALL {
+                self.backlog_bytes.with_label_values(&[source, w.as_str()]);
+            }
+            self.spilled_bytes.with_label_values(&[source]);
         }
-        self.spilled_bytes.with_label_values(&[source]);
+        for r in LineDrop::ALL.iter().filter(|r| r.happens_at(kind)) {
+            self.dropped_lines.with_label_values(&[source, r.as_str()]);
+            if r.loses_input() {
+                self.lost_bytes.with_label_values(&[source, r.as_str()]);
+            }
+        }
+        match kind {
+            SourceSeries::Socket => {
+                self.connections.with_label_values(&[source]);
+                for o in ConnectionEvent::ALL {
+                    self.connection_events
+                        .with_label_values(&[source, o.as_str()]);
+                }
+            }
+            SourceSeries::File => {
+                for k in RotationKind::ALL {
+                    self.rotations.with_label_values(&[source, k.as_str()]);
+                }
+                for o in WriteOutcome::ALL {
+                    self.checkpoint_writes
+                        .with_label_values(&[source, o.as_str()]);
+                }
+            }
+            SourceSeries::Api => {
+                for o in ApiOutcome::ALL {
+                    self.api_calls.with_label_values(&[source, o.as_str()]);
+                }
+                for o in WriteOutcome::ALL {
+                    self.checkpoint_writes
+                        .with_label_values(&[source, o.as_str()]);
+                }
+            }
+            SourceSeries::Kafka => {
+                for k in RebalanceKind::ALL {
+                    self.kafka.rebalances.with_label_values(&[k.as_str()]);
+                }
+                for o in WriteOutcome::ALL {
+                    self.kafka.snapshots.with_label_values(&[o.as_str()]);
+                    self.kafka.commits.with_label_values(&[o.as_str()]);
+                }
+            }
+        }
+    }
+
+    /// Create the series of a running sink up front, at zero.
+    pub fn init_sink(&self, sink: &str) {
+        self.sink_backlog.with_label_values(&[sink]).set(0);
+        self.sink_delivered.with_label_values(&[sink]);
+        self.sink_failures.with_label_values(&[sink]);
+        for r in SinkDrop::ALL {
+            self.sink_dropped.with_label_values(&[sink, r.as_str()]);
+        }
+        for r in SinkSuppress::ALL {
+            self.sink_suppressed.with_label_values(&[sink, r.as_str()]);
+        }
+        if sink != SinkName::Email.as_str() {
+            self.alert_latency.with_label_values(&[sink]);
+            self.sink_delivery.with_label_values(&[sink]);
+        }
+    }
+
+    /// A sink delivered an alert whose triggering entry has event time `event_nanos` (Unix
+    /// ns; 0 when unknown) and that it took off its queue `taken_for` ago.
+    pub fn observe_delivery(&self, sink: &str, event_nanos: i64, taken_for: Duration) {
+        self.sink_delivery
+            .with_label_values(&[sink])
+            .observe(taken_for.as_secs_f64());
+        if event_nanos > 0 {
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as i64);
+            // An entry dated ahead of this host's clock counts as no latency.
+            let secs = now.saturating_sub(event_nanos).max(0) as f64 / 1e9;
+            self.alert_latency.with_label_values(&[sink]).observe(secs);
+        }
     }
 
     /// Create the alert series of every category the rules can raise, at zero, so
@@ -597,8 +816,8 @@ pub struct KafkaMetrics {
     pub snapshot_bytes: IntGauge,
     /// When the last partition state snapshot was written (Unix seconds).
     pub snapshot_timestamp: IntGauge,
-    /// How long the last offset commit took, in milliseconds.
-    pub commit_millis: IntGauge,
+    /// How long the last offset commit took, in seconds.
+    pub commit_seconds: Gauge,
     /// Offset commits by outcome ([`WriteOutcome`]).
     pub commits: IntCounterVec,
     /// Alerts raised again while a partition's engine caught up from its snapshot to the
@@ -669,9 +888,13 @@ impl KafkaMetrics {
                 "auditwatch_kafka_snapshot_timestamp_seconds",
                 "When the last partition state snapshot was written (Unix seconds).",
             ),
-            commit_millis: gauge(
-                "auditwatch_kafka_commit_milliseconds",
-                "How long the last offset commit took.",
+            commit_seconds: reg(
+                r,
+                Gauge::new(
+                    "auditwatch_kafka_commit_seconds",
+                    "How long the last offset commit took, in seconds.",
+                )
+                .expect("valid metric"),
             ),
             commits: reg(
                 r,
@@ -709,7 +932,7 @@ mod tests {
     #[test]
     fn renders_help_and_labels() {
         let m = Metrics::new();
-        m.init_source("socket");
+        m.init_source("socket", SourceSeries::Socket);
         m.alerts
             .with_label_values(&["cross_tenant_read", "critical"])
             .inc();
@@ -719,6 +942,128 @@ mod tests {
             "auditwatch_alerts_total{category=\"cross_tenant_read\",severity=\"critical\"} 1"
         ));
         assert!(text.contains("auditwatch_events_total{source=\"socket\",type=\"request\"} 0"));
+    }
+
+    /// The values of one sample line's labels (`name{a="x",b="y"} 0` → `[x, y]`).
+    fn label_values(line: &str) -> Vec<&str> {
+        let Some((_, rest)) = line.split_once('{') else {
+            return Vec::new();
+        };
+        let labels = rest.rsplit_once('}').map_or("", |x| x.0);
+        labels
+            .split("\",")
+            .filter_map(|kv| kv.split_once("=\"").map(|x| x.1.trim_end_matches('"')))
+            .collect()
+    }
+
+    /// Regression (issue 17): `auditwatch_reloads_total`, `dropped_lines_total`,
+    /// `checkpoint_writes_total`, `file_rotations_total` and `source_api_calls_total` had no
+    /// series until their first event, so `increase()` in an alert rule missed it.
+    #[test]
+    fn every_counter_exists_at_zero_from_the_start() {
+        let m = Metrics::new();
+        m.init_source("sock", SourceSeries::Socket);
+        m.init_source("file", SourceSeries::File);
+        m.init_source("cw", SourceSeries::Api);
+        m.init_sink("jsonl");
+        m.init_alerts([("cross_tenant_read", "critical")]);
+        let text = String::from_utf8(m.render()).unwrap();
+        let has = |series: &str| {
+            text.lines()
+                .any(|l| l.strip_suffix(" 0").is_some_and(|s| s == series))
+        };
+        for series in [
+            r#"auditwatch_reloads_total{outcome="rejected"}"#,
+            r#"auditwatch_reloads_total{outcome="ok"}"#,
+            r#"auditwatch_dropped_lines_total{reason="spool_full",source="sock"}"#,
+            r#"auditwatch_dropped_lines_total{reason="fragment",source="sock"}"#,
+            r#"auditwatch_dropped_lines_total{reason="rotated_away",source="file"}"#,
+            r#"auditwatch_lost_bytes_total{reason="file_gone",source="file"}"#,
+            r#"auditwatch_checkpoint_writes_total{outcome="error",source="file"}"#,
+            r#"auditwatch_checkpoint_writes_total{outcome="error",source="cw"}"#,
+            r#"auditwatch_file_rotations_total{kind="truncate",source="file"}"#,
+            r#"auditwatch_source_api_calls_total{outcome="throttled",source="cw"}"#,
+            r#"auditwatch_source_connection_events_total{outcome="refused",source="sock"}"#,
+            r#"auditwatch_engine_events_total{kind="evicted_key"}"#,
+            r#"auditwatch_state_writes_total{outcome="error"}"#,
+            r#"auditwatch_state_restores_total{outcome="discarded"}"#,
+            r#"auditwatch_http_refused_total{reason="bad_credentials"}"#,
+            r#"auditwatch_sink_dropped_total{reason="expired",sink="jsonl"}"#,
+            r#"auditwatch_sink_suppressed_total{reason="duplicate",sink="jsonl"}"#,
+            r#"auditwatch_sink_failures_total{sink="jsonl"}"#,
+            r#"auditwatch_alert_latency_seconds_count{sink="jsonl"}"#,
+            r#"auditwatch_sink_delivery_seconds_count{sink="jsonl"}"#,
+            r#"auditwatch_alert_write_errors_total"#,
+        ] {
+            assert!(has(series), "{series} is not at 0 from the start:\n{text}");
+        }
+        // Every counter declared in this file has a series before anything happened, except
+        // those whose label values are only known from an alert or a mail (tenants, kinds).
+        let declared: Vec<&str> = include_str!("metrics.rs")
+            .split('"')
+            .filter(|w| w.starts_with("auditwatch_") && w.ends_with("_total"))
+            .collect();
+        assert!(declared.len() >= 25, "{declared:?}");
+        for f in declared {
+            let present = text
+                .lines()
+                .any(|l| l.starts_with(&format!("{f}{{")) || l.starts_with(&format!("{f} ")));
+            assert!(
+                present
+                    || f == "auditwatch_tenant_alerts_total"
+                    || f == "auditwatch_emails_sent_total",
+                "{f} has no series at the start"
+            );
+        }
+        // No label is ever empty; a source's kind decides which series it has.
+        for l in text.lines().filter(|l| !l.starts_with('#')) {
+            assert!(!label_values(l).contains(&""), "empty label value: {l}");
+        }
+        assert!(!text.contains(r#"source="restored""#), "{text}");
+        assert!(!text.contains(r#"auditwatch_file_rotations_total{kind="rename",source="sock"}"#));
+        // The build and the process.
+        assert!(text.contains(&format!(
+            "auditwatch_build_info{{revision=\"{REVISION}\",version=\"{VERSION}\"}} 1"
+        )));
+        #[cfg(target_os = "linux")]
+        for p in [
+            "process_cpu_seconds_total",
+            "process_resident_memory_bytes",
+            "process_open_fds",
+            "process_start_time_seconds",
+        ] {
+            assert!(text.contains(&format!("\n{p} ")), "{p}:\n{text}");
+        }
+    }
+
+    #[test]
+    fn deliveries_are_timed_from_the_entry_and_from_the_queue() {
+        let m = Metrics::new();
+        m.init_sink("alertmanager");
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+        let ten_secs_ago = (now - Duration::from_secs(10)).as_nanos() as i64;
+        m.observe_delivery("alertmanager", ten_secs_ago, Duration::from_millis(20));
+        // No event time: only the sink's own time is known.
+        m.observe_delivery("alertmanager", 0, Duration::from_millis(2));
+        let lat = m.alert_latency.with_label_values(&["alertmanager"]);
+        assert_eq!(lat.get_sample_count(), 1);
+        assert!(
+            (10.0..60.0).contains(&lat.get_sample_sum()),
+            "{}",
+            lat.get_sample_sum()
+        );
+        let del = m.sink_delivery.with_label_values(&["alertmanager"]);
+        assert_eq!(del.get_sample_count(), 2);
+        assert!(
+            (0.021..0.03).contains(&del.get_sample_sum()),
+            "{}",
+            del.get_sample_sum()
+        );
+        // An entry dated ahead of this host's clock is no negative latency.
+        let ahead = (now + Duration::from_secs(60)).as_nanos() as i64;
+        m.observe_delivery("alertmanager", ahead, Duration::ZERO);
+        assert!(lat.get_sample_sum() < 60.0);
+        assert_eq!(lat.get_sample_count(), 2);
     }
 
     /// Every fixed label value, enum by enum. Dashboards and alert rules match these
@@ -759,8 +1104,8 @@ mod tests {
             ),
             ("TABLES", TABLES.to_vec()),
             (
-                "tenant, source",
-                vec![TENANT_NONE, TENANT_OTHER, SOURCE_RESTORED],
+                "tenant, source, kind",
+                vec![TENANT_NONE, TENANT_OTHER, SOURCE_RESTORED, KIND_NONE],
             ),
         ];
         let want: Vec<(&str, Vec<&str>)> = vec![
@@ -849,9 +1194,13 @@ mod tests {
                     "cadence_keys",
                     "cadence_timers",
                     "suppression_keys",
+                    "token_keys",
                 ],
             ),
-            ("tenant, source", vec!["none", "other", "restored"]),
+            (
+                "tenant, source, kind",
+                vec!["none", "other", "restored", "none"],
+            ),
         ];
         assert_eq!(got, want);
     }

@@ -2,6 +2,7 @@
 //! stdout goes through [`out`], which also ends any of them quietly (exit 0) when the
 //! reader of a stdout pipe goes away.
 
+pub mod log;
 pub mod out;
 pub mod replay;
 pub mod rules;
@@ -19,18 +20,47 @@ pub const EXIT_RUNTIME: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
 pub const EXIT_FAIL_ON: u8 = 3;
 
-/// Logs go to stderr; level from `AUDITWATCH_LOG` (default `warn`).
-pub fn init_logging() {
-    use std::io::IsTerminal;
-    let filter = tracing_subscriber::EnvFilter::try_from_env("AUDITWATCH_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_target(false)
-        .compact()
-        .init();
+/// The config file `run` reads when `--config` is not given and `AUDITWATCH_CONFIG` is not
+/// set, if it exists (where the Debian package and the systemd unit put it).
+pub const SYSTEM_CONFIG: &str = "/etc/auditwatch/auditwatch.yaml";
+
+/// Which config file `run` uses: `--config`, else `AUDITWATCH_CONFIG`, else `system` when
+/// it exists, else none (the built-in default). With where it was found, for the start line.
+pub fn discover_config(
+    flag: Option<PathBuf>,
+    env: Option<std::ffi::OsString>,
+    system: &Path,
+) -> Option<(PathBuf, &'static str)> {
+    if let Some(p) = flag {
+        return Some((p, "--config"));
+    }
+    if let Some(p) = env.filter(|v| !v.is_empty()) {
+        return Some((PathBuf::from(p), "AUDITWATCH_CONFIG"));
+    }
+    system
+        .is_file()
+        .then(|| (system.to_path_buf(), "the system config"))
+}
+
+/// [`discover_config`] from this process's environment.
+pub fn discover_config_here(flag: Option<PathBuf>) -> Option<(PathBuf, &'static str)> {
+    discover_config(
+        flag,
+        std::env::var_os("AUDITWATCH_CONFIG"),
+        Path::new(SYSTEM_CONFIG),
+    )
+}
+
+/// `auditwatch man`: the manual page, roff on stdout.
+pub fn print_man(cmd: clap::Command) -> u8 {
+    let mut out = out::stdout();
+    match clap_mangen::Man::new(cmd).render(&mut out) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("error: cannot write the manual page: {e}");
+            EXIT_RUNTIME
+        }
+    }
 }
 
 pub fn print_problems(what: &str, problems: &[Problem]) {
@@ -81,7 +111,15 @@ pub fn load_checked(
     Ok((cfg, rules))
 }
 
-pub fn config_check(file: &Path) -> u8 {
+/// `config check [FILE]`: without FILE, the file `run` would read.
+pub fn config_check(file: Option<PathBuf>) -> u8 {
+    let Some((file, _)) = discover_config_here(file) else {
+        eprintln!(
+            "error: no config file: give one, set AUDITWATCH_CONFIG, or create {SYSTEM_CONFIG}"
+        );
+        return EXIT_USAGE;
+    };
+    let file = file.as_path();
     match DaemonConfig::load(file) {
         Ok(cfg) => {
             let problems = RuleSet::embedded().problems_with(&cfg.detection);
@@ -100,5 +138,36 @@ pub fn config_check(file: &Path) -> u8 {
             print_problems(&file.display().to_string(), &problems);
             EXIT_USAGE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_discovery_takes_the_flag_then_the_environment_then_the_system_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let system = dir.path().join("auditwatch.yaml");
+        let flag = || Some(PathBuf::from("/x/flag.yaml"));
+        let env = || Some(std::ffi::OsString::from("/x/env.yaml"));
+        // No system file yet: the built-in default.
+        assert_eq!(discover_config(None, None, &system), None);
+        std::fs::write(&system, "").unwrap();
+        assert_eq!(
+            discover_config(flag(), env(), &system),
+            Some((PathBuf::from("/x/flag.yaml"), "--config"))
+        );
+        assert_eq!(
+            discover_config(None, env(), &system),
+            Some((PathBuf::from("/x/env.yaml"), "AUDITWATCH_CONFIG"))
+        );
+        // An empty variable counts as unset.
+        assert_eq!(
+            discover_config(None, Some("".into()), &system),
+            Some((system.clone(), "the system config"))
+        );
+        // A directory of that name is no config file.
+        assert_eq!(discover_config(None, None, dir.path()), None);
     }
 }

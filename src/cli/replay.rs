@@ -193,6 +193,7 @@ pub fn run(args: ReplayArgs) -> u8 {
     let mut by_class: BTreeMap<(String, Severity), u64> = BTreeMap::new();
     let mut worst: Option<Severity> = None;
     let format = args.format;
+    let sinks = &cfg.sinks;
     let start = Instant::now();
     let result = replay::replay(
         &mut pipeline,
@@ -204,9 +205,13 @@ pub fn run(args: ReplayArgs) -> u8 {
                 .entry((a.category.clone(), a.severity))
                 .or_default() += 1;
             worst = worst.max(Some(a.severity));
+            // What the detector instance adds to the record, as the daemon's sinks do.
+            let mut a = a.clone();
+            a.stamp(&sinks.observer, &sinks.runbook_url);
             let line = match format {
                 Format::Jsonl => a.to_json_line(),
                 Format::Text => a.to_text_line(),
+                Format::Ecs => a.to_ecs_line(),
             };
             out.write_all(line.as_bytes())?;
             out.write_all(b"\n")?;

@@ -8,6 +8,7 @@
 
 pub mod calendar;
 pub mod glob;
+pub mod learning;
 
 use std::collections::BTreeMap;
 
@@ -30,6 +31,8 @@ pub struct Config {
     pub leases: Leases,
     pub cadence: Cadence,
     pub allow_lists: BTreeMap<String, Vec<AllowEntry>>,
+    /// The default learning period of the detectors that learn ([`learning`]).
+    pub learning: learning::Learning,
     pub engine: EngineLimits,
     pub parse: ParseSettings,
 }
@@ -49,6 +52,9 @@ pub struct Identities {
     pub machine_admin: MachineAdmin,
     pub human: Human,
     pub ci: Ci,
+    /// Where workloads (tenant pods, ESO, Vault Agent) may be: the pod and node ranges. A
+    /// workload's token used from outside them is foreign (`token_foreign_use`).
+    pub workload_cidrs: Vec<IpNet>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -156,6 +162,7 @@ impl Config {
             leases: Leases::default(),
             cadence: Cadence::default(),
             allow_lists: BTreeMap::new(),
+            learning: learning::Learning::default(),
             engine: EngineLimits::default(),
             parse: ParseSettings::default(),
         }
@@ -187,6 +194,7 @@ const KEYS: &[&str] = &[
     "leases",
     "cadence",
     "allow_lists",
+    "learning",
     "engine",
     "parse",
 ];
@@ -205,6 +213,7 @@ impl yaml::Section for Config {
             "leases" => apply_leases(ctx, n, &mut self.leases),
             "cadence" => apply_cadence(ctx, n, &mut self.cadence),
             "allow_lists" => apply_allow_lists(ctx, n, &mut self.allow_lists),
+            "learning" => self.learning.apply(ctx, n),
             "engine" => apply_engine(ctx, n, &mut self.engine),
             "parse" => apply_parse(ctx, n, &mut self.parse),
             other => unreachable!("`{other}` is not in KEYS"),
@@ -355,6 +364,9 @@ fn apply_identities(ctx: &mut Ctx, node: &Node, ids: &mut Identities) {
             }
             cm.finish(ctx, "identities.ci");
         }
+    }
+    if let Some(n) = m.take("workload_cidrs") {
+        ids.workload_cidrs = cidr_list(ctx, n, "workload_cidrs");
     }
     m.finish(ctx, "identities");
 }

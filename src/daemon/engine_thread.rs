@@ -178,7 +178,9 @@ pub fn write_state(
         Ok(bytes) => {
             let ms = start.elapsed().as_millis() as i64;
             metrics.state_bytes.set(bytes as i64);
-            metrics.state_write_millis.set(ms);
+            metrics
+                .state_write_seconds
+                .set(start.elapsed().as_secs_f64());
             metrics
                 .state_written_timestamp
                 .set(now_unix_nanos() / 1_000_000_000);
@@ -525,6 +527,7 @@ impl EngineThread {
             t.cadence_keys,
             t.cadence_timers,
             t.suppression_keys,
+            t.token_keys,
         ];
         for (name, v) in TABLES.iter().zip(sizes) {
             self.metrics

@@ -1,7 +1,8 @@
 //! The daemon's HTTP endpoint: `GET /metrics` (Prometheus text), `/-/healthy` (the
 //! engine thread is turning) and `/-/ready` (sources bound, engine running, not
 //! draining). A deliberately small HTTP/1.1 responder: one request per connection,
-//! `Connection: close`.
+//! `Connection: close`. `HEAD` gets the headers a `GET` would (its `Content-Length`
+//! included) and no body.
 //!
 //! Secured as Prometheus exporters are, by a web config file ([`super::web`]): TLS
 //! (rustls) and basic auth with bcrypt hashes ([`super::auth`]), on every path alike. The
@@ -234,7 +235,7 @@ impl Endpoint {
             }
             Ok(Ok(Head::Complete(h))) => h,
         };
-        let answer = async {
+        let reply = async {
             let req = Request::parse(&head);
             if let Some(w) = web {
                 let refusal = match self.auth.check(w.users(), req.authorization).await {
@@ -245,18 +246,20 @@ impl Endpoint {
                 };
                 if let Some(r) = refusal {
                     self.refused(r, peer, None);
+                    let head_only = req.method == "HEAD";
                     return if r == HttpRefusal::AuthBusy {
                         let retry = [("Retry-After", "1")];
-                        respond(&mut s, 503, "text/plain", &retry, b"busy\n").await
+                        answer(&mut s, head_only, 503, "text/plain", &retry, b"busy\n").await
                     } else {
                         let challenge = [("WWW-Authenticate", "Basic realm=\"auditwatch\"")];
-                        respond(&mut s, 401, "text/plain", &challenge, b"unauthorized\n").await
+                        let body = b"unauthorized\n";
+                        answer(&mut s, head_only, 401, "text/plain", &challenge, body).await
                     };
                 }
             }
             self.route(&mut s, &req).await
         };
-        if timeout(ANSWER_DEADLINE, answer).await.is_err() {
+        if timeout(ANSWER_DEADLINE, reply).await.is_err() {
             self.refused(HttpRefusal::Timeout, peer, None);
         }
     }
@@ -268,13 +271,15 @@ impl Endpoint {
     ) -> std::io::Result<()> {
         let h = &self.health;
         if req.method != "GET" && req.method != "HEAD" {
-            return respond(s, 405, "text/plain", &[], b"method not allowed\n").await;
+            let allow = [("Allow", "GET, HEAD")];
+            return respond(s, 405, "text/plain", &allow, b"method not allowed\n").await;
         }
+        let head_only = req.method == "HEAD";
         match req.path {
             "/metrics" => {
                 let body = h.metrics.render();
                 let ctype = "text/plain; version=0.0.4; charset=utf-8";
-                respond(s, 200, ctype, &[], &body).await
+                answer(s, head_only, 200, ctype, &[], &body).await
             }
             "/-/healthy" => {
                 let now = SystemTime::now()
@@ -283,19 +288,19 @@ impl Endpoint {
                     .unwrap_or(0);
                 let beat = h.heartbeat.load(Ordering::Relaxed);
                 if now.saturating_sub(beat) <= STUCK.as_millis() as u64 {
-                    respond(s, 200, "text/plain", &[], b"ok\n").await
+                    answer(s, head_only, 200, "text/plain", &[], b"ok\n").await
                 } else {
-                    respond(s, 503, "text/plain", &[], b"engine stuck\n").await
+                    answer(s, head_only, 503, "text/plain", &[], b"engine stuck\n").await
                 }
             }
             "/-/ready" => {
                 if h.ready.load(Ordering::Relaxed) {
-                    respond(s, 200, "text/plain", &[], b"ready\n").await
+                    answer(s, head_only, 200, "text/plain", &[], b"ready\n").await
                 } else {
-                    respond(s, 503, "text/plain", &[], b"not ready\n").await
+                    answer(s, head_only, 503, "text/plain", &[], b"not ready\n").await
                 }
             }
-            _ => respond(s, 404, "text/plain", &[], b"not found\n").await,
+            _ => answer(s, head_only, 404, "text/plain", &[], b"not found\n").await,
         }
     }
 }
@@ -370,6 +375,19 @@ async fn respond<S: AsyncWrite + Unpin>(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> std::io::Result<()> {
+    answer(stream, false, code, ctype, headers, body).await
+}
+
+/// An answer; `head_only` (a `HEAD` request): its headers, `Content-Length` of the body it
+/// would have, and no body.
+async fn answer<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    head_only: bool,
+    code: u16,
+    ctype: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<()> {
     let reason = match code {
         200 => "OK",
         400 => "Bad Request",
@@ -388,7 +406,9 @@ async fn respond<S: AsyncWrite + Unpin>(
     }
     head.push_str("\r\n");
     stream.write_all(head.as_bytes()).await?;
-    stream.write_all(body).await?;
+    if !head_only {
+        stream.write_all(body).await?;
+    }
     stream.shutdown().await
 }
 
@@ -414,5 +434,24 @@ mod tests {
         assert_eq!(r.authorization, None);
         let r = Request::parse(b"");
         assert_eq!((r.method, r.path, r.authorization), ("", "", None));
+    }
+
+    /// Regression (issue 17): `HEAD` got the body of a `GET`.
+    #[tokio::test]
+    async fn head_gets_the_headers_of_get_and_no_body() {
+        let mut get = Vec::new();
+        answer(&mut get, false, 200, "text/plain", &[], b"metrics\n")
+            .await
+            .unwrap();
+        let mut head = Vec::new();
+        answer(&mut head, true, 200, "text/plain", &[], b"metrics\n")
+            .await
+            .unwrap();
+        let get = String::from_utf8(get).unwrap();
+        let head = String::from_utf8(head).unwrap();
+        assert!(get.ends_with("\r\n\r\nmetrics\n"), "{get}");
+        assert!(head.ends_with("\r\n\r\n"), "{head}");
+        assert_eq!(get.strip_suffix("metrics\n"), Some(head.as_str()));
+        assert!(head.contains("Content-Length: 8\r\n"), "{head}");
     }
 }

@@ -843,6 +843,24 @@ fn assign<C: ConsumerContext>(
     tracing::info!(partitions = ?assigned.iter().map(|t| t.1).collect::<Vec<_>>(), "partitions assigned");
 }
 
+/// The state topic reader's client: reaching the end of a partition is how it knows it read
+/// everything (`enable.partition.eof`), not an error to log.
+struct StateReader;
+
+impl ClientContext for StateReader {
+    fn error(&self, error: KafkaError, reason: &str) {
+        let eof = matches!(
+            error,
+            KafkaError::PartitionEOF(_) | KafkaError::Global(RDKafkaErrorCode::PartitionEOF)
+        );
+        if !eof {
+            tracing::warn!(error = %error, reason, "kafka client error while reading the state topic");
+        }
+    }
+}
+
+impl ConsumerContext for StateReader {}
+
 /// The newest complete snapshot of each partition in `wanted`, read from the whole state
 /// topic (compacted: one record per chunk key, plus what compaction has not reached).
 fn read_snapshots(shared: &Shared, wanted: &[Tp]) -> Result<HashMap<Tp, (i64, Vec<u8>)>, String> {
@@ -852,7 +870,9 @@ fn read_snapshots(shared: &Shared, wanted: &[Tp]) -> Result<HashMap<Tp, (i64, Ve
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "true")
         .set("auto.offset.reset", "earliest");
-    let reader: BaseConsumer = cfg.create().map_err(|e| e.to_string())?;
+    let reader: BaseConsumer<StateReader> = cfg
+        .create_with_context(StateReader)
+        .map_err(|e| e.to_string())?;
     let md = reader
         .fetch_metadata(Some(&src.state_topic), Duration::from_secs(10))
         .map_err(|e| e.to_string())?;
@@ -1158,7 +1178,7 @@ fn timed_commit<C: ConsumerContext>(
     let start = Instant::now();
     let r = consumer.commit(tpl, CommitMode::Sync);
     let k = &shared.metrics.kafka;
-    k.commit_millis.set(start.elapsed().as_millis() as i64);
+    k.commit_seconds.set(start.elapsed().as_secs_f64());
     let o = if r.is_ok() {
         WriteOutcome::Ok
     } else {

@@ -136,16 +136,14 @@ pub fn run(opts: Options) -> Result<(), DaemonError> {
     }
     let metrics = Arc::new(Metrics::new());
     let names: Vec<String> = cfg.sources.iter().map(|s| s.name.clone()).collect();
-    for n in &names {
-        metrics.init_source(n);
-    }
-    metrics.init_source("restored");
-    // The state series exist from the start (at zero), whether state.dir is set or not.
-    for o in crate::metrics::WriteOutcome::ALL {
-        metrics.state_writes.with_label_values(&[o.as_str()]);
-    }
-    for o in crate::metrics::RestoreOutcome::ALL {
-        metrics.state_restores.with_label_values(&[o.as_str()]);
+    for s in &cfg.sources {
+        let series = match s.kind {
+            SourceKind::Socket(_) => crate::metrics::SourceSeries::Socket,
+            SourceKind::File(_) => crate::metrics::SourceSeries::File,
+            SourceKind::CloudWatch(_) => crate::metrics::SourceSeries::Api,
+            SourceKind::Kafka(_) => crate::metrics::SourceSeries::Kafka,
+        };
+        metrics.init_source(&s.name, series);
     }
     // A kafka source runs alone (config validation says so), with an engine per partition.
     if let Some((name, k)) = cfg.sources.iter().find_map(|s| match &s.kind {
@@ -199,6 +197,8 @@ fn run_with_queue(
     let saved = restore_sources(&cfg, &metrics);
     let mut sink_settings = cfg.sinks.clone();
     sink_settings.ledger_dir = cfg.state.dir.clone();
+    // Mail shows times in the business-hours zone (and UTC).
+    sink_settings.email.time_zone = cfg.detection.business_hours.time_zone_name.clone();
     let sinks = Sinks::start(&sink_settings, metrics.clone())?;
     // Every severity: a rule's severity_when and allow-lists raise or lower it.
     metrics.init_alerts(opts.rules.rules.iter().flat_map(|r| {

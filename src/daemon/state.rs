@@ -35,7 +35,7 @@ use crate::pipeline::{Pipeline, PipelineStateIn, PipelineStateOut};
 use crate::yaml::{self, Ctx, MapReader, Node};
 
 /// The format this build writes and reads.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 
 const MAGIC: &[u8; 16] = b"auditwatch-state";
 /// Magic, version (u32), body length (u64), CRC-32 of the body (u32); little-endian.

@@ -119,6 +119,9 @@ pub fn event_alert(
             accessor: accessor.map(str::to_string),
         },
         evidence,
+        observer: None,
+        description: one_line(&rule.description),
+        runbook_url: None,
         time_nanos: ev.time,
     };
     if rule.platform_scope || rule.detector.is_global() {
@@ -156,10 +159,19 @@ pub fn bare_alert(
         outcome: None,
         actor: Actor::default(),
         evidence,
+        observer: None,
+        description: one_line(&rule.description),
+        runbook_url: None,
         time_nanos: time,
     };
     a.summary = render(rule, &a);
     a
+}
+
+/// A rule's description on one line (YAML's folded and literal blocks keep line breaks
+/// and a final newline; a record's field is one line).
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// The value of a summary placeholder (see [`crate::rules::SUMMARY_FIELDS`]): `None` for a
@@ -241,6 +253,9 @@ mod tests {
                 accessor: None,
             },
             evidence: JsonMap::new(),
+            observer: None,
+            description: String::new(),
+            runbook_url: None,
             time_nanos: 0,
         };
         for name in SUMMARY_FIELDS {

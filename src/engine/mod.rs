@@ -40,6 +40,8 @@ pub mod recent;
 #[cfg(test)]
 mod silence_tests;
 pub mod snapshot;
+#[cfg(test)]
+mod token_tests;
 
 use std::sync::Arc;
 
@@ -89,6 +91,8 @@ pub struct TableSizes {
     pub cadence_keys: usize,
     pub cadence_timers: usize,
     pub suppression_keys: usize,
+    /// Tokens the `token_origin` and `wrap_token` detectors track.
+    pub token_keys: usize,
 }
 
 /// The immutable half: what the engine was given.

@@ -23,6 +23,10 @@ use super::detect::absence::AbsenceState;
 use super::detect::cadence::CadenceState;
 use super::detect::count::CountState;
 use super::detect::distinct::DistinctState;
+use super::detect::first_seen::FirstSeenState;
+use super::detect::hour_profile::HourProfileState;
+use super::detect::token_origin::TokenOriginState;
+use super::detect::wrap_token::WrapTokenState;
 use super::detect::Detector;
 use super::pairing::{PairingIn, PairingOut};
 use super::policy::Suppressions;
@@ -55,6 +59,10 @@ enum DetectorOut<'a> {
     Cadence(&'a CadenceState),
     Absence(&'a AbsenceState),
     ClockSkew(Option<i64>),
+    TokenOrigin(&'a TokenOriginState),
+    WrapToken(&'a WrapTokenState),
+    FirstSeen(&'a FirstSeenState),
+    HourProfile(&'a HourProfileState),
 }
 
 /// The engine's state, read back.
@@ -82,6 +90,10 @@ enum DetectorIn {
     Cadence(CadenceState),
     Absence(AbsenceState),
     ClockSkew(Option<i64>),
+    TokenOrigin(TokenOriginState),
+    WrapToken(WrapTokenState),
+    FirstSeen(FirstSeenState),
+    HourProfile(HourProfileState),
 }
 
 /// What a restore kept and dropped.
@@ -105,6 +117,10 @@ fn save_detector(d: &Detector) -> DetectorOut<'_> {
         Detector::Cadence(c) => DetectorOut::Cadence(c.state()),
         Detector::Absence(c) => DetectorOut::Absence(c.state()),
         Detector::ClockSkew(c) => DetectorOut::ClockSkew(c.state()),
+        Detector::TokenOrigin(c) => DetectorOut::TokenOrigin(c.state()),
+        Detector::WrapToken(c) => DetectorOut::WrapToken(c.state()),
+        Detector::FirstSeen(c) => DetectorOut::FirstSeen(c.state()),
+        Detector::HourProfile(c) => DetectorOut::HourProfile(c.state()),
     }
 }
 
@@ -131,6 +147,22 @@ fn load_detector(d: &mut Detector, saved: DetectorIn) -> bool {
             true
         }
         (Detector::ClockSkew(c), DetectorIn::ClockSkew(s)) => {
+            c.set_state(s);
+            true
+        }
+        (Detector::TokenOrigin(c), DetectorIn::TokenOrigin(s)) => {
+            c.set_state(s);
+            true
+        }
+        (Detector::WrapToken(c), DetectorIn::WrapToken(s)) => {
+            c.set_state(s);
+            true
+        }
+        (Detector::FirstSeen(c), DetectorIn::FirstSeen(s)) => {
+            c.set_state(s);
+            true
+        }
+        (Detector::HourProfile(c), DetectorIn::HourProfile(s)) => {
             c.set_state(s);
             true
         }

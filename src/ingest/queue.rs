@@ -143,6 +143,12 @@ impl Queue {
 
     fn publish(&self, inner: &Inner) {
         for (i, name) in self.names.iter().enumerate() {
+            // `restored` is a source only when an earlier run's spool holds its lines: no
+            // series for it otherwise (issue 17: a phantom `source="restored"`).
+            let restored = i + 1 == self.names.len();
+            if restored && inner.mem_by_source[i] + inner.spool.by_source[i] == 0 {
+                continue;
+            }
             self.metrics
                 .backlog_bytes
                 .with_label_values(&[name, BacklogPlace::Memory.as_str()])

@@ -171,6 +171,8 @@ pub struct Request<'a> {
     pub client_token_accessor: Option<&'a str>,
     pub namespace: Option<&'a str>,
     pub user_agent: Option<&'a str>,
+    /// `data.token` (HMAC'd): the token a `sys/wrapping/*` call names in its body.
+    pub data_token: Option<&'a str>,
 }
 
 /// The `response` block (response entries only).
@@ -180,6 +182,10 @@ pub struct Response<'a> {
     pub auth: Auth<'a>,
     pub lease_id: Option<&'a str>,
     pub mount_type: Option<&'a str>,
+    /// `wrap_info.token` (HMAC'd): the response was wrapped in this token.
+    pub wrap_token: Option<&'a str>,
+    /// `wrap_info.creation_path`: the path whose response was wrapped.
+    pub wrap_creation_path: Option<&'a str>,
 }
 
 /// One audit entry, borrowed from the parsed line.
@@ -254,6 +260,12 @@ fn read_request<'a>(v: Value<'a, 'a>) -> Request<'a> {
                         .or(o.get("id").and_then(nonempty))
                 })
             }
+            "data" => {
+                r.data_token = v
+                    .as_object()
+                    .and_then(|o| o.get("token"))
+                    .and_then(nonempty)
+            }
             "headers" => {
                 r.user_agent = v.as_object().and_then(|o| {
                     o.iter()
@@ -283,6 +295,12 @@ fn read_response<'a>(v: Value<'a, 'a>) -> Response<'a> {
                     .and_then(nonempty)
             }
             "mount_type" => r.mount_type = nonempty(v),
+            "wrap_info" => {
+                if let Some(o) = v.as_object() {
+                    r.wrap_token = o.get("token").and_then(nonempty);
+                    r.wrap_creation_path = o.get("creation_path").and_then(nonempty);
+                }
+            }
             _ => {}
         }
     }
@@ -370,12 +388,15 @@ impl<'a> Entry<'a> {
                 client_token_accessor: s(q.client_token_accessor),
                 namespace: s(q.namespace),
                 user_agent: s(q.user_agent),
+                data_token: s(q.data_token),
             },
             response: Response {
                 present: p.present,
                 auth: auth(&p.auth),
                 lease_id: s(p.lease_id),
                 mount_type: s(p.mount_type),
+                wrap_token: s(p.wrap_token),
+                wrap_creation_path: s(p.wrap_creation_path),
             },
         })
     }

@@ -375,13 +375,14 @@ mod tests {
         let a = &e.auth;
         let r = &e.request;
         format!(
-            "{} {:?} {:?} | {:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?} | {:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?}",
+            "{} {:?} {:?} | {:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?} | {:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?} | {:?} {:?}",
             e.kind.as_str(), e.time, e.error,
             a.present, a.client_token, a.accessor, a.display_name, a.entity_id, a.token_type,
             a.policies.iter().collect::<Vec<_>>(), a.token_policies.iter().collect::<Vec<_>>(),
             a.identity_policies.iter().collect::<Vec<_>>(), a.metadata.entries().collect::<Vec<_>>(),
             r.id, r.operation, r.path, r.mount_type, r.mount_point, r.remote_address,
-            r.client_token, r.client_token_accessor, r.namespace, r.user_agent,
+            r.client_token, r.client_token_accessor, r.namespace, r.user_agent, r.data_token,
+            e.response.wrap_token, e.response.wrap_creation_path,
         )
     }
 

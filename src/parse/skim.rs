@@ -121,6 +121,7 @@ pub(crate) struct RequestRec {
     pub client_token_accessor: Option<Span>,
     pub namespace: Option<Span>,
     pub user_agent: Option<Span>,
+    pub data_token: Option<Span>,
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -129,6 +130,8 @@ pub(crate) struct ResponseRec {
     pub auth: AuthRec,
     pub lease_id: Option<Span>,
     pub mount_type: Option<Span>,
+    pub wrap_token: Option<Span>,
+    pub wrap_creation_path: Option<Span>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -714,6 +717,7 @@ impl<'b, const DEEP: bool> Scan<'b, '_, DEEP> {
                 b"client_token_accessor" => r.client_token_accessor = nonempty(s.str_val()?),
                 b"namespace" => r.namespace = s.namespace()?,
                 b"headers" => r.user_agent = s.user_agent()?,
+                b"data" => r.data_token = s.first_str(b"token")?,
                 _ => s.skip()?,
             }
             Some(())
@@ -789,7 +793,8 @@ impl<'b, const DEEP: bool> Scan<'b, '_, DEEP> {
         self.object(|s, k| {
             match s.key(k)? {
                 b"auth" => r.auth = s.auth()?,
-                b"secret" => r.lease_id = s.lease_id()?,
+                b"secret" => r.lease_id = s.first_str(b"lease_id")?,
+                b"wrap_info" => (r.wrap_token, r.wrap_creation_path) = s.wrap_info()?,
                 b"mount_type" => r.mount_type = nonempty(s.str_val()?),
                 _ => s.skip()?,
             }
@@ -798,22 +803,41 @@ impl<'b, const DEEP: bool> Scan<'b, '_, DEEP> {
         Some(r)
     }
 
-    /// `secret.lease_id` (the first, when a non-empty string).
-    fn lease_id(&mut self) -> Got<Option<Span>> {
+    /// An object's first `name` (`secret.lease_id`, `data.token`), when a non-empty
+    /// string.
+    fn first_str(&mut self, name: &[u8]) -> Got<Option<Span>> {
         if self.peek()? != b'{' {
             return self.skip().map(|_| None);
         }
-        let mut lease = None;
+        let mut found = None;
         self.object(|s, k| {
-            if s.key(k)? == b"lease_id" && lease.is_none() {
+            if s.key(k)? == name && found.is_none() {
                 let v = s.str_val()?;
-                lease = Some(nonempty(v));
+                found = Some(nonempty(v));
                 Some(())
             } else {
                 s.skip()
             }
         })?;
-        Some(lease.flatten())
+        Some(found.flatten())
+    }
+
+    /// `wrap_info.token` and `wrap_info.creation_path` (the first of each, when non-empty
+    /// strings).
+    fn wrap_info(&mut self) -> Got<(Option<Span>, Option<Span>)> {
+        if self.peek()? != b'{' {
+            return self.skip().map(|_| (None, None));
+        }
+        let (mut token, mut path) = (None, None);
+        self.object(|s, k| {
+            match s.key(k)? {
+                b"token" if token.is_none() => token = Some(nonempty(s.str_val()?)),
+                b"creation_path" if path.is_none() => path = Some(nonempty(s.str_val()?)),
+                _ => s.skip()?,
+            }
+            Some(())
+        })?;
+        Some((token.flatten(), path.flatten()))
     }
 }
 

@@ -7,6 +7,8 @@
 
 pub mod condition;
 pub mod examples;
+pub mod learned;
+pub mod token;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -15,6 +17,7 @@ use std::sync::Arc;
 use crate::alert::Severity;
 use crate::yaml::{self, Ctx, MapReader, Node, Problem};
 use condition::{Condition, Field};
+pub use learned::{FirstSeenSpec, HourProfileSpec, Normalise};
 
 /// The shipped rules, embedded at build time.
 pub const EMBEDDED: &[(&str, &str)] = &[
@@ -82,6 +85,27 @@ pub const EMBEDDED: &[(&str, &str)] = &[
         "rules/input_lost.yaml",
         include_str!("../../rules/input_lost.yaml"),
     ),
+    (
+        "rules/token_foreign_use.yaml",
+        include_str!("../../rules/token_foreign_use.yaml"),
+    ),
+    (
+        "rules/wrapping_interception.yaml",
+        include_str!("../../rules/wrapping_interception.yaml"),
+    ),
+    // The detections that learn (first_seen, hour_profile).
+    (
+        "rules/first_seen_access.yaml",
+        include_str!("../../rules/first_seen_access.yaml"),
+    ),
+    (
+        "rules/human_in_machine_secret.yaml",
+        include_str!("../../rules/human_in_machine_secret.yaml"),
+    ),
+    (
+        "rules/unusual_hour.yaml",
+        include_str!("../../rules/unusual_hour.yaml"),
+    ),
 ];
 
 /// Which checks a cadence detector runs.
@@ -112,6 +136,18 @@ pub enum Detector {
     /// An entry whose time is clock skew (the engine's clock policy, config
     /// `engine.max_future_skew_secs`); once per episode.
     ClockSkew(ClockSkewSpec),
+    /// A token used from another network than it was issued to, or a workload's token
+    /// used from outside the workload networks ([`token::TokenOriginSpec`]).
+    TokenOrigin(token::TokenOriginSpec),
+    /// A failed unwrap of a response-wrapping token someone unwrapped before
+    /// ([`token::WrapTokenSpec`]).
+    WrapToken(token::WrapTokenSpec),
+    /// A value of `value` a key never had, once both are past their learning period
+    /// ([`learned`]).
+    FirstSeen(FirstSeenSpec),
+    /// Activity of a key in an hour of the week it was never active in, once past its
+    /// learning period ([`learned`]).
+    HourProfile(HourProfileSpec),
 }
 
 /// Settings of a `clock_skew` detector.
@@ -187,6 +223,10 @@ impl Detector {
             Detector::TenantMismatch => "tenant_mismatch",
             Detector::TimeWindow => "time_window",
             Detector::ClockSkew(_) => "clock_skew",
+            Detector::TokenOrigin(_) => "token_origin",
+            Detector::WrapToken(_) => "wrap_token",
+            Detector::FirstSeen(_) => "first_seen",
+            Detector::HourProfile(_) => "hour_profile",
         }
     }
 }
@@ -200,6 +240,10 @@ const KINDS: &[&str] = &[
     "tenant_mismatch",
     "time_window",
     "clock_skew",
+    "token_origin",
+    "wrap_token",
+    "first_seen",
+    "hour_profile",
 ];
 
 /// Every field some detector kind takes besides `kind`: with a kind missing or unknown,
@@ -216,6 +260,20 @@ const DETECTOR_FIELDS: &[&str] = &[
     "outside",
     "quiet_secs",
     "group",
+    "network",
+    "workload",
+    "escalate",
+    "expire_after_secs",
+    // first_seen, hour_profile (learned::FIELDS)
+    "value",
+    "normalise",
+    "learn_secs",
+    "fire_on",
+    "learn_values",
+    "max_values",
+    "max_values_per_key",
+    "tolerance_hours",
+    "workdays_alike",
 ];
 
 /// Placeholders a `summary` may use.
@@ -771,6 +829,16 @@ fn decode_detector(ctx: &mut Ctx, node: &Node) -> Option<Detector> {
         "clock_skew" => {
             let q = pos(&mut m, ctx, "quiet_secs");
             Some(Detector::ClockSkew(ClockSkewSpec { quiet_secs: q? }))
+        }
+        "token_origin" => token::decode_token_origin(&mut m, ctx).map(Detector::TokenOrigin),
+        "wrap_token" => token::decode_wrap_token(&mut m, ctx).map(Detector::WrapToken),
+        "first_seen" => {
+            let k = key(&mut m, ctx, true);
+            learned::decode_first_seen(ctx, &mut m, k).map(Detector::FirstSeen)
+        }
+        "hour_profile" => {
+            let k = key(&mut m, ctx, true);
+            learned::decode_hour_profile(ctx, &mut m, k).map(Detector::HourProfile)
         }
         other => {
             // The kind is wrong, not the fields: report the kind alone.

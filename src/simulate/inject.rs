@@ -684,6 +684,11 @@ pub fn plan(
                 actors.push(Box::new(Scripted::new(vec![s.into_lines()])));
             }
             Injection::RawAuditDevice | Injection::AuditStreamSilent => {}
+            // Planted after the loop (`super::learned`).
+            Injection::FirstSeenAccess
+            | Injection::HumanInMachineSecret
+            | Injection::UnusualHour
+            | Injection::NewTenant => {}
             Injection::RootTokenUse => {
                 let at = pick(&slots, &mut r, w, inj, extras::ROOT_LEN, false)?;
                 plant(
@@ -710,6 +715,16 @@ pub fn plan(
             Injection::LoginFailureBurst => {
                 let at = pick(&slots, &mut r, w, inj, extras::LOGIN_FAILURES_LEN, false)?;
                 let p = extras::login_failures(w, &mut r, at);
+                plant(p, &mut slots, &mut items, &mut actors);
+            }
+            Injection::TokenTheft => {
+                let at = pick(&slots, &mut r, w, inj, super::tokens::THEFT_LEN, false)?;
+                let p = super::tokens::token_theft(seed, w, &mut r, at);
+                plant(p, &mut slots, &mut items, &mut actors);
+            }
+            Injection::WrappingInterception => {
+                let at = pick(&slots, &mut r, w, inj, super::tokens::WRAP_LEN, false)?;
+                let p = super::tokens::wrapping_interception(seed, w, &mut r, at);
                 plant(p, &mut slots, &mut items, &mut actors);
             }
             Injection::AuditDeviceDisable
@@ -745,6 +760,10 @@ pub fn plan(
                 }
             }
         }
+    }
+
+    for span in super::learned::plan(seed, w, injections, &mut items, &mut actors)? {
+        slots.reserve(span);
     }
 
     // The silent gap last: it must swallow no other finding.

@@ -31,8 +31,10 @@ mod extras;
 pub mod inject;
 pub mod item;
 pub mod json;
+pub mod learned;
 pub mod rng;
 pub mod scenarios;
+mod tokens;
 pub mod vault;
 
 use std::cmp::Reverse;
@@ -93,10 +95,26 @@ pub enum Injection {
     /// The look-alike: one tenant's ESO stops for good while the others go on (its own
     /// `stale` per ExternalSecret).
     EsoTenantOutage,
+    /// A developer's token used from outside (lookup, then a tenant secret); beside it an
+    /// ESO pod rescheduled to another node and a renewal by the token's own client.
+    TokenTheft,
+    /// A wrapped secret unwrapped by an interceptor before its recipient; beside it one
+    /// unwrapped once by its recipient.
+    WrappingInterception,
+    /// After the 7-day learning period, a person reads a secret only a job read
+    /// ([`learned`]).
+    FirstSeenAccess,
+    /// After the learning period, a person reads a tenant secret only its ESO read.
+    HumanInMachineSecret,
+    /// After the learning period, a person works on a workday night, never before.
+    UnusualHour,
+    /// The look-alike: a tenant created after the learning period; its secrets, new to
+    /// everyone, are read by its ESO and a person at once (quiet).
+    NewTenant,
 }
 
 impl Injection {
-    pub const ALL: [Injection; 20] = [
+    pub const ALL: [Injection; 22] = [
         Injection::CrossTenantRead,
         Injection::CrossTenantProbe,
         Injection::AfterHoursAdmin,
@@ -117,6 +135,8 @@ impl Injection {
         Injection::Enumeration,
         Injection::LoginFailureBurst,
         Injection::MassRevocation,
+        Injection::TokenTheft,
+        Injection::WrappingInterception,
     ];
 
     /// Planted only when named: not part of `all`, because an outage of every tenant's
@@ -148,13 +168,21 @@ impl Injection {
             Injection::MassRevocation => "mass_revocation",
             Injection::EsoOutage => "eso_outage",
             Injection::EsoTenantOutage => "eso_tenant_outage",
+            Injection::TokenTheft => "token_theft",
+            Injection::WrappingInterception => "wrapping_interception",
+            Injection::FirstSeenAccess => "first_seen_access",
+            Injection::HumanInMachineSecret => "human_in_machine_secret",
+            Injection::UnusualHour => "unusual_hour",
+            Injection::NewTenant => "new_tenant",
         }
     }
 
     /// A name as written on the command line (`-` and `_` alike).
     pub fn parse(s: &str) -> Option<Injection> {
         let s = s.trim().replace('-', "_");
-        (Injection::ALL.into_iter().chain(Injection::OPT_IN)).find(|i| i.name() == s)
+        (Injection::ALL.into_iter().chain(Injection::OPT_IN))
+            .chain(learned::INJECTIONS)
+            .find(|i| i.name() == s)
     }
 
     /// A comma-separated list, or `all`. Duplicates collapse; order is canonical.
@@ -165,14 +193,19 @@ impl Injection {
                 out.extend(Injection::ALL);
                 continue;
             }
+            if part == "learned" {
+                out.extend(learned::INJECTIONS);
+                continue;
+            }
             match Injection::parse(part) {
                 Some(i) => out.push(i),
                 None => {
                     let known: Vec<&str> = (Injection::ALL.iter().chain(&Injection::OPT_IN))
+                        .chain(&learned::INJECTIONS)
                         .map(|i| i.name())
                         .collect();
                     return Err(format!(
-                        "unknown injection `{part}` (known: {}, all)",
+                        "unknown injection `{part}` (known: {}, all, learned)",
                         known.join(", ")
                     ));
                 }

@@ -108,6 +108,38 @@ pub fn for_category(category: &str) -> Advice {
              file and the offset) and replay it with `auditwatch replay`; find out who or what \
              truncated or removed the audit log.",
         ),
+        "token_foreign_use" => (
+            "A token was used from a network it was not issued to (or a workload's token from \
+             outside the pod and node ranges): the token was most likely copied, and whoever \
+             holds it acts as its owner.",
+            "Revoke the token by its accessor (auth/token/revoke-accessor), ask the owner whether \
+             the address is theirs, and rotate every secret the foreign use read or minted.",
+        ),
+        "first_seen_access" => (
+            "An identity read a secret it never touched in its learning period: a new duty, or a \
+             credential used by someone exploring what it can reach.",
+            "Ask the identity's owner (or the pipeline's team) whether the access is new work; if \
+             not, revoke the token by its accessor and rotate the secret. Allow-list expected \
+             pairs under allow_lists.first_seen.",
+        ),
+        "human_in_machine_secret" => (
+            "A person read a tenant secret that only machines (ESO, workloads) read before: \
+             credentials meant for automation are now in a human's hands and terminal history.",
+            "Confirm with the person why they needed it; unless it was a recorded break-glass, \
+             rotate the secret. Add break-glass identities to allow_lists.break_glass.",
+        ),
+        "unusual_hour" => (
+            "A person worked in an hour of the week they never worked in before, which is when a \
+             stolen credential tends to be used.",
+            "Confirm with the person (or the on-call record) that it was them; if not, revoke the \
+             token by its accessor and review what it read or changed.",
+        ),
+        "wrapping_interception" => (
+            "A response-wrapping token was unwrapped by someone before its recipient: the wrapped \
+             secret (evidence.creation_path) was seen by another party.",
+            "Treat the wrapped secret as exposed and rotate it (a new secret-id, credential or \
+             key); find the first unwrap's address in the evidence and how it got the token.",
+        ),
         _ => (
             "A detection rule matched this activity.",
             "Read the rule's description (`auditwatch rules list`) and check the actor and path \

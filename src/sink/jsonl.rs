@@ -3,6 +3,9 @@
 //! `postrotate` kill -HUP), and, with `output.rotate_bytes`, rotated by size itself:
 //! `alerts.jsonl` becomes `alerts.jsonl.1`, the older ones shift up to `keep_files` and the
 //! oldest goes. A line is never split across two files.
+//!
+//! `output.format: ecs` writes each alert as Elastic Common Schema ([`crate::alert::ecs`])
+//! instead of the record, for a shipper that sends the file to an ECS index as it is.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -14,7 +17,7 @@ use std::time::Duration;
 use crate::metrics::{Metrics, SinkDrop, SinkName};
 use crate::yaml::{self, Ctx, MapReader};
 
-use super::{Inbox, Msg, Running, SinkError};
+use super::{Inbox, Msg, Running, SinkError, Taken};
 
 pub const NAME: &str = SinkName::Jsonl.as_str();
 
@@ -25,9 +28,29 @@ pub enum AlertOutput {
     File(PathBuf),
 }
 
+/// `output.format`: how each alert is written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LineFormat {
+    /// The alert record (`shared/docs/detections.md`).
+    #[default]
+    Jsonl,
+    /// The record mapped to Elastic Common Schema.
+    Ecs,
+}
+
+impl LineFormat {
+    pub fn line(self, a: &crate::alert::Alert) -> String {
+        match self {
+            LineFormat::Jsonl => a.to_json_line(),
+            LineFormat::Ecs => a.to_ecs_line(),
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct Settings {
     pub target: AlertOutput,
+    pub format: LineFormat,
     /// Rotate the file before it would pass this size; 0: never (leave it to logrotate).
     pub rotate_bytes: u64,
     /// Rotated files kept (`alerts.jsonl.1` … `.N`).
@@ -38,19 +61,31 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             target: AlertOutput::Stdout,
+            format: LineFormat::Jsonl,
             rotate_bytes: 0,
             keep_files: 5,
         }
     }
 }
 
-/// `output.alerts`, `output.rotate_bytes`, `output.keep_files`.
+/// `output.alerts`, `output.format`, `output.rotate_bytes`, `output.keep_files`.
 pub fn apply(ctx: &mut Ctx, m: &mut MapReader<'_>, s: &mut Settings) {
     if let Some(n) = m.take("alerts") {
         match yaml::string(ctx, n, "output.alerts").as_deref() {
             Some("stdout") | Some("-") => s.target = AlertOutput::Stdout,
             Some("") => ctx.error(n, "output.alerts must be `stdout` or a file path"),
             Some(p) => s.target = AlertOutput::File(PathBuf::from(p)),
+            None => {}
+        }
+    }
+    if let Some(n) = m.take("format") {
+        match yaml::string(ctx, n, "output.format").as_deref() {
+            Some("jsonl") => s.format = LineFormat::Jsonl,
+            Some("ecs") => s.format = LineFormat::Ecs,
+            Some(other) => ctx.error(
+                n,
+                format!("output.format must be `jsonl` (the alert record) or `ecs` (Elastic Common Schema), not `{other}`"),
+            ),
             None => {}
         }
     }
@@ -107,16 +142,16 @@ fn run(mut out: Output, inbox: Inbox, metrics: Arc<Metrics>) {
         .with_label_values(&[NAME, SinkDrop::WriteError.as_str()]);
     let backlog = metrics.sink_backlog.with_label_values(&[NAME]);
     let receipts = inbox.receipts();
-    // The id tokens of the alerts in the buffer, oldest first.
-    let mut buffered: std::collections::VecDeque<u64> = Default::default();
+    // The alerts in the buffer, oldest first.
+    let mut buffered: std::collections::VecDeque<Taken> = Default::default();
     // An alert counts as delivered once its bytes were written, and as dropped (with the
     // error, once per failed write) when they could not be: a full disk is never silent.
-    let account = |f: Flushed, buffered: &mut std::collections::VecDeque<u64>| {
+    let account = |f: Flushed, buffered: &mut std::collections::VecDeque<Taken>| {
         // A write that failed may have cut anything it covered: none of it is recorded as
         // delivered (a restart may write it again rather than never).
         let ok = f.error.is_none();
         for t in buffered.drain(..(f.written + f.lost) as usize) {
-            receipts.done(t, ok);
+            receipts.done_taken(t, ok);
         }
         delivered.inc_by(f.written);
         if let Some(e) = f.error {
@@ -134,9 +169,9 @@ fn run(mut out: Output, inbox: Inbox, metrics: Arc<Metrics>) {
         };
         match inbox.recv_timeout(wait) {
             Ok(Msg::Alert(a)) => {
-                let mut line = a.to_json_line();
+                let mut line = out.s.format.line(&a);
                 line.push('\n');
-                buffered.push_back(super::id_token(&a));
+                buffered.push_back(Taken::now(&a));
                 account(out.push(line.as_bytes()), &mut buffered);
             }
             Ok(Msg::Reopen) => {
@@ -317,6 +352,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("alerts.jsonl");
         let s = Settings {
+            format: LineFormat::Jsonl,
             target: AlertOutput::File(p.clone()),
             rotate_bytes: 4096,
             keep_files: 2,
@@ -345,6 +381,7 @@ mod tests {
         let p = dir.path().join("alerts.jsonl");
         std::fs::write(&p, "x".repeat(4000) + "\n").unwrap();
         let s = Settings {
+            format: LineFormat::Jsonl,
             target: AlertOutput::File(p.clone()),
             rotate_bytes: 4096,
             keep_files: 3,
@@ -361,6 +398,7 @@ mod tests {
     #[test]
     fn a_full_disk_loses_alerts_counted_never_silently() {
         let s = Settings {
+            format: LineFormat::Jsonl,
             target: AlertOutput::File(PathBuf::from("/dev/full")),
             rotate_bytes: 0,
             keep_files: 1,

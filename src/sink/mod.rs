@@ -43,6 +43,9 @@ pub struct Settings {
     pub queue_wait_ms: u64,
     /// A link to what to do, per alert: `{category}` and `{rule}` are replaced.
     pub runbook_url: String,
+    /// The detector instance named in every record (`output.observer`; default: the host
+    /// name).
+    pub observer: String,
     /// Distinct tenants named in metric labels; the others count as `other`.
     pub tenant_label_cap: usize,
     pub jsonl: jsonl::Settings,
@@ -59,6 +62,7 @@ impl Default for Settings {
             queue_alerts: 10_000,
             queue_wait_ms: 1_000,
             runbook_url: String::new(),
+            observer: host_name(),
             tenant_label_cap: 50,
             jsonl: jsonl::Settings::default(),
             alertmanager: alertmanager::Settings::default(),
@@ -114,12 +118,33 @@ pub fn apply_output(ctx: &mut Ctx, node: &Node, s: &mut Settings) {
             s.runbook_url = u;
         }
     }
+    if let Some(n) = m.take("observer") {
+        match yaml::string(ctx, n, "output.observer") {
+            Some(o) if o.is_empty() => s.observer = host_name(),
+            Some(o) if o.len() > 253 || o.chars().any(char::is_control) => ctx.error(
+                n,
+                "output.observer must be at most 253 bytes without control characters",
+            ),
+            Some(o) => s.observer = o,
+            None => {}
+        }
+    }
     if let Some(n) = m.take("tenant_label_cap") {
         if let Some(v) = yaml::uint_at_most(ctx, n, "output.tenant_label_cap", 10_000) {
             s.tenant_label_cap = v as usize;
         }
     }
     m.finish(ctx, "output");
+}
+
+/// This host's name, the default `observer`; `auditwatch` when it has none or it is not
+/// UTF-8.
+pub fn host_name() -> String {
+    hostname::get()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "auditwatch".into())
 }
 
 /// What a sink thread receives.
@@ -150,9 +175,35 @@ pub struct Receipts {
     metrics: Option<Arc<Metrics>>,
 }
 
+/// An alert a sink took off its queue, as its receipt needs it: the id token
+/// ([`id_token`]) and what its delivery is timed from (the entry's event time, the moment
+/// it was taken). A sink keeps it beside the alert in its own buffer, so what is timed
+/// is bounded by that buffer and leaves with the alert.
+#[derive(Clone, Copy, Debug)]
+pub struct Taken {
+    pub token: u64,
+    /// The alert's event time (Unix ns).
+    pub event_nanos: i64,
+    /// When the sink took it.
+    pub at: Instant,
+}
+
+impl Taken {
+    /// `a`, taken now.
+    pub fn now(a: &Alert) -> Taken {
+        Taken {
+            token: id_token(a),
+            event_nanos: a.time_nanos,
+            at: Instant::now(),
+        }
+    }
+}
+
 impl Receipts {
     /// The sink is done with the alert of this id token ([`id_token`]); `delivered`
-    /// when it reached its destination (it is then recorded in the ledger).
+    /// when it reached its destination (it is then recorded in the ledger). Untimed: the
+    /// email sink is done with an alert once it is safe in its outbox, and mails go out by
+    /// its digest policy.
     pub fn done(&self, token: u64, delivered: bool) {
         if delivered {
             if let Some(l) = &self.ledger {
@@ -160,6 +211,15 @@ impl Receipts {
             }
         }
         self.finished.fetch_add(1, Ordering::Release);
+    }
+
+    /// As [`Receipts::done`], and a delivery is timed for
+    /// `auditwatch_alert_latency_seconds` and `auditwatch_sink_delivery_seconds`.
+    pub fn done_taken(&self, t: Taken, delivered: bool) {
+        if let (true, Some(m)) = (delivered, &self.metrics) {
+            m.observe_delivery(self.sink, t.event_nanos, t.at.elapsed());
+        }
+        self.done(t.token, delivered);
     }
 
     fn delivered_before(&self, token: u64) -> bool {
@@ -294,6 +354,9 @@ pub struct Sinks {
     queue_wait: Duration,
     /// Sinks whose queue stayed full for `queue_wait`: dropped at once until they drain.
     stuck: Vec<bool>,
+    /// Stamped on every record: this detector's name and the runbook link template.
+    observer: String,
+    runbook_url: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -340,12 +403,7 @@ impl Sinks {
         }
         for r in &running {
             // Every sink's series exist from the start, at zero.
-            metrics.sink_backlog.with_label_values(&[r.name]).set(0);
-            metrics.sink_delivered.with_label_values(&[r.name]);
-            metrics.sink_failures.with_label_values(&[r.name]);
-            metrics
-                .sink_dropped
-                .with_label_values(&[r.name, SinkDrop::QueueFull.as_str()]);
+            metrics.init_sink(r.name);
         }
         let n = running.len();
         Ok(Sinks {
@@ -356,6 +414,8 @@ impl Sinks {
             drop_log: vec![LogRate::new(Duration::from_secs(10)); n],
             queue_wait: Duration::from_millis(s.queue_wait_ms),
             stuck: vec![false; n],
+            observer: s.observer.clone(),
+            runbook_url: s.runbook_url.clone(),
         })
     }
 
@@ -390,11 +450,12 @@ impl Sinks {
     }
 
     /// Count the alert and hand it to every sink without waiting.
-    pub fn dispatch(&mut self, a: Alert) {
+    pub fn dispatch(&mut self, mut a: Alert) {
+        a.stamp(&self.observer, &self.runbook_url);
         let tenant = self.tenants.label(a.tenant.as_deref());
         let kind = match a.evidence.get("kind").and_then(|k| k.as_str()) {
             Some(k) => self.kinds.label(Some(k)),
-            None => "",
+            None => crate::metrics::KIND_NONE,
         };
         self.metrics
             .alerts
@@ -526,16 +587,6 @@ pub fn id_token(a: &Alert) -> u64 {
     stable_hash([a.id.as_str()])
 }
 
-/// The runbook link of an alert (`output.runbook_url` with `{category}` and `{rule}`
-/// replaced), or `None` when none is configured.
-pub fn runbook_url(template: &str, a: &Alert) -> Option<String> {
-    (!template.is_empty()).then(|| {
-        template
-            .replace("{category}", &a.category)
-            .replace("{rule}", &a.rule)
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -604,6 +655,9 @@ mod tests {
             outcome: None,
             actor: Default::default(),
             evidence: Default::default(),
+            observer: None,
+            description: String::new(),
+            runbook_url: None,
             time_nanos: 0,
         }
     }
@@ -635,6 +689,8 @@ mod tests {
             drop_log: vec![LogRate::new(Duration::from_secs(10)); 2],
             queue_wait: Duration::from_millis(20),
             stuck: vec![false; 2],
+            observer: "detector-a".into(),
+            runbook_url: "https://wiki.example/{category}/{rule}".into(),
         };
         for n in 0..10 {
             sinks.dispatch(alert(n));
@@ -651,6 +707,13 @@ mod tests {
         let mut got = Vec::new();
         while let Ok(Msg::Alert(a)) = live_inbox.try_recv() {
             got.push(a.request_id.clone().unwrap());
+            // Every record names the detector and links its runbook; the id is untouched.
+            assert_eq!(a.observer.as_deref(), Some("detector-a"));
+            assert_eq!(
+                a.runbook_url.as_deref(),
+                Some(format!("https://wiki.example/{}/{}", a.category, a.rule).as_str())
+            );
+            assert_eq!(a.id, alert(got.len() as u32 - 1).id);
         }
         assert_eq!(got, (0..10).map(|n| n.to_string()).collect::<Vec<_>>());
         assert_eq!(live_inbox.queued(), 0);
@@ -658,7 +721,7 @@ mod tests {
         let by_tenant = |t: &str| {
             metrics
                 .tenant_alerts
-                .with_label_values(&[t, "cross_tenant_read", "high", ""])
+                .with_label_values(&[t, "cross_tenant_read", "high", crate::metrics::KIND_NONE])
                 .get()
         };
         assert_eq!(by_tenant("t0"), 1);
@@ -695,6 +758,8 @@ mod tests {
             drop_log: vec![LogRate::new(Duration::from_secs(10))],
             queue_wait,
             stuck: vec![false],
+            observer: "detector-a".into(),
+            runbook_url: String::new(),
         }
     }
 
@@ -727,6 +792,61 @@ mod tests {
             .with_label_values(&["t", "cross_tenant_read", "high", "other"])
             .get();
         assert!(long > 0, "kinds past the cap count as other");
+    }
+
+    /// Regression (issue 17): an alert whose evidence names no kind made a `kind=""`
+    /// series (Prometheus reads an empty value as no label at all).
+    #[test]
+    fn an_alert_without_a_kind_counts_as_kind_none() {
+        let metrics = Arc::new(Metrics::new());
+        let (tx, _inbox) = queue(10);
+        let mut sinks = one_jsonl_sink(tx, &metrics, Duration::from_millis(20));
+        sinks.dispatch(alert(1));
+        let text = String::from_utf8(metrics.render()).unwrap();
+        assert!(!text.contains("=\"\""), "{text}");
+        let n = metrics
+            .tenant_alerts
+            .with_label_values(&["t1", "cross_tenant_read", "high", crate::metrics::KIND_NONE])
+            .get();
+        assert_eq!(n, 1, "{text}");
+    }
+
+    /// A delivered alert is timed from its entry and from its sink's queue; one dropped is
+    /// not; the email sink, done with an alert once it is in the outbox, is not timed.
+    /// (The time travels with the alert ([`Taken`]): nothing is left behind to leak.)
+    #[test]
+    fn deliveries_are_timed_per_sink() {
+        let metrics = Arc::new(Metrics::new());
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap();
+        for sink in ["jsonl", "email"] {
+            let (tx, inbox) = queue(10);
+            let inbox = inbox.with_ledger(sink, None, metrics.clone());
+            let receipts = inbox.receipts();
+            for n in 0..2 {
+                let mut a = alert(n);
+                a.time_nanos = (now - Duration::from_secs(30)).as_nanos() as i64;
+                tx.tx.send(Msg::Alert(Arc::new(a))).unwrap();
+                let Ok(Msg::Alert(a)) = inbox.recv_timeout(Duration::from_secs(1)) else {
+                    panic!("no alert")
+                };
+                // What each sink does: jsonl times what it took, email does not.
+                if sink == "jsonl" {
+                    receipts.done_taken(Taken::now(&a), n == 0);
+                } else {
+                    receipts.done(id_token(&a), n == 0);
+                }
+            }
+            assert_eq!(receipts.finished.load(Ordering::Acquire), 2, "{sink}");
+        }
+        let lat = metrics.alert_latency.with_label_values(&["jsonl"]);
+        assert_eq!(lat.get_sample_count(), 1);
+        assert!(lat.get_sample_sum() >= 30.0, "{}", lat.get_sample_sum());
+        let del = metrics.sink_delivery.with_label_values(&["jsonl"]);
+        assert_eq!(del.get_sample_count(), 1);
+        let text = String::from_utf8(metrics.render()).unwrap();
+        assert!(!text.contains(r#"auditwatch_alert_latency_seconds_count{sink="email"}"#));
     }
 
     /// A sink that is only slow: detection waits for room instead of dropping.
@@ -774,6 +894,9 @@ mod tests {
             outcome: Some("allowed".into()),
             actor: Default::default(),
             evidence: Default::default(),
+            observer: None,
+            description: String::new(),
+            runbook_url: None,
             time_nanos: 0,
         };
         // Pinned: a change here breaks de-duplication between mixed versions of an HA pair.

@@ -86,7 +86,14 @@ impl SdkLogs {
     /// endpoint (moto, LocalStack, a VPC endpoint). SDK retries are off: this source backs
     /// off itself and counts what happened.
     pub async fn new(cfg: &CloudWatchSource) -> SdkLogs {
+        // rustls with ring, as everywhere else in the binary: the SDK's default client
+        // would compile aws-lc for this source alone.
+        use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
+        let http = aws_smithy_http_client::Builder::new()
+            .tls_provider(Provider::Rustls(CryptoMode::Ring))
+            .build_https();
         let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .http_client(http)
             .retry_config(aws_config::retry::RetryConfig::disabled());
         if let Some(r) = &cfg.region {
             loader = loader.region(aws_config::Region::new(r.clone()));

@@ -58,7 +58,10 @@ for (const file of files) {
     problems.push(`${file}: not JSON: ${e.message}`);
     continue;
   }
-  const lines = [header, `export const dashboard_${name} = ${JSON.stringify(dash, null, 2)} satisfies Lit<Dashboard>;`];
+  // The import envelope (`__inputs`, `__requires`) is read by Grafana's import and is not
+  // part of the dashboard model the schema describes.
+  const { __inputs, __requires, ...model } = dash;
+  const lines = [header, `export const dashboard_${name} = ${JSON.stringify(model, null, 2)} satisfies Lit<Dashboard>;`];
   const panels = [];
   for (const p of dash.panels ?? []) {
     panels.push(p);

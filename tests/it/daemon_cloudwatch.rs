@@ -72,6 +72,15 @@ fn cloudwatch_source_pages_dedups_and_resumes_from_its_checkpoint() {
         .region(Region::new("us-east-1"))
         .endpoint_url(&endpoint)
         .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
+        // The SDK's default HTTPS client is not compiled (it would bring aws-lc): the same
+        // rustls/ring client as the daemon's.
+        .http_client(
+            aws_smithy_http_client::Builder::new()
+                .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+                    aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+                ))
+                .build_https(),
+        )
         .build();
     let client = aws_sdk_cloudwatchlogs::Client::from_conf(conf);
     rt.block_on(async {

@@ -8,7 +8,7 @@
 //! and its alerts are replay's, id for id.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use auditwatch::alert::Alert;
 use auditwatch::parse::time::format_rfc3339;
@@ -184,13 +184,6 @@ fn quick_rules(dir: &Path) -> PathBuf {
     rules_dir(dir, &files)
 }
 
-fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as i64
-}
-
 fn eso_read(tenant: usize, t: i64) -> String {
     format!(
         r#"{{"time":"{}","type":"response","auth":{{"display_name":"kubernetes-bookstore-platform-t{tenant}-bookstore-platform-eso","metadata":{{"service_account_name":"bookstore-platform-eso","service_account_namespace":"bookstore-platform-t{tenant}"}},"policies":["default"]}},"request":{{"id":"eso-{tenant}-{}","operation":"read","mount_type":"kv","path":"secret/data/bookstore-platform/t{tenant}/db"}},"response":{{}}}}"#,
@@ -231,13 +224,6 @@ fn stream(t0: i64) -> Vec<(i64, String)> {
     lines
 }
 
-fn bytes(lines: &[(i64, String)]) -> Vec<u8> {
-    lines
-        .iter()
-        .flat_map(|(_, l)| format!("{l}\n").into_bytes())
-        .collect()
-}
-
 fn eso_alerts(alerts: &[Value]) -> Vec<&Value> {
     alerts.iter().filter(|a| a["rule"] == RULE).collect()
 }
@@ -247,30 +233,26 @@ fn the_daemon_restarted_in_an_outage_keeps_the_episode_and_agrees_with_replay() 
     let dir = tempfile::tempdir().unwrap();
     let rules = quick_rules(dir.path());
     let state = dir.path().join("state");
-    let t0 = now() - 260 * S;
+    let t0 = now_ns() - 260 * S;
     let lines = stream(t0);
     // The first daemon sees the rhythm and the outage up to 150 s (every key folded), the
     // second one, started from the first one's state, the rest (ESO back).
     let cut = lines.iter().position(|(t, _)| *t >= t0 + 150 * S).unwrap();
     let (first, second) = lines.split_at(cut);
-    let mut all = Vec::new();
-    for (name, part) in [("a", first), ("b", second)] {
-        let run = dir.path().join(name);
-        std::fs::create_dir_all(&run).unwrap();
-        let d = Daemon::start(&run, &config(&state), &["--rules", rules.to_str().unwrap()]);
-        d.send("vault-socket", &bytes(part));
-        d.wait_until("every entry read", Duration::from_secs(30), |d| {
-            d.metric("auditwatch_events_total", &["source=\"vault-socket\""]) >= part.len() as f64
-        });
-        if name == "a" {
-            d.wait_until("the outage's finding", Duration::from_secs(30), |d| {
-                d.alerts().iter().any(|a| a["rule"] == RULE)
-            });
-        }
-        let exit = d.stop();
-        assert_eq!(exit.code, Some(0), "{}", exit.log);
-        all.extend(read_alerts(&run.join("alerts.jsonl")));
-    }
+    let rules_arg = ["--rules", rules.to_str().unwrap()];
+    let all = across_restarts(
+        dir.path(),
+        &config(&state),
+        &rules_arg,
+        &[first, second],
+        |i, d| {
+            if i == 0 {
+                d.wait_until("the outage's finding", Duration::from_secs(30), |d| {
+                    d.alerts().iter().any(|a| a["rule"] == RULE)
+                });
+            }
+        },
+    );
     let eso = eso_alerts(&all);
     let kinds: Vec<&str> = eso
         .iter()
@@ -291,18 +273,7 @@ fn the_daemon_restarted_in_an_outage_keeps_the_episode_and_agrees_with_replay() 
     );
 
     // Replay of the same input: the same findings, id for id.
-    let input = dir.path().join("input.jsonl");
-    std::fs::write(&input, bytes(&lines)).unwrap();
-    let cfg = dir.path().join("detection.yaml");
-    std::fs::write(&cfg, DETECTION).unwrap();
-    let run = replay([
-        input.to_str().unwrap(),
-        "--config",
-        cfg.to_str().unwrap(),
-        "--rules",
-        rules.to_str().unwrap(),
-    ]);
-    run.assert_code(0);
+    let run = replay_timed(dir.path(), &lines, DETECTION, &rules_arg);
     let replayed = run.alerts();
     let ids = |v: &[&Value]| -> Vec<String> { v.iter().map(|a| a["id"].to_string()).collect() };
     assert_eq!(ids(&eso_alerts(&replayed)), ids(&eso));

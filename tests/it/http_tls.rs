@@ -11,7 +11,7 @@
 use std::io::Read;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -58,16 +58,8 @@ sources:
 
 /// Poll `f` until it holds, for at most 60 s.
 #[track_caller]
-fn wait(what: &str, mut f: impl FnMut() -> bool, context: impl Fn() -> String) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !f() {
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}\n{}",
-            context()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+fn wait(what: &str, f: impl FnMut() -> bool, context: impl Fn() -> String) {
+    wait_for(what, Duration::from_secs(60), f, context)
 }
 
 fn targets(prom: &Prometheus) -> Vec<Value> {

@@ -388,12 +388,16 @@ sources:
     let good = std::fs::read(state_file(dir.path())).expect("a state file after the drain");
     assert!(good.starts_with(b"auditwatch-state"));
 
+    let previous = format!(
+        "format version {}",
+        auditwatch::daemon::state::FORMAT_VERSION - 1
+    );
     for (what, bytes, reason) in [
-        // The previous format (1, before the ESO outage grouping): set aside, no migration.
+        // The previous format (2, before the learned and token detectors): set aside, no migration.
         (
             "previous version",
             with_version(&good, auditwatch::daemon::state::FORMAT_VERSION - 1),
-            "format version 1",
+            previous.as_str(),
         ),
         ("older version", with_version(&good, 0), "format version 0"),
         (

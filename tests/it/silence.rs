@@ -11,7 +11,7 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use auditwatch::parse::time::format_rfc3339;
 use serde_json::Value;
@@ -53,13 +53,6 @@ fn quick_rules(dir: &Path) -> PathBuf {
     rules_dir(dir, &files)
 }
 
-fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as i64
-}
-
 /// ESO of `tenant` reading its `db` secret at `t`.
 fn eso_read(tenant: usize, t: i64) -> String {
     format!(
@@ -83,13 +76,6 @@ fn traffic(from: i64, reads: i64, reads_of: impl Fn(usize) -> i64) -> Vec<(i64, 
     lines
 }
 
-fn bytes(lines: &[(i64, String)]) -> Vec<u8> {
-    lines
-        .iter()
-        .flat_map(|(_, l)| format!("{l}\n").into_bytes())
-        .collect()
-}
-
 fn of_rule<'a>(alerts: &'a [Value], rule: &str) -> Vec<&'a Value> {
     alerts.iter().filter(|a| a["rule"] == rule).collect()
 }
@@ -108,10 +94,10 @@ fn a_stream_that_stops_is_one_silence_and_resuming_it_is_no_stale_storm() {
     let d = Daemon::start(dir.path(), CONFIG, &["--rules", rules.to_str().unwrap()]);
 
     // A minute of traffic that ended two minutes ago; tenant 29 stopped 20 s earlier.
-    let start = now() - 200 * S;
+    let start = now_ns() - 200 * S;
     let before = traffic(start, 7, |t| if t == 29 { 5 } else { 7 });
     let last = before.last().unwrap().0;
-    d.send_and_wait_read("vault-socket", &bytes(&before));
+    d.send_and_wait_read("vault-socket", &timed_bytes(&before));
     d.wait_until(
         "the idle wall clock names the silence",
         Duration::from_secs(30),
@@ -121,9 +107,9 @@ fn a_stream_that_stops_is_one_silence_and_resuming_it_is_no_stale_storm() {
     // The traffic resumes after the silence, dated on: every key but tenant 7's, for three
     // minutes (into the future, within the clock's tolerance, so the wall clock names no
     // second silence before the test ends).
-    let resume = now() - 60 * S;
+    let resume = now_ns() - 60 * S;
     let after = traffic(resume, 19, |t| if t == 7 { 0 } else { 19 });
-    d.send("vault-socket", &bytes(&after));
+    d.send("vault-socket", &timed_bytes(&after));
     let total = (before.len() + after.len()) as f64;
     d.wait_until("every entry read", Duration::from_secs(30), |d| {
         d.metric("auditwatch_events_total", &["source=\"vault-socket\""]) >= total
@@ -166,8 +152,8 @@ fn replay_told_when_its_input_ended_gives_the_idle_daemons_alerts() {
     let dir = tempfile::tempdir().unwrap();
     let rules = quick_rules(dir.path());
     let d = Daemon::start(dir.path(), CONFIG, &["--rules", rules.to_str().unwrap()]);
-    let start = now() - 200 * S;
-    let mut input = bytes(&traffic(start, 7, |t| if t == 29 { 5 } else { 7 }));
+    let start = now_ns() - 200 * S;
+    let mut input = timed_bytes(&traffic(start, 7, |t| if t == 29 { 5 } else { 7 }));
     // A request whose response never comes: the idle daemon judges it once its response
     // timed out by the wall clock, as replay judges it at its end of input.
     let held = format!(

@@ -7,7 +7,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use crate::util::*;
@@ -32,19 +31,6 @@ alertmanager:
 
 fn sink_metric(d: &Daemon, name: &str) -> f64 {
     d.metric(name, &["sink=\"alertmanager\""])
-}
-
-/// `cross_tenant_read` → `AuditwatchCrossTenantRead`.
-fn camel(category: &str) -> String {
-    let mut s = String::from("Auditwatch");
-    for w in category.split('_') {
-        let mut c = w.chars();
-        if let Some(f) = c.next() {
-            s.push(f.to_ascii_uppercase());
-            s.extend(c);
-        }
-    }
-    s
 }
 
 fn ts(v: &Value) -> Timestamp {
@@ -81,11 +67,12 @@ fn assert_pushed(am: &[Value], records: &[Value], pushed_from: Timestamp, pushed
         let l = &a["labels"];
         let category = rec["category"].as_str().unwrap();
         let mut want: BTreeMap<&str, Value> = [
-            ("alertname", Value::from(camel(category))),
+            ("alertname", Value::from(alert_name(category))),
             ("category", rec["category"].clone()),
             ("severity", rec["severity"].clone()),
             ("rule", rec["rule"].clone()),
             ("cluster", Value::from("test")),
+            ("team", Value::from("security")),
             ("alert_key", l["alert_key"].clone()),
         ]
         .into();
@@ -295,77 +282,23 @@ fn alerts_raised_while_alertmanager_is_down_arrive_once_it_is_up() {
     assert_eq!(exit.code, Some(0), "{}", exit.log);
 }
 
-/// A CA and a server certificate for 127.0.0.1 signed by it, made by the openssl CLI:
-/// (CA file, certificate, key).
-fn private_ca(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
-    std::fs::create_dir_all(dir).unwrap();
-    let p = |n: &str| dir.join(n);
-    let run = |args: &[&str]| {
-        let out = Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .expect("openssl");
-        assert!(out.status.success(), "openssl {args:?}: {out:?}");
-    };
+/// Alertmanager over https with a server certificate of `ca`, its web config
+/// (exporter-toolkit's) ending with `extra`, storage under `tmp/am`.
+fn start_tls_am(tmp: &Path, ca: &TestCa, extra: &str) -> Alertmanager {
+    let (cert, key) = ca.server("am-server");
+    let amdir = tmp.join("am");
+    std::fs::create_dir_all(&amdir).unwrap();
+    let web = amdir.join("web.yml");
     std::fs::write(
-        p("ext.cnf"),
-        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+        &web,
+        format!(
+            "tls_server_config:\n  cert_file: {}\n  key_file: {}\n{extra}",
+            cert.display(),
+            key.display()
+        ),
     )
     .unwrap();
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-    ];
-    run(&[
-        &["req", "-x509"][..],
-        &ec,
-        &[
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.pem",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=auditwatch test CA",
-        ],
-    ]
-    .concat());
-    run(&[
-        &["req"][..],
-        &ec,
-        &[
-            "-keyout",
-            "srv.key",
-            "-out",
-            "srv.csr",
-            "-subj",
-            "/CN=127.0.0.1",
-        ],
-    ]
-    .concat());
-    run(&[
-        "x509",
-        "-req",
-        "-in",
-        "srv.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-out",
-        "srv.pem",
-        "-days",
-        "2",
-        "-extfile",
-        "ext.cnf",
-    ]);
-    (p("ca.pem"), p("srv.pem"), p("srv.key"))
+    Alertmanager::start_tls(&amdir, free_port(), &web)
 }
 
 #[test]
@@ -376,25 +309,11 @@ fn https_verifies_alertmanager_against_ca_file() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    let (ca, cert, key) = private_ca(&tmp.path().join("tls"));
-    let amdir = tmp.path().join("am");
-    std::fs::create_dir_all(&amdir).unwrap();
-    let web = amdir.join("web.yml");
-    std::fs::write(
-        &web,
-        format!(
-            "tls_server_config:\n  cert_file: {}\n  key_file: {}\n",
-            cert.display(),
-            key.display()
-        ),
-    )
-    .unwrap();
-    let port = free_port();
-    let am = Alertmanager::start_tls(&amdir, port, &web);
-    let url = format!("https://127.0.0.1:{port}");
-    let trusting = format!("{}  ca_file: '{}'\n", daemon_config(port), ca.display())
-        .replace(&format!("http://127.0.0.1:{port}"), &url);
-    let web_pki_only = daemon_config(port).replace(&format!("http://127.0.0.1:{port}"), &url);
+    let ca = TestCa::new(&tmp.path().join("tls"), "am");
+    let am = start_tls_am(tmp.path(), &ca, "");
+    let url = format!("https://{}", am.addr);
+    let trusting = config_for(&url, &format!("  ca_file: '{}'\n", ca.cert.display()));
+    let web_pki_only = config_for(&url, "");
     let dirs = [tmp.path().join("a"), tmp.path().join("b")];
     for d in &dirs {
         std::fs::create_dir_all(d).unwrap();
@@ -424,7 +343,7 @@ fn https_verifies_alertmanager_against_ca_file() {
         b.log_text()
     );
     let records = a.alerts();
-    let got = am.query_tls(&ca);
+    let got = am.query_tls(&ca.cert);
     assert_eq!(got.len(), records.len(), "{got:#?}");
     for r in &records {
         assert!(
@@ -444,4 +363,296 @@ fn https_verifies_alertmanager_against_ca_file() {
         "{}",
         exit.log
     );
+}
+
+/// `daemon_config` pointed at `url` with `extra` lines added to its `alertmanager:` block.
+fn config_for(url: &str, extra: &str) -> String {
+    let base = daemon_config(1).replace("'http://127.0.0.1:1'", &format!("'{url}'"));
+    format!("{base}{extra}")
+}
+
+/// Wait until every alert the daemon wrote is delivered (and at least one was).
+#[track_caller]
+fn wait_delivered(d: &Daemon, n_at_least: usize) {
+    d.wait_until("alerts delivered", Duration::from_secs(30), |d| {
+        let n = d.alerts().len();
+        n >= n_at_least && sink_metric(d, "auditwatch_sink_delivered_total") == n as f64
+    });
+}
+
+/// Alertmanager behind its own web config (exporter-toolkit, as Prometheus meets it):
+/// https with a client certificate required and basic auth. The daemon that presents its
+/// certificate and the password delivers; one without the certificate cannot connect, and
+/// one with a wrong password is refused (401, dropped as rejected); no log shows a secret.
+#[test]
+fn basic_auth_and_a_client_certificate_reach_an_alertmanager_that_requires_them() {
+    if !require_tool(AM, "apt-get install prometheus-alertmanager")
+        || !require_tool("openssl", "apt-get install openssl")
+    {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let ca = TestCa::new(&tmp.path().join("tls"), "am");
+    let (cli_cert, cli_key) = ca.client("auditwatch");
+    let password = "am-pass-7d3f1c";
+    let am = start_tls_am(
+        tmp.path(),
+        &ca,
+        &format!(
+            "  client_auth_type: RequireAndVerifyClientCert
+  client_ca_file: {}
+basic_auth_users:
+  auditwatch: '{}'
+",
+            ca.cert.display(),
+            bcrypt::hash(password, 6).unwrap()
+        ),
+    );
+    let pw_file = tmp.path().join("am-password");
+    std::fs::write(&pw_file, format!("{password}\n")).unwrap();
+    let url = format!("https://{}", am.addr);
+    let tls = format!(
+        "  tls_config:\n    ca_file: '{}'\n    cert_file: '{}'\n    key_file: '{}'\n",
+        ca.cert.display(),
+        cli_cert.display(),
+        cli_key.display()
+    );
+    let good = config_for(
+        &url,
+        &format!(
+            "{tls}  basic_auth: {{username: auditwatch, password_file: '{}'}}\n",
+            pw_file.display()
+        ),
+    );
+    let no_cert = config_for(
+        &url,
+        &format!(
+            "  tls_config: {{ca_file: '{}'}}\n  basic_auth: {{username: auditwatch, password_file: '{}'}}\n",
+            ca.cert.display(),
+            pw_file.display()
+        ),
+    );
+    let wrong_pw = config_for(
+        &url,
+        &format!("{tls}  basic_auth: {{username: auditwatch, password: not-the-pass-9q}}\n"),
+    );
+    let dirs: Vec<PathBuf> = ["good", "no-cert", "wrong-pw"]
+        .iter()
+        .map(|n| tmp.path().join(n))
+        .collect();
+    for d in &dirs {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    let a = Daemon::start(&dirs[0], &good, &[]);
+    let b = Daemon::start(&dirs[1], &no_cert, &[]);
+    let c = Daemon::start(&dirs[2], &wrong_pw, &[]);
+    let input = scenario("day-on-the-platform");
+    for d in [&a, &b, &c] {
+        d.send_and_wait_read("vault-socket", &input);
+    }
+    wait_delivered(&a, 1);
+    assert_eq!(sink_metric(&a, "auditwatch_sink_failures_total"), 0.0);
+    b.wait_until("the connection refused", Duration::from_secs(30), |d| {
+        sink_metric(d, "auditwatch_sink_failures_total") > 0.0
+    });
+    assert_eq!(sink_metric(&b, "auditwatch_sink_delivered_total"), 0.0);
+    c.wait_until("the password refused", Duration::from_secs(30), |d| {
+        d.metric(
+            "auditwatch_sink_dropped_total",
+            &["sink=\"alertmanager\"", "reason=\"rejected\""],
+        ) == d.alerts().len() as f64
+            && !d.alerts().is_empty()
+    });
+    assert!(c.log_text().contains("HTTP 401"), "{}", c.log_text());
+    // What Alertmanager holds, read with the same certificate and password.
+    let client = Https {
+        ca: ca.cert.clone(),
+        client_cert: Some((cli_cert.clone(), cli_key.clone())),
+        only: None,
+    };
+    let r = client
+        .get(&am.addr, "/api/v2/alerts", Some(("auditwatch", password)))
+        .unwrap();
+    assert_eq!(r.code, 200, "{r:?}");
+    let body = r.body.trim();
+    // Go may answer chunked: the JSON array is between the first '[' and the last ']'.
+    let json = &body[body.find('[').unwrap()..=body.rfind(']').unwrap()];
+    let got: Vec<Value> = serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {body}"));
+    assert_eq!(got.len(), a.alerts().len(), "{got:#?}");
+    for d in [a, b, c] {
+        let exit = d.stop();
+        assert_eq!(exit.code, Some(0), "{}", exit.log);
+        for secret in [password, "not-the-pass-9q"] {
+            assert!(!exit.log.contains(secret), "{}", exit.log);
+        }
+    }
+}
+
+/// A bearer token from a file and custom headers (`X-Scope-OrgID` for Mimir's
+/// Alertmanager) are sent with every POST, and a token rotated on disk is used from the
+/// next POST on, without a restart or reload; neither token is ever logged.
+#[test]
+fn a_bearer_token_file_and_custom_headers_are_sent_and_a_rotated_token_is_used() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rec = Recorder::start();
+    let token = tmp.path().join("token");
+    std::fs::write(&token, "tok-first-51c2\n").unwrap();
+    let cfg = config_for(
+        &format!("http://{}", rec.addr),
+        &format!(
+            "  authorization: {{credentials_file: '{}'}}
+  http_headers:
+    X-Scope-OrgID: {{values: [tenant-1]}}
+    X-Extra: {{values: [a], secrets: [hdr-secret-0e9a]}}
+",
+            token.display()
+        ),
+    );
+    let dir = tmp.path().join("d");
+    std::fs::create_dir_all(&dir).unwrap();
+    let d = Daemon::start(&dir, &cfg, &[]);
+    d.send_and_wait_read("vault-socket", &scenario("cross-tenant-read"));
+    wait_delivered(&d, 1);
+    let first = rec.requests();
+    assert!(!first.is_empty());
+    for r in &first {
+        assert!(r.line.starts_with("POST /api/v2/alerts "), "{r:?}");
+        assert_eq!(
+            r.header("authorization"),
+            ["Bearer tok-first-51c2"],
+            "{r:?}"
+        );
+        assert_eq!(r.header("x-scope-orgid"), ["tenant-1"], "{r:?}");
+        assert_eq!(r.header("x-extra"), ["a", "hdr-secret-0e9a"], "{r:?}");
+        assert_eq!(r.header("content-type"), ["application/json"], "{r:?}");
+        let alerts: Vec<Value> = serde_json::from_slice(&r.body).unwrap();
+        assert!(!alerts.is_empty());
+    }
+    // Rotated as a secret mount does it: a new file renamed over the old.
+    let tmp_token = tmp.path().join("token.new");
+    std::fs::write(&tmp_token, "tok-second-8b0d\n").unwrap();
+    std::fs::rename(&tmp_token, &token).unwrap();
+    let before = d.alerts().len();
+    d.send_and_wait_read("vault-socket", &scenario("audit-device-disabled"));
+    wait_delivered(&d, before + 1);
+    let later = rec.requests();
+    let new = &later[first.len()..];
+    assert!(!new.is_empty());
+    for r in new {
+        assert_eq!(
+            r.header("authorization"),
+            ["Bearer tok-second-8b0d"],
+            "{r:?}"
+        );
+    }
+    let exit = d.stop();
+    assert_eq!(exit.code, Some(0), "{}", exit.log);
+    for secret in ["tok-first", "tok-second", "hdr-secret"] {
+        assert!(!exit.log.contains(secret), "{}", exit.log);
+    }
+}
+
+/// `proxy_url` sends the POSTs through an HTTP proxy, with the proxy's credentials from
+/// the URL; a host listed in `no_proxy` is reached directly; the environment's
+/// `HTTP_PROXY` is ignored unless `proxy_from_environment` is set.
+#[test]
+fn proxy_url_carries_the_posts_and_no_proxy_hosts_are_reached_directly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rec = Recorder::start();
+    let proxy = ForwardProxy::start();
+    let target = format!("http://{}", rec.addr);
+    let proxy_url = format!("http://fwd:proxy-pass-4e1a@{}", proxy.addr);
+    let start = |name: &str, extra: &str, env: &[(&str, &str)]| {
+        let dir = tmp.path().join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        Daemon::start_env(&dir, &config_for(&target, extra), &[], env)
+    };
+    let input = scenario("cross-tenant-read");
+    // Through the proxy.
+    let d = start("via", &format!("  proxy_url: '{proxy_url}'\n"), &[]);
+    d.send_and_wait_read("vault-socket", &input);
+    wait_delivered(&d, 1);
+    let seen = proxy.seen();
+    assert!(!seen.is_empty(), "the proxy was used");
+    let (line, headers) = &seen[0];
+    assert_eq!(
+        line,
+        &format!("POST http://{}/api/v2/alerts HTTP/1.1", rec.addr)
+    );
+    let auth = format!("Basic {}", base64("fwd:proxy-pass-4e1a"));
+    assert!(
+        headers
+            .iter()
+            .any(|(n, v)| n == "proxy-authorization" && v == &auth),
+        "{headers:?}"
+    );
+    let exit = d.stop();
+    assert_eq!(exit.code, Some(0), "{}", exit.log);
+    assert!(!exit.log.contains("proxy-pass"), "{}", exit.log);
+    let via_proxy = rec.requests().len();
+    // 127.0.0.1 in no_proxy: straight to the target, the proxy sees nothing new.
+    let n_seen = proxy.seen().len();
+    let d = start(
+        "direct",
+        &format!("  proxy_url: '{proxy_url}'\n  no_proxy: 'localhost,127.0.0.1'\n"),
+        &[],
+    );
+    d.send_and_wait_read("vault-socket", &input);
+    wait_delivered(&d, 1);
+    assert!(rec.requests().len() > via_proxy);
+    assert_eq!(proxy.seen().len(), n_seen, "no_proxy bypasses the proxy");
+    d.stop();
+    // The environment's proxy only when asked for.
+    let env_proxy = format!("http://{}", proxy.addr);
+    let env = [
+        ("HTTP_PROXY", env_proxy.as_str()),
+        ("http_proxy", env_proxy.as_str()),
+    ];
+    let d = start("env-ignored", "", &env);
+    d.send_and_wait_read("vault-socket", &input);
+    wait_delivered(&d, 1);
+    assert_eq!(proxy.seen().len(), n_seen, "HTTP_PROXY ignored by default");
+    d.stop();
+    let d = start("env-used", "  proxy_from_environment: true\n", &env);
+    d.send_and_wait_read("vault-socket", &input);
+    wait_delivered(&d, 1);
+    assert!(proxy.seen().len() > n_seen, "HTTP_PROXY used when asked");
+    d.stop();
+}
+
+/// An https Alertmanager behind the proxy is reached through a `CONNECT` tunnel, and its
+/// certificate is still verified end to end (the proxy sees only the tunnel).
+#[test]
+fn https_through_proxy_url_is_tunnelled_with_connect() {
+    if !require_tool(AM, "apt-get install prometheus-alertmanager")
+        || !require_tool("openssl", "apt-get install openssl")
+    {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let ca = TestCa::new(&tmp.path().join("tls"), "am");
+    let am = start_tls_am(tmp.path(), &ca, "");
+    let proxy = ForwardProxy::start();
+    let cfg = config_for(
+        &format!("https://{}", am.addr),
+        &format!(
+            "  tls_config: {{ca_file: '{}'}}\n  proxy_url: 'http://{}'\n",
+            ca.cert.display(),
+            proxy.addr
+        ),
+    );
+    let dir = tmp.path().join("d");
+    std::fs::create_dir_all(&dir).unwrap();
+    let d = Daemon::start(&dir, &cfg, &[]);
+    d.send_and_wait_read("vault-socket", &scenario("cross-tenant-read"));
+    wait_delivered(&d, 1);
+    let seen = proxy.seen();
+    assert!(
+        seen.iter()
+            .any(|(line, _)| line == &format!("CONNECT {} HTTP/1.1", am.addr)),
+        "{seen:?}"
+    );
+    assert_eq!(am.query_tls(&ca.cert).len(), d.alerts().len());
+    let exit = d.stop();
+    assert_eq!(exit.code, Some(0), "{}", exit.log);
 }

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::util::*;
 
@@ -30,13 +30,28 @@ fn plain_server() -> Option<(tempfile::TempDir, u16, PathBuf, Smtp)> {
     Some((dir, port, out, smtp))
 }
 
+/// [`plain_server`] and a daemon on it with the rule files `rules` and the email
+/// settings `settings` (under `email:`): (temp dir, the server's output, the server, the
+/// daemon); `None` without aiosmtpd.
 #[track_caller]
-fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !f() {
-        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+fn plain_daemon(
+    rules: &[(&str, &str)],
+    settings: &str,
+) -> Option<(tempfile::TempDir, PathBuf, Smtp, Daemon)> {
+    let (dir, port, out, smtp) = plain_server()?;
+    let rules = rules_dir(dir.path(), rules);
+    let cfg = format!(
+        "{SOURCES}{}",
+        email_block(port, "smtp+plain", dir.path(), settings)
+    );
+    let d = Daemon::start(dir.path(), &cfg, &["--rules", rules.to_str().unwrap()]);
+    Some((dir, out, smtp, d))
+}
+
+/// Poll `f` until it holds, for at most `timeout`.
+#[track_caller]
+fn wait(what: &str, timeout: Duration, f: impl FnMut() -> bool) {
+    wait_for(what, timeout, f, String::new)
 }
 
 fn email_block(port: u16, scheme: &str, dir: &Path, extra: &str) -> String {
@@ -155,12 +170,8 @@ fn mails_arrive_with_recipients_subjects_both_bodies_and_no_secret() {
             _ => vec!["ops@example.test"],
         };
         want.sort();
-        // An alert's identity in a body: its rule and time lines.
-        let marker = format!(
-            "  rule: {}\n  time: {}\n",
-            a["rule"].as_str().unwrap(),
-            a["time"].as_str().unwrap()
-        );
+        // An alert's identity in a body: its id line.
+        let marker = format!("  alert id: {}\n", a["id"].as_str().unwrap());
         let mut to: Vec<String> = Vec::new();
         for m in got.iter().filter(|m| text(m).contains(&marker)) {
             assert_eq!(text(m).matches(&marker).count(), 1);
@@ -180,7 +191,7 @@ fn mails_arrive_with_recipients_subjects_both_bodies_and_no_secret() {
         if n == 1 {
             let a = alerts
                 .iter()
-                .find(|a| t.contains(&format!("  time: {}\n", a["time"].as_str().unwrap())))
+                .find(|a| t.contains(&format!("  alert id: {}\n", a["id"].as_str().unwrap())))
                 .unwrap();
             assert_eq!(
                 subject,
@@ -205,7 +216,12 @@ fn mails_arrive_with_recipients_subjects_both_bodies_and_no_secret() {
                 assert!(part.contains(want), "a body lacks `{want}`:\n{part}");
             }
         }
-        assert!(html.contains("<h3>Why it matters</h3>"));
+        assert!(html.contains(">Why it matters</h3>"), "{html}");
+        // Automatic mail, said so (RFC 3834), with a Message-ID.
+        assert_eq!(m["headers"]["auto-submitted"], "auto-generated", "{m}");
+        assert!(m["message_id"]
+            .as_str()
+            .is_some_and(|id| id.ends_with("@auditwatch.invalid>")));
         let raw = m["data"].as_str().unwrap();
         for body in [raw, t, html] {
             assert!(!body.contains(secret), "a raw token was mailed");
@@ -215,7 +231,12 @@ fn mails_arrive_with_recipients_subjects_both_bodies_and_no_secret() {
     let critical = alerts.iter().find(|a| a["severity"] == "critical").unwrap();
     let m = got
         .iter()
-        .find(|m| text(m).contains(&format!("  time: {}\n", critical["time"].as_str().unwrap())))
+        .find(|m| {
+            text(m).contains(&format!(
+                "  alert id: {}\n",
+                critical["id"].as_str().unwrap()
+            ))
+        })
         .unwrap();
     assert!(text(m).contains(&format!(
         "target tenant: {}",
@@ -298,33 +319,22 @@ fn an_smtp_outage_across_a_restart_loses_no_alert_and_mails_none_twice() {
 
 #[test]
 fn digests_group_per_recipient_per_window_while_a_critical_goes_at_once() {
-    let Some((dir, port, out, _smtp)) = plain_server() else {
+    // A 3 s digest window.
+    let Some((_dir, out, _smtp, d)) = plain_daemon(
+        &[
+                ("warn.yaml", &rule("warn", "warning")),
+                ("crit.yaml", &rule("crit", "critical")),
+            ],
+        "  recipients:\n    critical: [sec@example.test]\n    warning: [ops@example.test, sec@example.test]\n  digest_minutes: 0.05\n",
+    ) else {
         return;
     };
-    let rules = rules_dir(
-        dir.path(),
-        &[
-            ("warn.yaml", &rule("warn", "warning")),
-            ("crit.yaml", &rule("crit", "critical")),
-        ],
-    );
-    // A 3 s digest window.
-    let cfg = format!(
-        "{SOURCES}{}",
-        email_block(
-            port,
-            "smtp+plain",
-            dir.path(),
-            "  recipients:\n    critical: [sec@example.test]\n    warning: [ops@example.test, sec@example.test]\n  digest_minutes: 0.05\n"
-        )
-    );
-    let d = Daemon::start(dir.path(), &cfg, &["--rules", rules.to_str().unwrap()]);
     let tag = std::process::id();
     let (w1, mut input) = lines(tag, 0..3, "warn");
     let (c, crit) = lines(tag, 3..4, "crit");
     input.extend(crit);
     d.send("vault-socket", &input);
-    wait_for("the critical mail", Duration::from_secs(20), || {
+    wait("the critical mail", Duration::from_secs(20), || {
         !mails(&out).is_empty()
     });
     let first = mails(&out);
@@ -340,12 +350,12 @@ fn digests_group_per_recipient_per_window_while_a_critical_goes_at_once() {
         .contains("[CRITICAL] test_crit"));
     assert_eq!(id_counts(&first, None).into_keys().collect::<Vec<_>>(), c);
 
-    wait_for("the first digests", Duration::from_secs(20), || {
+    wait("the first digests", Duration::from_secs(20), || {
         mails(&out).len() >= 3
     });
     let (w2, input) = lines(tag, 4..6, "warn");
     d.send("vault-socket", &input);
-    wait_for("the second digests", Duration::from_secs(20), || {
+    wait("the second digests", Duration::from_secs(20), || {
         mails(&out).len() >= 5
     });
     d.wait_until("everything delivered", Duration::from_secs(20), |d| {
@@ -539,24 +549,16 @@ fn starttls_with_a_private_ca_and_credentials_from_the_environment() {
 
 #[test]
 fn beyond_the_hourly_cap_mails_wait_in_the_outbox_and_nothing_is_dropped() {
-    let Some((dir, port, out, _smtp)) = plain_server() else {
+    let Some((dir, out, _smtp, mut d)) = plain_daemon(
+        &[("every.yaml", EVERY_READ_RULE)],
+        "  recipients: {info: [ops@example.test]}\n  digest_minutes: 0\n  max_per_hour: 1\n",
+    ) else {
         return;
     };
-    let rules = rules_dir(dir.path(), &[("every.yaml", EVERY_READ_RULE)]);
-    let cfg = format!(
-        "{SOURCES}{}",
-        email_block(
-            port,
-            "smtp+plain",
-            dir.path(),
-            "  recipients: {info: [ops@example.test]}\n  digest_minutes: 0\n  max_per_hour: 1\n"
-        )
-    );
-    let mut d = Daemon::start(dir.path(), &cfg, &["--rules", rules.to_str().unwrap()]);
     let tag = std::process::id();
     let (first, input) = lines(tag, 0..1, "a");
     d.send("vault-socket", &input);
-    wait_for("the first mail", Duration::from_secs(20), || {
+    wait("the first mail", Duration::from_secs(20), || {
         mails(&out).len() == 1
     });
     let (_, input) = lines(tag, 1..3, "a");
@@ -585,4 +587,133 @@ fn beyond_the_hourly_cap_mails_wait_in_the_outbox_and_nothing_is_dropped() {
         })
         .count();
     assert_eq!(waiting, 2, "the capped alerts stay for later");
+}
+
+/// `rule(prefix, severity)` with another category.
+fn rule_in(prefix: &str, severity: &str, category: &str) -> String {
+    rule(prefix, severity).replace(
+        &format!("category: test_{prefix}"),
+        &format!("category: {category}"),
+    )
+}
+
+/// Mail clients thread by `References`: every mail of one incident (same rule, tenant
+/// and actor) names the same thread, each keeps its own Message-ID, and another
+/// incident's mail is in another thread. Every mail says it is automatic.
+#[test]
+fn repeats_of_an_incident_are_threaded_and_mails_say_they_are_automatic() {
+    let Some((_dir, out, _smtp, d)) = plain_daemon(
+        &[
+            ("a.yaml", &rule("inca", "critical")),
+            ("b.yaml", &rule("incb", "critical")),
+        ],
+        "  recipients: {critical: [sec@example.test]}\n  max_per_hour: 1000\n",
+    ) else {
+        return;
+    };
+    let tag = std::process::id();
+    // One at a time, so each is its own mail: two repeats of incident A, then B.
+    for (i, (range, prefix)) in [(0..1, "inca"), (1..2, "inca"), (2..3, "incb")]
+        .into_iter()
+        .enumerate()
+    {
+        let (_, input) = lines(tag, range, prefix);
+        d.send("vault-socket", &input);
+        wait("the mail", Duration::from_secs(20), || {
+            mails(&out).len() > i
+        });
+    }
+    let exit = d.stop();
+    assert_eq!(exit.code, Some(0), "{}", exit.log);
+    let got = mails(&out);
+    assert_eq!(got.len(), 3, "{got:#?}");
+    let h = |m: &serde_json::Value, k: &str| m["headers"][k].as_str().unwrap_or("").to_string();
+    for m in &got {
+        assert_eq!(h(m, "auto-submitted"), "auto-generated");
+        assert!(h(m, "references").starts_with("<incident."), "{m}");
+        assert_eq!(h(m, "in-reply-to"), h(m, "references"));
+    }
+    assert_eq!(
+        h(&got[0], "references"),
+        h(&got[1], "references"),
+        "one thread"
+    );
+    assert_ne!(h(&got[0], "message-id"), h(&got[1], "message-id"));
+    assert_ne!(
+        h(&got[0], "references"),
+        h(&got[2], "references"),
+        "another incident"
+    );
+}
+
+/// A `high` root token use or audit device change (a `log_raw` device) is mailed at once
+/// by default, while a `high` alert of another category waits for its digest.
+#[test]
+fn high_alerts_of_the_categories_that_cannot_wait_are_mailed_at_once() {
+    let Some((_dir, out, _smtp, d)) = plain_daemon(
+        &[
+            ("root.yaml", &rule_in("rt", "high", "root_token_use")),
+            ("dev.yaml", &rule_in("ad", "high", "audit_device_change")),
+            ("other.yaml", &rule_in("pd", "high", "policy_drift")),
+        ],
+        "  recipients: {high: [sec@example.test]}\n  digest_minutes: 60\n",
+    ) else {
+        return;
+    };
+    let tag = std::process::id();
+    let (rt, mut input) = lines(tag, 0..1, "rt");
+    let (ad, more) = lines(tag, 1..2, "ad");
+    input.extend(more);
+    let (pd, more) = lines(tag, 2..3, "pd");
+    input.extend(more);
+    d.send("vault-socket", &input);
+    d.wait_until("two mailed, one waiting", Duration::from_secs(20), |d| {
+        d.metric("auditwatch_sink_delivered_total", &["sink=\"email\""]) == 2.0
+            && d.metric("auditwatch_sink_backlog", &["sink=\"email\""]) == 1.0
+    });
+    let got = mails(&out);
+    let mailed: Vec<String> = id_counts(&got, None).into_keys().collect();
+    let mut want = [rt, ad].concat();
+    want.sort();
+    assert_eq!(mailed, want);
+    assert!(
+        !mailed.contains(&pd[0]),
+        "policy drift waits for the digest"
+    );
+    let exit = d.stop();
+    assert_eq!(exit.code, Some(0), "{}", exit.log);
+}
+
+/// A digest whose HTML would pass Gmail's 102 KB clipping size goes out in numbered
+/// parts, each under it, together carrying every alert once.
+#[test]
+fn a_digest_too_big_for_gmail_is_split_into_parts_under_the_clipping_size() {
+    let Some((_dir, out, _smtp, d)) = plain_daemon(
+        &[("warn.yaml", &rule("big", "warning"))],
+        "  recipients: {warning: [ops@example.test]}\n  digest_minutes: 0.05\n",
+    ) else {
+        return;
+    };
+    let (ids, input) = lines(std::process::id(), 0..150, "big");
+    d.send("vault-socket", &input);
+    d.wait_until("everything mailed", Duration::from_secs(30), |d| {
+        d.metric("auditwatch_sink_delivered_total", &["sink=\"email\""]) == ids.len() as f64
+    });
+    let exit = d.stop();
+    assert_eq!(exit.code, Some(0), "{}", exit.log);
+    let got = mails(&out);
+    assert!(got.len() > 1, "split: {} mail(s)", got.len());
+    let k = got.len();
+    for (i, m) in got.iter().enumerate() {
+        let html = m["html"].as_str().unwrap();
+        assert!(html.len() < 102 * 1024, "part {i}: {} bytes", html.len());
+        let subject = m["subject"].as_str().unwrap();
+        assert!(
+            subject.ends_with(&format!("(part {} of {k})", i + 1)),
+            "{subject}"
+        );
+    }
+    let counts = id_counts(&got, None);
+    assert_eq!(counts.len(), ids.len());
+    assert!(counts.values().all(|&n| n == 1), "{counts:?}");
 }

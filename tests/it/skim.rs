@@ -64,7 +64,7 @@ fn describe(r: Result<Entry<'_>, ParseError>) -> String {
     let q = &e.request;
     let _ = write!(
         out,
-        " req[id={:?} op={:?} path={:?} mt={:?} mp={:?} ra={:?} ct={:?} cta={:?} ns={:?} ua={:?}]",
+        " req[id={:?} op={:?} path={:?} mt={:?} mp={:?} ra={:?} ct={:?} cta={:?} ns={:?} ua={:?} dt={:?}]",
         q.id,
         q.operation,
         q.path,
@@ -74,13 +74,14 @@ fn describe(r: Result<Entry<'_>, ParseError>) -> String {
         q.client_token,
         q.client_token_accessor,
         q.namespace,
-        q.user_agent
+        q.user_agent,
+        q.data_token
     );
     let p = &e.response;
     let _ = write!(
         out,
-        " resp[present={} lease={:?} mt={:?}",
-        p.present, p.lease_id, p.mount_type
+        " resp[present={} lease={:?} mt={:?} wrap={:?} wrap_path={:?}",
+        p.present, p.lease_id, p.mount_type, p.wrap_token, p.wrap_creation_path
     );
     auth(&mut out, "auth", &p.auth);
     out.push(']');

@@ -44,6 +44,7 @@ def main():
                 "from": str(msg["from"]),
                 "to": str(msg["to"]),
                 "message_id": str(msg["message-id"]),
+                "headers": {k.lower(): str(v) for k, v in msg.items()},
                 "text": text.get_content().replace("\r\n", "\n") if text is not None else None,
                 "html": html.get_content().replace("\r\n", "\n") if html is not None else None,
                 "mail_from": envelope.mail_from,

@@ -9,7 +9,7 @@ use serde_json::{json, Map as JsonMap, Value as Json};
 use crate::engine::event::Event;
 use crate::rules::CountSpec;
 
-use super::window::{slide, Episode, Map, NANOS};
+use super::window::{make_room, slide, Episode, Map, NANOS};
 use super::{key_evidence, key_string};
 
 /// A `count` detector: its settings and its per-key windows.
@@ -93,7 +93,7 @@ impl CountState {
     ) -> Option<usize> {
         let window = window_secs as i64 * NANOS;
         if !self.keys.contains_key(key) {
-            self.make_room(t - window, max_keys);
+            self.evicted += make_room(&mut self.keys, max_keys, t - window, |k| k.last);
         }
         let k = self.keys.entry(key.into()).or_insert_with(|| CountKey {
             times: VecDeque::new(),
@@ -103,22 +103,6 @@ impl CountState {
         k.last = k.last.max(t);
         let holds = slide(&mut k.times, t, window, threshold as usize);
         k.episode.update(holds, t, window).then_some(k.times.len())
-    }
-
-    fn make_room(&mut self, horizon: i64, max_keys: u64) {
-        if (self.keys.len() as u64) < max_keys {
-            return;
-        }
-        let before = self.keys.len();
-        self.keys.retain(|_, k| k.last > horizon);
-        if self.keys.len() as u64 >= max_keys {
-            let mut lasts: Vec<i64> = self.keys.values().map(|k| k.last).collect();
-            let cut = lasts.len() / 2;
-            let (_, pivot, _) = lasts.select_nth_unstable(cut);
-            let pivot = *pivot;
-            self.keys.retain(|_, k| k.last > pivot);
-        }
-        self.evicted += (before - self.keys.len()) as u64;
     }
 
     pub fn len(&self) -> usize {

@@ -8,7 +8,7 @@ use serde_json::{json, Map as JsonMap, Value as Json};
 use crate::engine::event::Event;
 use crate::rules::DistinctSpec;
 
-use super::window::{Episode, Map, NANOS};
+use super::window::{make_room, Episode, Map, NANOS};
 use super::{key_evidence, key_string};
 
 /// A `distinct` detector: its settings and its per-key value sets.
@@ -98,16 +98,8 @@ impl DistinctState {
         max_keys: u64,
     ) -> Option<(usize, Vec<String>)> {
         let window = window_secs as i64 * NANOS;
-        if !self.keys.contains_key(key) && self.keys.len() as u64 >= max_keys {
-            let before = self.keys.len();
-            self.keys.retain(|_, k| k.last > t - window);
-            if self.keys.len() as u64 >= max_keys {
-                let mut lasts: Vec<i64> = self.keys.values().map(|k| k.last).collect();
-                let cut = lasts.len() / 2;
-                let pivot = *lasts.select_nth_unstable(cut).1;
-                self.keys.retain(|_, k| k.last > pivot);
-            }
-            self.evicted += (before - self.keys.len()) as u64;
+        if !self.keys.contains_key(key) {
+            self.evicted += make_room(&mut self.keys, max_keys, t - window, |k| k.last);
         }
         let k = self.keys.entry(key.into()).or_insert_with(|| DistinctKey {
             values: Map::default(),

@@ -12,10 +12,14 @@ pub mod cadence;
 pub mod clock_skew;
 pub mod count;
 pub mod distinct;
+pub mod first_seen;
 pub mod group;
+pub mod hour_profile;
 pub mod hours;
 pub mod tenant;
+pub mod token_origin;
 pub mod window;
+pub mod wrap_token;
 
 use serde_json::{json, Map as JsonMap, Value as Json};
 
@@ -66,6 +70,10 @@ pub enum Detector {
     Cadence(cadence::Cadence),
     Absence(absence::Absence),
     ClockSkew(clock_skew::ClockSkew),
+    TokenOrigin(token_origin::TokenOrigin),
+    WrapToken(wrap_token::WrapToken),
+    FirstSeen(first_seen::FirstSeen),
+    HourProfile(hour_profile::HourProfile),
 }
 
 impl Detector {
@@ -81,6 +89,18 @@ impl Detector {
             rules::Detector::Absence(s) => Detector::Absence(absence::Absence::new(s.clone())),
             rules::Detector::ClockSkew(s) => {
                 Detector::ClockSkew(clock_skew::ClockSkew::new(s.clone()))
+            }
+            rules::Detector::TokenOrigin(s) => {
+                Detector::TokenOrigin(token_origin::TokenOrigin::new(s.clone()))
+            }
+            rules::Detector::WrapToken(s) => {
+                Detector::WrapToken(wrap_token::WrapToken::new(s.clone()))
+            }
+            rules::Detector::FirstSeen(s) => {
+                Detector::FirstSeen(first_seen::FirstSeen::new(s.clone()))
+            }
+            rules::Detector::HourProfile(s) => {
+                Detector::HourProfile(hour_profile::HourProfile::new(s.clone()))
             }
         }
     }
@@ -108,6 +128,22 @@ impl Detector {
                 true
             }
             (Detector::ClockSkew(new), Detector::ClockSkew(old)) => {
+                new.adopt(old);
+                true
+            }
+            (Detector::TokenOrigin(new), Detector::TokenOrigin(old)) => {
+                new.adopt(old);
+                true
+            }
+            (Detector::WrapToken(new), Detector::WrapToken(old)) => {
+                new.adopt(old);
+                true
+            }
+            (Detector::FirstSeen(new), Detector::FirstSeen(old)) => {
+                new.adopt(old);
+                true
+            }
+            (Detector::HourProfile(new), Detector::HourProfile(old)) => {
                 new.adopt(old);
                 true
             }
@@ -140,6 +176,10 @@ impl Detector {
                 false
             }
             Detector::ClockSkew(d) => d.observe(ev, evidence),
+            Detector::TokenOrigin(d) => return d.observe(ev, cfg, evidence),
+            Detector::WrapToken(d) => return d.observe(ev, evidence),
+            Detector::FirstSeen(d) => d.observe(ev, cfg, evidence),
+            Detector::HourProfile(d) => d.observe(ev, cfg, evidence),
         };
         fired.then(Fired::default)
     }
@@ -196,6 +236,10 @@ impl Detector {
             Detector::Count(d) => d.evicted(),
             Detector::Distinct(d) => d.evicted(),
             Detector::Cadence(d) => d.evicted(),
+            Detector::TokenOrigin(d) => d.evicted(),
+            Detector::WrapToken(d) => d.evicted(),
+            Detector::FirstSeen(d) => d.evicted(),
+            Detector::HourProfile(d) => d.evicted(),
             _ => 0,
         }
     }
@@ -209,6 +253,8 @@ impl Detector {
                 t.cadence_keys += d.keys();
                 t.cadence_timers += d.timers();
             }
+            Detector::TokenOrigin(d) => t.token_keys += d.keys(),
+            Detector::WrapToken(d) => t.token_keys += d.keys(),
             _ => {}
         }
     }

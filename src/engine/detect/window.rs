@@ -52,6 +52,45 @@ pub fn slide(times: &mut VecDeque<i64>, t: i64, window: i64, cap: usize) -> bool
     times.len() >= cap
 }
 
+/// Room for one more key in a table of at most `max_keys` (keyed state of every stateful
+/// detector): when it is full, keys last seen at or before `horizon` go, then, if it is
+/// still full, the least recently seen half ([`evict_older_half`]). How many went, to be
+/// counted as evicted.
+pub fn make_room<K, V>(
+    table: &mut Map<K, V>,
+    max_keys: u64,
+    horizon: i64,
+    last: impl Fn(&V) -> i64,
+) -> u64 {
+    if (table.len() as u64) < max_keys {
+        return 0;
+    }
+    let before = table.len();
+    table.retain(|_, v| last(v) > horizon);
+    if table.len() as u64 >= max_keys {
+        evict_older_half(table, &last);
+    }
+    (before - table.len()) as u64
+}
+
+/// The least recently seen half of `table` goes (at least one entry when there is one);
+/// how many went.
+pub fn evict_older_half<K, V>(table: &mut Map<K, V>, last: impl Fn(&V) -> i64) -> u64 {
+    if table.is_empty() {
+        return 0;
+    }
+    let before = table.len();
+    let pivot = older_half_pivot(table.values().map(&last).collect());
+    table.retain(|_, v| last(v) > pivot);
+    (before - table.len()) as u64
+}
+
+/// The time at and below which the least recently seen half of `lasts` lies.
+pub fn older_half_pivot(mut lasts: Vec<i64>) -> i64 {
+    let cut = lasts.len() / 2;
+    *lasts.select_nth_unstable(cut).1
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

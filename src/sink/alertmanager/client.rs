@@ -1,178 +1,340 @@
 //! The HTTP client: one POST of a JSON body to an Alertmanager, over TLS when its URL says
-//! https, and the answer sorted into [`Outcome`]s.
+//! https, with the auth, headers and proxy of the `alertmanager:` block, and the answer
+//! sorted into [`Outcome`]s. The HTTP work is reqwest's; TLS is a rustls (ring) config
+//! built here, so the CA, the client certificate and the server name are ours to check.
 //!
 //! Invariants: a POST never takes longer than its timeout (connect, TLS, request and
 //! answer together); 2xx is accepted, 5xx, 408, 429, connection errors and timeouts are
-//! worth retrying, any other answer is a final "no". Only a bounded excerpt of an answer
-//! is kept, for the log. TLS trusts the built-in web PKI roots plus an optional `ca_file`,
-//! which is read once at start (a bad one fails the start, not every POST).
+//! worth retrying, any other answer (redirects included) is a final "no". Only a bounded
+//! excerpt of an answer is kept, for the log. TLS trusts the built-in web PKI roots plus
+//! an optional CA file; the CA and the client certificate are read once at start (a bad
+//! one fails the start, not every POST); credentials files are read at every POST. No
+//! error message carries a secret: URLs never hold credentials, the proxy's is not
+//! printed, and reqwest's errors are shown without their URL.
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Bytes;
-use hyper::{header, Request};
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
+use reqwest::header::{self, HeaderName, HeaderValue};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 
+use super::config::Settings;
+use super::http::{HttpConfig, ReadError, TlsVersion};
 use super::retry::Outcome;
 use super::url::Endpoint;
 
-/// Why TLS could not be set up (the sink does not start).
+/// Why the client could not be set up (the sink does not start).
 #[derive(Debug, thiserror::Error)]
 pub enum SetupError {
-    #[error("cannot read ca_file {path}: {source}")]
-    ReadCa {
+    #[error("cannot read {key} {path}: {source}")]
+    Read {
+        key: &'static str,
         path: String,
         source: rustls::pki_types::pem::Error,
     },
-    #[error("ca_file {path}: {source}")]
+    #[error("{key} {path}: {source}")]
     BadPem {
+        key: &'static str,
         path: String,
         source: rustls::pki_types::pem::Error,
     },
     #[error("ca_file {path}: {source}")]
     BadCert { path: String, source: rustls::Error },
-    #[error("ca_file {path} holds no PEM certificate")]
-    NoCert { path: String },
+    #[error("{key} {path} holds no PEM {what}")]
+    Empty {
+        key: &'static str,
+        path: String,
+        what: &'static str,
+    },
+    #[error("tls_config: client certificate and key: {0}")]
+    ClientCert(rustls::Error),
     #[error("tls setup: {0}")]
     Tls(rustls::Error),
+    #[error("{0}")]
+    Secret(#[from] ReadError),
+    #[error("proxy_url: {0}")]
+    Proxy(String),
+    #[error("http client: {0}")]
+    Client(String),
 }
 
 /// Why a POST got no HTTP answer (all worth retrying).
 #[derive(Debug, thiserror::Error)]
 pub enum PostError {
-    #[error("connect: {0}")]
-    Connect(std::io::Error),
-    #[error("tls server name: {0}")]
-    ServerName(rustls::pki_types::InvalidDnsNameError),
-    /// The TLS handshake failed: the error and its causes on one line.
-    #[error("tls: {0}")]
-    Tls(String),
-    #[error("https without a tls setup")]
-    NoTls,
-    /// The HTTP exchange failed: the error and its causes on one line.
-    #[error("http: {0}")]
+    /// The exchange failed: the error and its causes on one line.
+    #[error("{0}")]
     Http(String),
-    #[error("request: {0}")]
-    Request(hyper::http::Error),
     #[error("no answer within {0}ms")]
     Timeout(u128),
+    /// A credentials file could not be read now.
+    #[error("{0}")]
+    Secret(#[from] ReadError),
 }
 
-/// Posts JSON to an Alertmanager; TLS when the URL says https.
+/// Posts JSON to an Alertmanager with the configured auth, headers, TLS and proxy.
 #[derive(Clone)]
 pub struct Client {
-    tls: Option<tokio_rustls::TlsConnector>,
+    http: reqwest::Client,
+    conf: Arc<HttpConfig>,
 }
 
 impl Client {
-    /// A client for `endpoints`: TLS is set up only when one of them needs it.
-    pub fn new(ca_file: Option<&Path>, endpoints: &[Endpoint]) -> Result<Client, SetupError> {
-        if !endpoints.iter().any(|e| e.tls) {
-            return Ok(Client { tls: None });
+    /// A client for the sink's settings: TLS and proxy set up, every file named checked.
+    pub fn new(s: &Settings) -> Result<Client, SetupError> {
+        let conf = &s.http;
+        // A credentials file that cannot be read now is a setup error, not a retry loop.
+        for (key, p) in conf.files() {
+            super::http::Credential::File(p.to_path_buf()).read(key)?;
         }
-        use rustls::pki_types::pem::PemObject;
-        use rustls::pki_types::CertificateDer;
-        let mut roots = rustls::RootCertStore::empty();
-        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-        if let Some(p) = ca_file {
-            let path = || p.display().to_string();
-            let mut added = 0;
-            let certs = CertificateDer::pem_file_iter(p).map_err(|source| SetupError::ReadCa {
-                path: path(),
-                source,
-            })?;
-            for c in certs {
-                let c = c.map_err(|source| SetupError::BadPem {
-                    path: path(),
-                    source,
-                })?;
-                roots.add(c).map_err(|source| SetupError::BadCert {
-                    path: path(),
-                    source,
-                })?;
-                added += 1;
-            }
-            if added == 0 {
-                return Err(SetupError::NoCert { path: path() });
-            }
+        let ca = conf.tls.ca_file.as_deref().or(s.ca_file.as_deref());
+        let tls = tls_config(conf, ca)?;
+        let mut b = reqwest::Client::builder()
+            .use_preconfigured_tls(tls)
+            .redirect(reqwest::redirect::Policy::none())
+            .http1_only()
+            .user_agent(concat!("auditwatch/", env!("CARGO_PKG_VERSION")));
+        if !conf.proxy_from_environment {
+            b = b.no_proxy();
         }
-        // Both ring and aws-lc-rs are compiled in (other crates want them): name one.
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(SetupError::Tls)?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+        if let Some(p) = &conf.proxy_url {
+            // reqwest's error could quote the URL and its password: say only what it is.
+            let proxy = reqwest::Proxy::all(p.expose())
+                .map_err(|e| SetupError::Proxy(chain(&e.without_url())))?
+                .no_proxy(
+                    conf.no_proxy
+                        .as_deref()
+                        .and_then(reqwest::NoProxy::from_string),
+                );
+            b = b.proxy(proxy);
+        }
+        let http = b
+            .build()
+            .map_err(|e| SetupError::Client(chain(&e.without_url())))?;
         Ok(Client {
-            tls: Some(tokio_rustls::TlsConnector::from(Arc::new(cfg))),
+            http,
+            conf: Arc::new(conf.clone()),
         })
     }
 
     /// One POST of `body` to `ep`, within `timeout`.
     pub async fn post(self, ep: Arc<Endpoint>, body: Bytes, timeout: Duration) -> Outcome {
-        match tokio::time::timeout(timeout, self.exchange(&ep, body)).await {
+        match tokio::time::timeout(timeout, self.exchange(&ep, body, timeout)).await {
             Ok(Ok(o)) => o,
             Ok(Err(why)) => Outcome::Retry(why.to_string()),
             Err(_) => Outcome::Retry(PostError::Timeout(timeout.as_millis()).to_string()),
         }
     }
 
-    async fn exchange(&self, ep: &Endpoint, body: Bytes) -> Result<Outcome, PostError> {
-        let tcp = TcpStream::connect((ep.host.as_str(), ep.port))
-            .await
-            .map_err(PostError::Connect)?;
-        let _ = tcp.set_nodelay(true);
-        match (&self.tls, ep.tls) {
-            (Some(tls), true) => {
-                let name = rustls::pki_types::ServerName::try_from(ep.host.clone())
-                    .map_err(PostError::ServerName)?;
-                let stream = tls
-                    .connect(name, tcp)
-                    .await
-                    .map_err(|e| PostError::Tls(chain(&e)))?;
-                request(TokioIo::new(stream), ep, body).await
+    async fn exchange(
+        &self,
+        ep: &Endpoint,
+        body: Bytes,
+        timeout: Duration,
+    ) -> Result<Outcome, PostError> {
+        let req = self
+            .http
+            .post(ep.api.as_str())
+            .timeout(timeout)
+            .header(header::CONTENT_TYPE, "application/json")
+            .headers(self.headers()?)
+            .body(body);
+        let mut resp = req.send().await.map_err(|e| {
+            if e.is_timeout() {
+                PostError::Timeout(timeout.as_millis())
+            } else {
+                PostError::Http(chain(&e.without_url()))
             }
-            (None, true) => Err(PostError::NoTls),
-            _ => request(TokioIo::new(tcp), ep, body).await,
+        })?;
+        let status = resp.status();
+        // The answer's text, for the log: bounded, and only what a person needs.
+        let mut text = Vec::new();
+        while text.len() < 8192 {
+            match resp.chunk().await {
+                Ok(Some(c)) => text.extend_from_slice(&c[..c.len().min(8192 - text.len())]),
+                _ => break,
+            }
         }
+        Ok(classify(status.as_u16(), &excerpt(&text)))
+    }
+
+    /// Auth and custom headers as of now (files read anew); every value marked sensitive
+    /// so no debug output shows it.
+    fn headers(&self) -> Result<header::HeaderMap, PostError> {
+        let mut h = header::HeaderMap::new();
+        let value = |s: &str| {
+            HeaderValue::from_str(s).map(|mut v| {
+                v.set_sensitive(true);
+                v
+            })
+        };
+        let bad = |what: &str| PostError::Http(format!("{what} is not a valid header value"));
+        if let Some(b) = &self.conf.basic_auth {
+            let user = b.username.read("basic_auth.username_file")?;
+            let pass = match &b.password {
+                Some(p) => p.read("basic_auth.password_file")?,
+                None => super::http::Secret::new(String::new()),
+            };
+            let creds = format!("{}:{}", user.expose(), pass.expose());
+            let v = format!("Basic {}", crate::util::base64::encode(creds.as_bytes()));
+            h.insert(
+                header::AUTHORIZATION,
+                value(&v).map_err(|_| bad("basic_auth"))?,
+            );
+        }
+        if let Some(a) = &self.conf.authorization {
+            let c = a.credentials.read("authorization.credentials_file")?;
+            let v = format!("{} {}", a.scheme, c.expose());
+            h.insert(
+                header::AUTHORIZATION,
+                value(&v).map_err(|_| bad("authorization credentials"))?,
+            );
+        }
+        for hd in &self.conf.headers {
+            let name = HeaderName::from_bytes(hd.name.as_bytes()).map_err(|_| bad(&hd.name))?;
+            for v in hd.read()? {
+                h.append(name.clone(), value(v.expose()).map_err(|_| bad(&hd.name))?);
+            }
+        }
+        Ok(h)
     }
 }
 
-async fn request<I>(io: I, ep: &Endpoint, body: Bytes) -> Result<Outcome, PostError>
-where
-    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
-{
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
-        .await
-        .map_err(|e| PostError::Http(chain(&e)))?;
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    let req = Request::post(ep.path.as_str())
-        .header(header::HOST, ep.authority.as_str())
-        .header(header::CONTENT_TYPE, "application/json")
-        .header(
-            header::USER_AGENT,
-            concat!("auditwatch/", env!("CARGO_PKG_VERSION")),
-        )
-        .body(Full::new(body))
-        .map_err(PostError::Request)?;
-    let resp = sender
-        .send_request(req)
-        .await
-        .map_err(|e| PostError::Http(chain(&e)))?;
-    let status = resp.status();
-    // The answer's text, for the log: bounded, and only what a person needs.
-    let text = match Limited::new(resp.into_body(), 8192).collect().await {
-        Ok(b) => excerpt(&b.to_bytes()),
-        Err(_) => String::new(),
+/// The rustls config: web PKI roots plus `ca`, the client certificate when set, the
+/// server name when set, TLS 1.2 and 1.3 unless `min_version` says 1.3.
+fn tls_config(conf: &HttpConfig, ca: Option<&Path>) -> Result<rustls::ClientConfig, SetupError> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(p) = ca {
+        for c in certs(p, "ca_file")? {
+            roots.add(c).map_err(|source| SetupError::BadCert {
+                path: p.display().to_string(),
+                source,
+            })?;
+        }
+    }
+    // Both ring and other providers may be compiled in by other crates: name one.
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let versions: &[&'static rustls::SupportedProtocolVersion] = match conf.tls.min_version {
+        Some(TlsVersion::Tls13) => &[&rustls::version::TLS13],
+        _ => &[&rustls::version::TLS13, &rustls::version::TLS12],
     };
-    Ok(classify(status.as_u16(), &text))
+    let roots = Arc::new(roots);
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(versions)
+        .map_err(SetupError::Tls)?;
+    let builder = match &conf.tls.server_name {
+        Some(name) => {
+            let inner =
+                rustls::client::WebPkiServerVerifier::builder_with_provider(roots, provider)
+                    .build()
+                    .map_err(|e| SetupError::Tls(rustls::Error::General(e.to_string())))?;
+            let name = ServerName::try_from(name.clone())
+                .map_err(|e| SetupError::Tls(rustls::Error::General(e.to_string())))?;
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(NamedVerifier { inner, name }))
+        }
+        None => builder.with_root_certificates(roots),
+    };
+    let mut cfg = match (&conf.tls.cert_file, &conf.tls.key_file) {
+        (Some(cert), Some(key)) => {
+            let chain = certs(cert, "tls_config.cert_file")?;
+            let key = PrivateKeyDer::from_pem_file(key).map_err(|source| {
+                let path = key.display().to_string();
+                match source {
+                    rustls::pki_types::pem::Error::NoItemsFound => SetupError::Empty {
+                        key: "tls_config.key_file",
+                        path,
+                        what: "private key",
+                    },
+                    source => SetupError::Read {
+                        key: "tls_config.key_file",
+                        path,
+                        source,
+                    },
+                }
+            })?;
+            builder
+                .with_client_auth_cert(chain, key)
+                .map_err(SetupError::ClientCert)?
+        }
+        _ => builder.with_no_client_auth(),
+    };
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(cfg)
+}
+
+/// Every certificate of a PEM file; none is an error.
+fn certs(p: &Path, key: &'static str) -> Result<Vec<CertificateDer<'static>>, SetupError> {
+    let path = || p.display().to_string();
+    let mut out = Vec::new();
+    let iter = CertificateDer::pem_file_iter(p).map_err(|source| SetupError::Read {
+        key,
+        path: path(),
+        source,
+    })?;
+    for c in iter {
+        out.push(c.map_err(|source| SetupError::BadPem {
+            key,
+            path: path(),
+            source,
+        })?);
+    }
+    if out.is_empty() {
+        return Err(SetupError::Empty {
+            key,
+            path: path(),
+            what: "certificate",
+        });
+    }
+    Ok(out)
+}
+
+/// Verifies the server's certificate for the configured `server_name` instead of the
+/// URL's host (an Alertmanager reached by IP or through a name its certificate lacks).
+#[derive(Debug)]
+struct NamedVerifier {
+    inner: Arc<rustls::client::WebPkiServerVerifier>,
+    name: ServerName<'static>,
+}
+
+impl rustls::client::danger::ServerCertVerifier for NamedVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        self.inner
+            .verify_server_cert(end_entity, intermediates, &self.name, ocsp_response, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
 }
 
 /// What an HTTP answer means for the alerts it answers.
@@ -240,18 +402,28 @@ mod tests {
 
     #[test]
     fn setup_errors_read_as_before() {
-        let e = Client::new(
-            Some(Path::new("/nonexistent/ca.pem")),
-            &[Endpoint::parse("https://am.example").unwrap()],
-        )
-        .err()
-        .unwrap();
+        let mut s = Settings {
+            ca_file: Some("/nonexistent/ca.pem".into()),
+            ..Settings::default()
+        };
+        let e = Client::new(&s).err().unwrap();
         assert!(
             e.to_string()
                 .starts_with("cannot read ca_file /nonexistent/ca.pem: "),
             "{e}"
         );
-        assert!(Client::new(None, &[Endpoint::parse("http://am:9093").unwrap()]).is_ok());
+        s.ca_file = None;
+        assert!(Client::new(&s).is_ok());
+        s.http.authorization = Some(super::super::http::Authorization {
+            scheme: "Bearer".into(),
+            credentials: super::super::http::Credential::File("/nonexistent/token".into()),
+        });
+        let e = Client::new(&s).err().unwrap();
+        assert!(
+            e.to_string()
+                .starts_with("cannot read authorization.credentials_file /nonexistent/token: "),
+            "{e}"
+        );
         assert_eq!(
             PostError::Timeout(1500).to_string(),
             "no answer within 1500ms"

@@ -11,6 +11,7 @@ use std::path::PathBuf;
 
 use crate::yaml::{self, Ctx, MapReader, Node};
 
+use super::http::{self as http_config, HttpConfig};
 use super::url::Endpoint;
 
 /// Labels this sink sets itself; static `labels` may not use these names.
@@ -47,8 +48,11 @@ pub struct Settings {
     pub batch_max: usize,
     /// Static labels added to every alert (e.g. `cluster: prod`).
     pub labels: BTreeMap<String, String>,
-    /// A PEM CA bundle trusted for https besides the built-in web PKI roots.
+    /// A PEM CA bundle trusted for https besides the built-in web PKI roots (the same as
+    /// `tls_config.ca_file`, which came later).
     pub ca_file: Option<PathBuf>,
+    /// Auth, TLS, headers and proxy, as Prometheus's `http_config` has them.
+    pub http: HttpConfig,
 }
 
 impl Default for Settings {
@@ -62,6 +66,7 @@ impl Default for Settings {
             batch_max: 64,
             labels: BTreeMap::new(),
             ca_file: None,
+            http: HttpConfig::default(),
         }
     }
 }
@@ -146,9 +151,17 @@ pub fn apply(ctx: &mut Ctx, node: &Node, s: &mut Settings) {
             s.labels = labels;
         }
     }
+    http_config::apply(ctx, &mut m, &mut s.http);
     if let Some(n) = m.take("ca_file") {
         if let Some(p) = yaml::string(ctx, n, "alertmanager.ca_file") {
-            s.ca_file = (!p.is_empty()).then(|| PathBuf::from(p));
+            if s.http.tls.ca_file.is_some() && !p.is_empty() {
+                ctx.error(
+                    n,
+                    "set alertmanager.ca_file or alertmanager.tls_config.ca_file, not both",
+                );
+            } else {
+                s.ca_file = (!p.is_empty()).then(|| PathBuf::from(p));
+            }
         }
     }
     m.finish(ctx, "alertmanager");
@@ -299,5 +312,115 @@ mod tests {
             assert!(g.starts_with(w), "got {g}\nwant {w}…\nall: {got:#?}");
         }
         assert!(!got.iter().any(|p| p.contains("secretpw")), "{got:#?}");
+    }
+
+    #[test]
+    fn http_config_keys_read_like_prometheus() {
+        use super::super::http::*;
+        let c = crate::sink::Settings::from_yaml_str(
+            "u.yaml",
+            "alertmanager:
+  url: 'https://am.example'
+  authorization: {credentials_file: /run/secrets/am-token}
+  tls_config:
+    ca_file: /etc/am/ca.pem
+    cert_file: /etc/am/client.pem
+    key_file: /etc/am/client.key
+    server_name: am.internal
+    min_version: TLS13
+  http_headers:
+    X-Scope-OrgID: {values: [tenant-1]}
+    X-Api-Key: {secrets: [s3cret], files: [/run/secrets/key]}
+  proxy_url: 'http://user:pw@proxy:3128'
+  no_proxy: 'localhost,10.0.0.0/8'
+",
+        )
+        .unwrap();
+        let h = &c.alertmanager.http;
+        assert_eq!(
+            h.authorization,
+            Some(Authorization {
+                scheme: "Bearer".into(),
+                credentials: Credential::File("/run/secrets/am-token".into()),
+            })
+        );
+        assert_eq!(
+            h.tls.ca_file.as_deref(),
+            Some(std::path::Path::new("/etc/am/ca.pem"))
+        );
+        assert_eq!(h.tls.server_name.as_deref(), Some("am.internal"));
+        assert_eq!(h.tls.min_version, Some(TlsVersion::Tls13));
+        assert!(h.tls.cert_file.is_some() && h.tls.key_file.is_some());
+        assert_eq!(h.headers.len(), 2);
+        assert_eq!(h.headers[0].name, "X-Scope-OrgID");
+        assert_eq!(h.headers[0].values, ["tenant-1"]);
+        assert_eq!(h.headers[1].secrets, [Secret::new("s3cret".into())]);
+        assert_eq!(
+            h.proxy_url.as_ref().map(Secret::expose),
+            Some("http://user:pw@proxy:3128")
+        );
+        assert_eq!(h.no_proxy.as_deref(), Some("localhost,10.0.0.0/8"));
+        assert!(!h.proxy_from_environment);
+        let b = crate::sink::Settings::from_yaml_str(
+            "u.yaml",
+            "alertmanager: {url: 'http://am:9093', basic_auth: {username: am, password_file: /p}, proxy_from_environment: true}\n",
+        )
+        .unwrap();
+        let b = &b.alertmanager.http;
+        assert_eq!(
+            b.basic_auth,
+            Some(BasicAuth {
+                username: Credential::Inline(Secret::new("am".into())),
+                password: Some(Credential::File("/p".into())),
+            })
+        );
+        assert!(b.proxy_from_environment);
+    }
+
+    #[test]
+    fn http_config_problems_are_reported_with_positions_and_without_secrets() {
+        let text = "alertmanager:
+  url: 'http://am:9093'
+  basic_auth: {password: hunter2}
+  authorization: {type: Basic, credentials: tok3n, credentials_file: /t}
+  tls_config: {cert_file: /c, min_version: TLS10, insecure_skip_verify: true, bogus: 1}
+  http_headers:
+    Authorization: {values: [x]}
+    'bad header': {values: [x]}
+    X-Empty: {}
+    X-Line: {values: [\"a\\nb\"]}
+  proxy_url: 'socks5://u:hunter2@proxy'
+  ca_file: /x
+";
+        let problems = crate::sink::Settings::from_yaml_str("u.yaml", text).unwrap_err();
+        let got: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+        let want = [
+            "u.yaml:3:15: alertmanager.basic_auth needs username or username_file",
+            "u.yaml:4:25: alertmanager.authorization.type cannot be Basic",
+            "u.yaml:4:70: alertmanager.authorization: set credentials or credentials_file, not both",
+            "u.yaml:5:15: alertmanager.tls_config: cert_file and key_file go together",
+            "u.yaml:5:44: alertmanager.tls_config.min_version must be TLS12 or TLS13",
+            "u.yaml:5:73: alertmanager.tls_config.insecure_skip_verify is not supported",
+            "u.yaml:5:79: unknown field `bogus` in alertmanager.tls_config",
+            "u.yaml:7:5: alertmanager.http_headers: `Authorization` is set by auditwatch",
+            "u.yaml:8:5: alertmanager.http_headers: `bad header` is not a header name",
+            "u.yaml:9:14: alertmanager.http_headers.X-Empty needs values, secrets or files",
+            "u.yaml:10:22: alertmanager.http_headers.X-Line.values: value 1 is not a header value",
+            "u.yaml:11:14: alertmanager.proxy_url must start with http:// or https://",
+        ];
+        assert_eq!(got.len(), want.len(), "{got:#?}");
+        for (g, w) in got.iter().zip(want) {
+            assert!(g.starts_with(w), "got {g}\nwant {w}…\nall: {got:#?}");
+        }
+        assert!(
+            !got.iter()
+                .any(|p| p.contains("hunter2") || p.contains("tok3n")),
+            "{got:#?}"
+        );
+        // The older ca_file and tls_config.ca_file name the same thing: one of them.
+        let both =
+            "alertmanager:\n  url: 'https://am'\n  tls_config: {ca_file: /a}\n  ca_file: /b\n";
+        let p = crate::sink::Settings::from_yaml_str("u.yaml", both).unwrap_err();
+        assert!(p[0].to_string().starts_with("u.yaml:4:12: set alertmanager.ca_file or alertmanager.tls_config.ca_file, not both"), "{p:?}");
     }
 }

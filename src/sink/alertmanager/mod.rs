@@ -4,8 +4,8 @@
 //!
 //! The parts, bottom-up: [`config`] (the `alertmanager:` block), [`url`] (base URLs),
 //! [`payload`] (an alert as Alertmanager takes it), [`retry`] (what waits for delivery,
-//! and the backoff), [`client`] (one HTTP/TLS POST), and here the sink thread tying them
-//! together.
+//! and the backoff), [`http`] (auth, TLS, headers and proxy as Prometheus configures
+//! them), [`client`] (one HTTP/TLS POST), and here the sink thread tying them together.
 //!
 //! Invariants:
 //! - The labels are a pure function of the alert and the config, so an HA pair's copies
@@ -21,6 +21,7 @@
 
 mod client;
 mod config;
+mod http;
 mod payload;
 mod retry;
 mod url;
@@ -71,7 +72,7 @@ pub fn start(
     if endpoints.is_empty() || endpoints.len() > MAX_URLS {
         return Err(setup(format!("1 to {MAX_URLS} urls are needed")));
     }
-    let client = Client::new(s.ca_file.as_deref(), &endpoints).map_err(|e| setup(e.to_string()))?;
+    let client = Client::new(&s).map_err(|e| setup(e.to_string()))?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -88,12 +89,11 @@ pub fn start(
     }
     let (tx, inbox) = super::queue(all.queue_alerts);
     let inbox = inbox.with_ledger(NAME, ledger, metrics.clone());
-    let runbook = all.runbook_url.clone();
     let thread = std::thread::Builder::new()
         .name("auditwatch-alertmanager".into())
         .spawn(move || {
             let receipts = inbox.receipts();
-            let mut sink = Sink::new(s, runbook, endpoints, client, metrics, receipts);
+            let mut sink = Sink::new(s, endpoints, client, metrics, receipts);
             sink.run(&rt, &inbox);
         })
         .map_err(|e| setup(e.to_string()))?;
@@ -117,7 +117,6 @@ struct Target {
 
 struct Sink {
     s: Settings,
-    runbook: String,
     targets: Vec<Target>,
     client: Client,
     pending: Pending,
@@ -133,7 +132,6 @@ struct Sink {
 impl Sink {
     fn new(
         s: Settings,
-        runbook: String,
         endpoints: Vec<Endpoint>,
         client: Client,
         metrics: Arc<Metrics>,
@@ -148,7 +146,6 @@ impl Sink {
         );
         Sink {
             s,
-            runbook,
             targets: endpoints
                 .into_iter()
                 .map(|ep| Target {
@@ -215,9 +212,8 @@ impl Sink {
 
     fn take(&mut self, msg: Msg) {
         let Msg::Alert(a) = msg else { return };
-        let body = payload(&a, &self.s, &self.runbook, Timestamp::now()).to_string();
-        let key = super::alert_key(&a);
-        if let Some(old) = self.pending.push(body, &a.rule, key, Instant::now()) {
+        let body = payload(&a, &self.s, Timestamp::now()).to_string();
+        if let Some(old) = self.pending.push(body, &a.rule, super::Taken::now(&a)) {
             self.account(old, Fate::RetryFull);
         }
     }
@@ -309,9 +305,8 @@ impl Sink {
     }
 
     fn account(&mut self, e: Entry, fate: Fate) {
-        let token = u64::from_str_radix(&e.key, 16).unwrap_or_default();
         self.receipts
-            .done(token, matches!(fate, Fate::Delivered | Fate::Partly));
+            .done_taken(e.taken, matches!(fate, Fate::Delivered | Fate::Partly));
         let m = &self.metrics;
         let dropped = match fate {
             Fate::Delivered => {
@@ -336,12 +331,13 @@ impl Sink {
         let Some(more) = self.log.allow((usize::MAX, reason), Instant::now()) else {
             return;
         };
-        let waited_secs = e.taken.elapsed().as_secs();
+        let waited_secs = e.taken.at.elapsed().as_secs();
+        let key = format!("{:016x}", e.taken.token);
         if level_error {
-            tracing::error!(reason, rule = %e.rule, alert_key = %e.key, waited_secs, similar_lines_suppressed = more,
+            tracing::error!(reason, rule = %e.rule, alert_key = %key, waited_secs, similar_lines_suppressed = more,
                 "alert dropped for alertmanager; see auditwatch_sink_dropped_total");
         } else {
-            tracing::warn!(rule = %e.rule, alert_key = %e.key, waited_secs, similar_lines_suppressed = more,
+            tracing::warn!(rule = %e.rule, alert_key = %key, waited_secs, similar_lines_suppressed = more,
                 "alert reached only some of the alertmanagers within retry_for_secs");
         }
     }

@@ -2,7 +2,9 @@
 //!
 //! Invariants:
 //! - The labels are a pure function of the alert and the config (`alertname`, `category`,
-//!   `severity`, `rule`, `tenant`, `kind`, `alert_key`, static `labels`): two detectors run
+//!   `severity`, `team`, `rule`, `tenant`, `kind`, `alert_key`, static `labels`), the
+//!   label scheme of the README's "Alerts that reach people" that the Prometheus health
+//!   rules share (`team` is `security` unless the static labels name another): two detectors run
 //!   as an HA pair send the same label set for the same alert, and Alertmanager merges them
 //!   into one. Times and annotations may differ between the two; they do not identify.
 //! - Alerts are point events: `startsAt` is the record's `time` and `endsAt` is
@@ -17,9 +19,13 @@ use jiff::{SignedDuration, Timestamp};
 use serde_json::{json, Value};
 
 use crate::alert::Alert;
-use crate::sink::{advice, alert_key, runbook_url};
+use crate::sink::{advice, alert_key};
 
 use super::config::{Settings, LABEL_MAX};
+
+/// `team` of every detection alert unless the static `labels` set one: the team that
+/// answers a detection (the health rules in `dashboards/prometheus/` carry `platform`).
+pub const TEAM: &str = "security";
 
 /// Longest annotation value sent (bytes; longer ones are cut, deterministically).
 pub const ANNOTATION_MAX: usize = 2048;
@@ -82,12 +88,14 @@ pub fn labels(a: &Alert, s: &Settings) -> BTreeMap<String, String> {
         put("kind", k);
     }
     put("alert_key", &alert_key(a));
+    l.entry("team".to_string())
+        .or_insert_with(|| TEAM.to_string());
     l
 }
 
 /// One alert as Alertmanager's v2 API takes it (`postableAlert`). `taken` is when the sink
 /// took it off its queue (the floor of `endsAt`'s base).
-pub fn payload(a: &Alert, s: &Settings, runbook_template: &str, taken: Timestamp) -> Value {
+pub fn payload(a: &Alert, s: &Settings, taken: Timestamp) -> Value {
     let advice = advice::for_category(&a.category);
     let mut ann: BTreeMap<&str, String> = BTreeMap::new();
     let mut put = |k: &'static str, v: Option<&str>| {
@@ -100,7 +108,7 @@ pub fn payload(a: &Alert, s: &Settings, runbook_template: &str, taken: Timestamp
         "description",
         Some(&format!("{}\n\nWhat to do: {}", advice.why, advice.todo)),
     );
-    put("runbook_url", runbook_url(runbook_template, a).as_deref());
+    put("runbook_url", a.runbook_url.as_deref());
     put("time", Some(&a.time));
     put("target_tenant", a.target_tenant.as_deref());
     put("request_id", a.request_id.as_deref());
@@ -162,6 +170,9 @@ mod tests {
                 ..Actor::default()
             },
             evidence,
+            observer: None,
+            description: String::new(),
+            runbook_url: None,
             time_nanos: 1_772_460_420_123_456_000,
         }
     }
@@ -192,21 +203,18 @@ mod tests {
             ("kind", "stale"),
             ("alert_key", alert_key(&a).as_str()),
             ("cluster", "prod"),
+            ("team", "security"),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
         assert_eq!(l, want);
         // What differs between two detectors of an HA pair does not touch the labels.
-        let p1 = payload(&a, &s, "", ts("2026-11-22T10:00:00Z"));
+        let p1 = payload(&a, &s, ts("2026-11-22T10:00:00Z"));
         let mut b = a.clone();
         b.summary = "another wording".into();
-        let p2 = payload(
-            &b,
-            &s,
-            "https://wiki/{category}",
-            ts("2026-11-22T10:00:07Z"),
-        );
+        b.stamp("detector-b", "https://wiki/{category}");
+        let p2 = payload(&b, &s, ts("2026-11-22T10:00:07Z"));
         assert_eq!(p1["labels"], p2["labels"]);
         // Distinct alerts stay distinct.
         b.id = "cross-tenant-kv-read:another-request".into();
@@ -214,18 +222,18 @@ mod tests {
         // No tenant: no label (an empty matcher in Alertmanager matches it).
         b.tenant = None;
         assert!(!labels(&b, &s).contains_key("tenant"));
+        // A team named in the static labels routes the detections elsewhere.
+        let mut s2 = s.clone();
+        s2.labels.insert("team".into(), "soc".into());
+        assert_eq!(labels(&a, &s2)["team"], "soc");
     }
 
     #[test]
     fn payload_carries_advice_runbook_and_times_but_no_accessor() {
-        let a = alert();
+        let mut a = alert();
+        a.stamp("detector-a", "https://wiki.example/aw/{category}");
         let s = settings();
-        let p = payload(
-            &a,
-            &s,
-            "https://wiki.example/aw/{category}",
-            ts("2026-11-22T10:00:00Z"),
-        );
+        let p = payload(&a, &s, ts("2026-11-22T10:00:00Z"));
         let ann = &p["annotations"];
         assert_eq!(ann["summary"], json!(a.summary));
         assert!(ann["description"]
@@ -247,7 +255,8 @@ mod tests {
         // An old alert is pushed firing: endsAt counts from when it was taken.
         assert_eq!(p["endsAt"], json!("2026-11-22T11:00:00Z"));
         // A fresh one: from its own time.
-        let p = payload(&a, &s, "", ts("2026-03-02T14:06:00Z"));
+        a.runbook_url = None;
+        let p = payload(&a, &s, ts("2026-03-02T14:06:00Z"));
         assert_eq!(p["endsAt"], json!("2026-03-02T15:07:00.123456Z"));
         assert!(p["annotations"].get("runbook_url").is_none());
         // What Alertmanager parses: every field of a postableAlert, nothing else.
@@ -260,7 +269,7 @@ mod tests {
         let mut a = alert();
         a.tenant = Some("é".repeat(400));
         a.path = Some("p".repeat(5000));
-        let p = payload(&a, &settings(), "", ts("2026-11-22T10:00:00Z"));
+        let p = payload(&a, &settings(), ts("2026-11-22T10:00:00Z"));
         let t = p["labels"]["tenant"].as_str().unwrap();
         assert!(t.len() <= LABEL_MAX && t.ends_with('…'), "{t}");
         assert!(p["annotations"]["path"].as_str().unwrap().len() <= ANNOTATION_MAX);

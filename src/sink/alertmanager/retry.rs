@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use hyper::body::Bytes;
 
+use crate::sink::Taken;
 use crate::util::backoff::Backoff;
 
 /// Between tries of a failing Alertmanager: 0.5 s doubling to 15 s, each wait 50-100 % of
@@ -24,10 +25,10 @@ pub(super) struct Entry {
     seq: u64,
     /// The serialised `postableAlert`.
     json: Box<str>,
-    /// For log lines: rule and alert key.
+    /// For log lines.
     pub(super) rule: Box<str>,
-    pub(super) key: Box<str>,
-    pub(super) taken: Instant,
+    /// Its id token and when it was taken (the retry window runs from there).
+    pub(super) taken: Taken,
     /// One bit per Alertmanager still to accept it.
     todo: u32,
     /// One bit per Alertmanager that rejected a batch holding it: send it alone there.
@@ -96,13 +97,7 @@ impl Pending {
     }
 
     /// Add an alert; when full, the oldest makes room and is returned.
-    pub(super) fn push(
-        &mut self,
-        json: String,
-        rule: &str,
-        key: String,
-        now: Instant,
-    ) -> Option<Entry> {
+    pub(super) fn push(&mut self, json: String, rule: &str, taken: Taken) -> Option<Entry> {
         let evicted = if self.entries.len() >= self.cap {
             self.entries.pop_front()
         } else {
@@ -112,8 +107,7 @@ impl Pending {
             seq: self.next_seq,
             json: json.into(),
             rule: rule.into(),
-            key: key.into(),
-            taken: now,
+            taken,
             todo: self.all,
             solo: 0,
             accepted: false,
@@ -183,7 +177,7 @@ impl Pending {
                 } else {
                     Fate::Rejected
                 })
-            } else if shutdown || now.duration_since(e.taken) >= self.retry_for {
+            } else if shutdown || now.duration_since(e.taken.at) >= self.retry_for {
                 Some(if e.accepted {
                     Fate::Partly
                 } else if shutdown {
@@ -212,9 +206,17 @@ mod tests {
         Pending::new(targets, cap, batch, Duration::from_secs(60))
     }
 
+    fn taken(token: u64, at: Instant) -> Taken {
+        Taken {
+            token,
+            event_nanos: 0,
+            at,
+        }
+    }
+
     fn push(p: &mut Pending, n: u64, now: Instant) {
         assert!(p
-            .push(format!("{{\"n\":{n}}}"), "r", n.to_string(), now)
+            .push(format!("{{\"n\":{n}}}"), "r", taken(n, now))
             .is_none());
     }
 
@@ -275,7 +277,7 @@ mod tests {
         }
         p.answer(0, &[1], &Outcome::Rejected("HTTP 400".into()));
         // Full: the oldest makes room.
-        let old = p.push("{}".into(), "r", "k".into(), t0 + Duration::from_secs(30));
+        let old = p.push("{}".into(), "r", taken(9, t0 + Duration::from_secs(30)));
         assert_eq!(old.map(|e| e.seq), Some(0));
         let fates: Vec<_> = p
             .reap(t0 + Duration::from_secs(61), false)

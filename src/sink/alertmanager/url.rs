@@ -25,19 +25,13 @@ pub enum UrlError {
     ApiPath,
 }
 
-/// One Alertmanager: where to connect and what to send.
+/// One Alertmanager: where to POST.
 #[derive(Clone, Debug)]
 pub struct Endpoint {
     /// The normalised base URL (no trailing `/`), for config and logs.
     pub base: String,
-    pub tls: bool,
-    /// Host to resolve and to verify the certificate for (IPv6 without brackets).
-    pub host: String,
-    pub port: u16,
-    /// The `Host` header.
-    pub authority: String,
-    /// `<prefix>/api/v2/alerts`.
-    pub path: String,
+    /// `<base>/api/v2/alerts`.
+    pub api: String,
 }
 
 impl Endpoint {
@@ -64,18 +58,14 @@ impl Endpoint {
         if prefix.ends_with("/api/v2/alerts") || prefix.ends_with("/api/v2") {
             return Err(UrlError::ApiPath);
         }
-        let port = auth.port_u16().unwrap_or(if tls { 443 } else { 80 });
+        let base = format!(
+            "{}://{}{prefix}",
+            if tls { "https" } else { "http" },
+            auth.as_str()
+        );
         Ok(Endpoint {
-            base: format!(
-                "{}://{}{prefix}",
-                if tls { "https" } else { "http" },
-                auth.as_str()
-            ),
-            tls,
-            host: host.to_string(),
-            port,
-            authority: auth.as_str().to_string(),
-            path: format!("{prefix}/api/v2/alerts"),
+            api: format!("{base}/api/v2/alerts"),
+            base,
         })
     }
 }
@@ -88,18 +78,16 @@ mod tests {
     fn urls_are_checked_and_normalised() {
         let e = Endpoint::parse("http://127.0.0.1:9093/").unwrap();
         assert_eq!(
-            (e.base.as_str(), e.path.as_str()),
-            ("http://127.0.0.1:9093", "/api/v2/alerts")
+            (e.base.as_str(), e.api.as_str()),
+            (
+                "http://127.0.0.1:9093",
+                "http://127.0.0.1:9093/api/v2/alerts"
+            )
         );
-        let e = Endpoint::parse("https://am.example/alertmanager").unwrap();
-        assert!(e.tls);
-        assert_eq!((e.host.as_str(), e.port), ("am.example", 443));
-        assert_eq!(e.path, "/alertmanager/api/v2/alerts");
+        let e = Endpoint::parse("https://am.example/alertmanager/").unwrap();
+        assert_eq!(e.api, "https://am.example/alertmanager/api/v2/alerts");
         let e = Endpoint::parse("http://[::1]:9093").unwrap();
-        assert_eq!(
-            (e.host.as_str(), e.authority.as_str()),
-            ("::1", "[::1]:9093")
-        );
+        assert_eq!(e.api, "http://[::1]:9093/api/v2/alerts");
         for (bad, why) in [
             ("127.0.0.1:9093", UrlError::Scheme),
             ("ftp://x", UrlError::Scheme),

@@ -4,8 +4,14 @@
 //! leaves it only once the SMTP server accepted every mail it belongs in: an SMTP outage,
 //! a crash or a restart loses nothing (at-least-once; a crash between the server's
 //! acceptance and the removal can mail one alert twice). Alerts at or above
-//! `email.immediate` are mailed at once; the others wait in a per-recipient digest that
-//! goes out when its window (`digest_minutes`, from its oldest alert) closes. Duplicates
+//! `email.immediate`, and `high` ones of the categories that cannot wait
+//! (`immediate_categories`: root token use, audit device changes such as a `log_raw`
+//! device), are mailed at once; the others wait in a per-recipient digest that goes out
+//! when its window (`digest_minutes`, from its oldest alert) closes, split so no part's
+//! HTML passes Gmail's clipping size ([`render::HTML_MAX_BYTES`]). Mails say they are
+//! automatic (`Auto-Submitted: auto-generated`, RFC 3834, so vacation responders stay
+//! quiet), and the mails of one incident (rule, tenant and actor) carry the same
+//! `References`, so mail clients show repeats as one thread. Duplicates
 //! (`alert_key`) and repeats of the same rule, tenant and actor within the suppression
 //! window are counted and not mailed; beyond `max_per_hour` mails wait in the outbox.
 //! Failures back off (1 s doubling to 5 min, with jitter). Everything is a metric:
@@ -24,6 +30,7 @@ use std::sync::mpsc::RecvTimeoutError;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use lettre::message::header::{Header, HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
@@ -151,6 +158,11 @@ pub struct Settings {
     pub outbox_dir: Option<PathBuf>,
     pub outbox_max_bytes: u64,
     pub subject_prefix: String,
+    /// Categories whose `high` alerts are mailed at once (they cannot wait for a digest).
+    pub immediate_categories: Vec<String>,
+    /// The IANA time zone mail times are shown in besides UTC: the detection config's
+    /// `business_hours.time_zone` (set by the daemon, not read from `email:`).
+    pub time_zone: String,
 }
 
 impl Default for Settings {
@@ -171,6 +183,11 @@ impl Default for Settings {
             outbox_dir: None,
             outbox_max_bytes: 64 << 20,
             subject_prefix: "[auditwatch]".into(),
+            immediate_categories: DEFAULT_IMMEDIATE_CATEGORIES
+                .iter()
+                .map(|c| c.to_string())
+                .collect(),
+            time_zone: "UTC".into(),
         }
     }
 }
@@ -182,6 +199,38 @@ impl Settings {
 
     pub fn recipients_for(&self, s: Severity) -> &[String] {
         &self.recipients[s as usize]
+    }
+
+    /// Whether an alert is mailed at once rather than in a digest.
+    pub fn is_immediate(&self, severity: Severity, category: &str) -> bool {
+        severity >= self.immediate
+            || self.digest_ms == 0
+            || (severity >= Severity::High
+                && self.immediate_categories.iter().any(|c| c == category))
+    }
+}
+
+/// `high` alerts of these categories are mailed at once by default: root token use, and
+/// audit device changes (a `log_raw` device writes secrets in clear; a disabled device
+/// blinds this detector). A digest would hold them up to `digest_minutes`.
+pub const DEFAULT_IMMEDIATE_CATEGORIES: [&str; 2] = ["root_token_use", "audit_device_change"];
+
+/// `Auto-Submitted: auto-generated` (RFC 3834): the mail is a machine's, so vacation
+/// responders and ticket systems do not answer it.
+#[derive(Clone)]
+struct AutoSubmitted;
+
+impl Header for AutoSubmitted {
+    fn name() -> HeaderName {
+        HeaderName::new_from_ascii_str("Auto-Submitted")
+    }
+
+    fn parse(_: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(AutoSubmitted)
+    }
+
+    fn display(&self) -> HeaderValue {
+        HeaderValue::new(Self::name(), "auto-generated".into())
     }
 }
 
@@ -330,6 +379,26 @@ pub fn apply(ctx: &mut Ctx, node: &Node, s: &mut Settings) {
             Some(v) if v >= 1 << 16 => s.outbox_max_bytes = v,
             Some(_) => ctx.error(n, "email.outbox_max_bytes must be at least 65536"),
             None => {}
+        }
+    }
+    if let Some(n) = m.take("immediate_categories") {
+        let what = "email.immediate_categories";
+        let cats = if yaml::is_null(n) {
+            Vec::new()
+        } else {
+            yaml::string_list(ctx, n, what)
+        };
+        match cats.iter().find(|c| {
+            c.is_empty()
+                || !c
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        }) {
+            Some(bad) => ctx.error(
+                n,
+                format!("{what}: `{bad}` is not a category name (lower case letters, digits, _; e.g. root_token_use)"),
+            ),
+            None => s.immediate_categories = cats,
         }
     }
     if let Some(n) = m.take("subject_prefix") {
@@ -512,14 +581,17 @@ pub fn start(
         outbox = %dir.display(), waiting = outbox.len(), "email sink started");
     let (tx, inbox) = super::queue(s.queue_alerts);
     let inbox = inbox.with_ledger(NAME, ledger, metrics.clone());
+    // The detection config checked the zone's name; a name jiff cannot find (never, with
+    // the bundled tzdata) falls back to UTC rather than failing the sink.
+    let tz = jiff::tz::TimeZone::get(&e.time_zone).unwrap_or(jiff::tz::TimeZone::UTC);
     let worker = Worker {
+        tz,
         cap: RateCap::new(e.max_per_hour),
         filter,
         outbox,
         transport,
         rt,
         from,
-        runbook: s.runbook_url.clone(),
         metrics,
         global: Backoff::default(),
         groups: HashMap::new(),
@@ -540,7 +612,8 @@ pub fn start(
 
 struct Worker {
     e: Settings,
-    runbook: String,
+    /// Mail times are shown here and in UTC.
+    tz: jiff::tz::TimeZone,
     from: Mailbox,
     transport: AsyncSmtpTransport<Tokio1Executor>,
     rt: tokio::runtime::Runtime,
@@ -654,9 +727,9 @@ impl Worker {
             group,
             accepted_ms: now,
             severity: a.severity.as_str().to_string(),
-            immediate: a.severity >= self.e.immediate || self.e.digest_ms == 0,
+            immediate: self.e.is_immediate(a.severity, &a.category),
             pending: to,
-            runbook: super::runbook_url(&self.runbook, a),
+            runbook: a.runbook_url.clone(),
             alert: serde_json::to_value(a).expect("alerts serialise"),
         };
         if let Err(err) = self.outbox.add(entry) {
@@ -703,7 +776,9 @@ impl Worker {
             return;
         }
         let (mails, _) = plan::due(self.outbox.entries(), now, self.e.digest_ms as i64);
-        for mail in mails {
+        let mails: Vec<(plan::Mail, Option<(usize, usize)>)> =
+            mails.into_iter().flat_map(|m| self.split(m)).collect();
+        for (mail, part) in mails {
             let left = match deadline {
                 Some(d) if Instant::now() >= d => return,
                 Some(d) => d - Instant::now(),
@@ -717,7 +792,7 @@ impl Worker {
                 self.log_rate_cap(now);
                 return;
             }
-            let msg = match self.build(&mail) {
+            let msg = match self.build(&mail, part) {
                 Ok(m) => m,
                 Err(err) => {
                     // Only an address from an older config can fail here: nothing to retry.
@@ -801,23 +876,83 @@ impl Worker {
         }
     }
 
-    fn build(&self, mail: &plan::Mail) -> Result<Message, String> {
+    fn render(&self, mail: &plan::Mail, part: Option<(usize, usize)>) -> render::Body {
         let entries: Vec<&Entry> = mail
             .names
             .iter()
             .filter_map(|n| self.outbox.get(n))
             .collect();
-        let body = render::render(mail.kind, &entries, &self.e.subject_prefix);
+        let frame = render::Frame {
+            kind: mail.kind,
+            prefix: &self.e.subject_prefix,
+            part,
+            tz: &self.tz,
+        };
+        render::render(&frame, &entries)
+    }
+
+    /// A mail whose HTML would pass the clipping size, cut in halves until each part
+    /// fits (one alert is never cut): the parts in order, numbered when there are several.
+    fn split(&self, mail: plan::Mail) -> Vec<(plan::Mail, Option<(usize, usize)>)> {
+        let mut out = Vec::new();
+        let mut todo = vec![mail];
+        while let Some(m) = todo.pop() {
+            if m.names.len() > 1 && self.render(&m, None).html.len() > render::HTML_MAX_BYTES {
+                let (a, b) = m.names.split_at(m.names.len() / 2);
+                let half = |names: &[String]| plan::Mail {
+                    kind: m.kind,
+                    to: m.to.clone(),
+                    names: names.to_vec(),
+                };
+                todo.push(half(b));
+                todo.push(half(a));
+            } else {
+                out.push(m);
+            }
+        }
+        let k = out.len();
+        out.into_iter()
+            .enumerate()
+            .map(|(i, m)| (m, (k > 1).then_some((i + 1, k))))
+            .collect()
+    }
+
+    fn build(&self, mail: &plan::Mail, part: Option<(usize, usize)>) -> Result<Message, String> {
+        let body = self.render(mail, part);
+        let groups: Vec<&str> = mail
+            .names
+            .iter()
+            .filter_map(|n| self.outbox.get(n))
+            .map(|e| e.group.as_str())
+            .collect();
         let mut b = Message::builder()
             .from(self.from.clone())
             .message_id(Some(message_id(&mail.names, &mail.to)))
+            .header(AutoSubmitted)
             .subject(body.subject);
+        if let Some(root) = thread_root(&groups) {
+            b = b.in_reply_to(root.clone()).references(root);
+        }
         for r in &mail.to {
             b = b.to(r.parse::<Mailbox>().map_err(|e| format!("`{r}`: {e}"))?);
         }
         b.multipart(MultiPart::alternative_plain_html(body.text, body.html))
             .map_err(|e| e.to_string())
     }
+}
+
+/// The thread of a mail whose alerts are all one incident (rule, tenant and actor): a
+/// Message-ID that no mail has, named by every mail of the incident in `In-Reply-To` and
+/// `References`, so clients thread them (JWZ threading keeps a missing parent as the root).
+/// It is a function of the incident alone, so the thread survives restarts and the two
+/// daemons of an HA pair join the same one. `None` for a mail of several incidents.
+fn thread_root(groups: &[&str]) -> Option<String> {
+    let first = *groups.first()?;
+    if groups.iter().any(|g| *g != first) {
+        return None;
+    }
+    let h = crate::util::stable_hash::stable_hash(["incident", first]);
+    Some(format!("<incident.{h:016x}@auditwatch.invalid>"))
 }
 
 /// The mail's Message-ID, from what it carries (its outbox entries) and to whom: a mail
@@ -855,6 +990,50 @@ mod tests {
         assert!(
             id.starts_with('<') && id.ends_with("@auditwatch.invalid>"),
             "{id}"
+        );
+    }
+
+    #[test]
+    fn mails_of_one_incident_share_a_thread_and_mixed_mails_have_none() {
+        let a = thread_root(&["rule\u{1f}acme\u{1f}alice"]).unwrap();
+        assert_eq!(
+            thread_root(&["rule\u{1f}acme\u{1f}alice"; 3]),
+            Some(a.clone())
+        );
+        assert!(
+            a.starts_with("<incident.") && a.ends_with("@auditwatch.invalid>"),
+            "{a}"
+        );
+        assert_ne!(thread_root(&["rule\u{1f}acme\u{1f}bob"]), Some(a));
+        assert_eq!(thread_root(&["r\u{1f}a\u{1f}x", "r\u{1f}a\u{1f}y"]), None);
+        assert_eq!(thread_root(&[]), None);
+    }
+
+    #[test]
+    fn high_alerts_of_the_categories_that_cannot_wait_go_at_once() {
+        let e = Settings::default();
+        assert!(e.is_immediate(Severity::High, "root_token_use"));
+        assert!(e.is_immediate(Severity::High, "audit_device_change"));
+        assert!(!e.is_immediate(Severity::Warning, "root_token_use"));
+        assert!(!e.is_immediate(Severity::High, "policy_drift"));
+        assert!(e.is_immediate(Severity::Critical, "policy_drift"));
+        let c = crate::sink::Settings::from_yaml_str(
+            "u.yaml",
+            "email: {immediate_categories: [policy_drift]}\n",
+        )
+        .unwrap();
+        assert!(c.email.is_immediate(Severity::High, "policy_drift"));
+        assert!(!c.email.is_immediate(Severity::High, "root_token_use"));
+        let p = crate::sink::Settings::from_yaml_str(
+            "u.yaml",
+            "email: {immediate_categories: [Root Token]}\n",
+        )
+        .unwrap_err();
+        assert!(
+            p[0].to_string().starts_with(
+                "u.yaml:1:31: email.immediate_categories: `Root Token` is not a category name"
+            ),
+            "{p:?}"
         );
     }
 

@@ -11,6 +11,24 @@ use serde_json::Value;
 
 pub const AM: &str = "prometheus-alertmanager";
 
+/// The alert name the daemon's push gives a detection category:
+/// `cross_tenant_read` → `AuditwatchCrossTenantRead`.
+pub fn alert_name(category: &str) -> String {
+    let mut s = String::from("Auditwatch");
+    for w in category.split('_') {
+        let mut c = w.chars();
+        if let Some(f) = c.next() {
+            s.push(f.to_ascii_uppercase());
+            s.extend(c);
+        }
+    }
+    s
+}
+
+/// No notification at all: the tests read Alertmanager's API.
+const BLACKHOLE: &str =
+    "route:\n  receiver: blackhole\n  group_wait: 1h\nreceivers:\n  - name: blackhole\n";
+
 /// A real Alertmanager on 127.0.0.1:`port`, gossip off, storage in `dir`.
 pub struct Alertmanager {
     pub addr: String,
@@ -20,7 +38,12 @@ pub struct Alertmanager {
 
 impl Alertmanager {
     pub fn start(dir: &Path, port: u16) -> Alertmanager {
-        let mut am = Alertmanager::spawn(dir, port, None);
+        Alertmanager::start_with_config(dir, port, BLACKHOLE)
+    }
+
+    /// [`Alertmanager::start`] with the routes, receivers and inhibitions of `config`.
+    pub fn start_with_config(dir: &Path, port: u16, config: &str) -> Alertmanager {
+        let mut am = Alertmanager::spawn_with_config(dir, port, None, config);
         let start = Instant::now();
         loop {
             am.check_running();
@@ -74,13 +97,18 @@ impl Alertmanager {
     }
 
     pub fn spawn(dir: &Path, port: u16, web_config: Option<&Path>) -> Alertmanager {
+        Alertmanager::spawn_with_config(dir, port, web_config, BLACKHOLE)
+    }
+
+    fn spawn_with_config(
+        dir: &Path,
+        port: u16,
+        web_config: Option<&Path>,
+        config: &str,
+    ) -> Alertmanager {
         std::fs::create_dir_all(dir).unwrap();
         let cfg = dir.join("alertmanager.yml");
-        std::fs::write(
-            &cfg,
-            "route:\n  receiver: blackhole\n  group_wait: 1h\nreceivers:\n  - name: blackhole\n",
-        )
-        .unwrap();
+        std::fs::write(&cfg, config).unwrap();
         let log = dir.join("alertmanager.log");
         let addr = format!("127.0.0.1:{port}");
         let child = Command::new(AM)

@@ -41,7 +41,11 @@ pub struct Auditwatch {
 impl Auditwatch {
     pub fn new() -> Auditwatch {
         let mut cmd = Command::new(BIN);
-        cmd.current_dir(crate_dir()).env_remove("AUDITWATCH_LOG");
+        // What the machine's environment could change: the log filter, the config found.
+        cmd.current_dir(crate_dir())
+            .env_remove("AUDITWATCH_LOG")
+            .env_remove("RUST_LOG")
+            .env_remove("AUDITWATCH_CONFIG");
         Auditwatch {
             cmd,
             stdin: None,

@@ -3,6 +3,7 @@
 //! and ephemeral ports are used.
 
 use std::collections::BTreeMap;
+use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -63,8 +64,9 @@ impl Daemon {
             .arg("--config")
             .arg(&cfg_path)
             .args(args)
-            .envs(env.iter().copied())
+            // The test's own variables win (a test of the default log filter sets it empty).
             .env("AUDITWATCH_LOG", "info")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
@@ -271,6 +273,22 @@ pub fn read_alerts(path: &Path) -> Vec<Value> {
         .collect()
 }
 
+/// The daemon's records with `observer` (the detector instance, which the library pipeline
+/// does not know) checked present and set to null, to compare them with the library's.
+pub fn without_observer(mut alerts: Vec<Value>) -> Vec<Value> {
+    for a in &mut alerts {
+        let o = a
+            .get_mut("observer")
+            .expect("a daemon record carries observer");
+        assert!(
+            o.as_str().is_some_and(|s| !s.is_empty()),
+            "observer is the instance name: {o}"
+        );
+        *o = Value::Null;
+    }
+    alerts
+}
+
 /// `key=value` from a compact tracing line.
 pub fn field(line: &str, key: &str) -> Option<String> {
     let pat = format!(" {key}=");
@@ -278,6 +296,99 @@ pub fn field(line: &str, key: &str) -> Option<String> {
     let rest = &line[at..];
     let v = rest.split_whitespace().next()?;
     Some(v.trim_matches('"').to_string())
+}
+
+/// Poll `f` until it holds; after `timeout`, fail saying `what` and `context()`.
+#[track_caller]
+pub fn wait_for(
+    what: &str,
+    timeout: Duration,
+    mut f: impl FnMut() -> bool,
+    context: impl Fn() -> String,
+) {
+    let deadline = Instant::now() + timeout;
+    while !f() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}\n{}",
+            context()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The wall clock in Unix nanoseconds, to date a stream in the recent past.
+pub fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i64
+}
+
+/// Timed lines `(unix ns, line)` as JSON-lines input.
+pub fn timed_bytes(lines: &[(i64, String)]) -> Vec<u8> {
+    lines
+        .iter()
+        .flat_map(|(_, l)| format!("{l}\n").into_bytes())
+        .collect()
+}
+
+/// One daemon after the other on `config` (whose `state` block they share), each in its
+/// own directory `dir/<i>` and fed `parts[i]`: each waits until every entry is read and
+/// `settle(i, &daemon)` returns, then stops cleanly, and every one after the first must
+/// have restored the detection state its predecessor left. Their alerts, in order.
+#[track_caller]
+pub fn across_restarts(
+    dir: &Path,
+    config: &str,
+    args: &[&str],
+    parts: &[&[(i64, String)]],
+    settle: impl Fn(usize, &Daemon),
+) -> Vec<Value> {
+    let mut all = Vec::new();
+    for (i, part) in parts.iter().enumerate() {
+        let run = dir.join(i.to_string());
+        std::fs::create_dir_all(&run).unwrap();
+        let d = Daemon::start(&run, config, args);
+        d.send("vault-socket", &timed_bytes(part));
+        d.wait_until("every entry read", Duration::from_secs(30), |d| {
+            d.metric("auditwatch_events_total", &["source=\"vault-socket\""]) >= part.len() as f64
+        });
+        settle(i, &d);
+        let exit = d.stop();
+        assert_eq!(exit.code, Some(0), "{}", exit.log);
+        if i > 0 {
+            assert!(
+                exit.log.contains("detection state restored"),
+                "daemon {i} starts from the state of the one before:\n{}",
+                exit.log
+            );
+        }
+        all.extend(read_alerts(&run.join("alerts.jsonl")));
+    }
+    all
+}
+
+/// `auditwatch replay` of `lines` (written under `dir`) with the detection settings
+/// `detection` and `args`; it must succeed.
+#[track_caller]
+pub fn replay_timed(
+    dir: &Path,
+    lines: &[(i64, String)],
+    detection: &str,
+    args: &[&str],
+) -> super::cli::Run {
+    let input = dir.join("input.jsonl");
+    std::fs::write(&input, timed_bytes(lines)).unwrap();
+    let cfg = dir.join("detection.yaml");
+    std::fs::write(&cfg, detection).unwrap();
+    let run = super::cli::replay(
+        [input.as_os_str(), OsStr::new("--config"), cfg.as_os_str()]
+            .into_iter()
+            .chain(args.iter().map(OsStr::new)),
+    );
+    run.assert_code(0);
+    run
 }
 
 /// A loopback TCP port free at the time of asking (for a server a test starts).

@@ -3,7 +3,9 @@
 //! lines through the library pipeline ([`feed`]), read the fixtures ([`fixtures`]),
 //! compare texts ([`diff`]), find what a test needs from outside the crate
 //! ([`tools`]), run a real Prometheus ([`prometheus`]), Alertmanager ([`alertmanager`])
-//! and SMTP server ([`smtp`]), and make certificates and speak HTTPS ([`tls`]).
+//! and SMTP server ([`smtp`]), make certificates and speak HTTPS ([`tls`]), record
+//! HTTP requests or proxy them ([`httprec`]), and score the detections on simulated
+//! platforms ([`scorecard`]).
 
 pub mod alertmanager;
 pub mod cli;
@@ -12,9 +14,11 @@ pub mod diff;
 pub mod entries;
 pub mod feed;
 pub mod fixtures;
+pub mod httprec;
 pub mod openbao;
 pub mod prometheus;
 pub mod rng;
+pub mod scorecard;
 pub mod smtp;
 pub mod tls;
 pub mod tools;
@@ -26,9 +30,11 @@ pub use diff::*;
 pub use entries::*;
 pub use feed::*;
 pub use fixtures::*;
+pub use httprec::*;
 pub use openbao::*;
 pub use prometheus::{urlencode, Prometheus};
 pub use rng::*;
+pub use scorecard::*;
 pub use smtp::*;
 pub use tls::*;
 pub use tools::*;

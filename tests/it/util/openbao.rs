@@ -88,28 +88,9 @@ impl OpenBao {
         token: Option<&str>,
         body: &str,
     ) -> std::io::Result<(u16, String)> {
-        let mut s = TcpStream::connect(&self.addr)?;
-        s.set_read_timeout(Some(Duration::from_secs(60)))?;
-        let mut req = format!(
-            "{method} /v1/{path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Length: {}\r\nContent-Type: application/json\r\nUser-Agent: auditwatch-e2e\r\n",
-            self.addr,
-            body.len()
-        );
-        if let Some(t) = token {
-            req.push_str(&format!("X-Vault-Token: {t}\r\n"));
-        }
-        req.push_str("\r\n");
-        s.write_all(req.as_bytes())?;
-        s.write_all(body.as_bytes())?;
-        let mut buf = Vec::new();
-        s.read_to_end(&mut buf)?;
-        let text = String::from_utf8_lossy(&buf).into_owned();
-        let code = text
-            .split_whitespace()
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .unwrap_or(0);
-        Ok((code, text))
+        let mut headers = vec![("User-Agent", "auditwatch-e2e")];
+        headers.extend(token.map(|t| ("X-Vault-Token", t)));
+        call_at(&self.addr, method, path, &headers, body)
     }
 
     /// One call with a JSON body: (status, JSON body or Null).
@@ -122,13 +103,7 @@ impl OpenBao {
     ) -> std::io::Result<(u16, Value)> {
         let body = body.map(|b| b.to_string()).unwrap_or_default();
         let (code, text) = self.call_raw(method, path, token, &body)?;
-        let raw = text.split("\r\n\r\n").nth(1).unwrap_or("");
-        // The dev listener may answer chunked; the JSON object sits inside.
-        let json_text = match (raw.find('{'), raw.rfind('}')) {
-            (Some(a), Some(b)) if b > a => &raw[a..=b],
-            _ => "",
-        };
-        Ok((code, serde_json::from_str(json_text).unwrap_or(Value::Null)))
+        Ok((code, json_body(&text)))
     }
 
     /// A call that must succeed (2xx); its JSON body.
@@ -150,5 +125,47 @@ impl OpenBao {
         self.call("GET", path, Some(token), None)
             .expect("call OpenBao")
             .0
+    }
+}
+
+/// One HTTP/1.1 call to OpenBao's API (`/v1/<path>`) at `addr` (any of its listeners) with
+/// `headers` and a raw JSON body: (status, the whole response text).
+pub fn call_at(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> std::io::Result<(u16, String)> {
+    let mut s = TcpStream::connect(addr)?;
+    s.set_read_timeout(Some(Duration::from_secs(60)))?;
+    let mut req = format!(
+        "{method} /v1/{path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\nContent-Type: application/json\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes())?;
+    s.write_all(body.as_bytes())?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf)?;
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let code = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    Ok((code, text))
+}
+
+/// The JSON object of a response text (Null when there is none): the dev listener may
+/// answer chunked, and the object sits inside.
+pub fn json_body(text: &str) -> Value {
+    let raw = text.split("\r\n\r\n").nth(1).unwrap_or("");
+    match (raw.find('{'), raw.rfind('}')) {
+        (Some(a), Some(b)) if b > a => serde_json::from_str(&raw[a..=b]).unwrap_or(Value::Null),
+        _ => Value::Null,
     }
 }

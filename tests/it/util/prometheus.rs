@@ -85,6 +85,20 @@ impl Prometheus {
         let v = self.api(&format!("/api/v1/query?query={}", urlencode(q)));
         v["data"]["result"].as_array().cloned().unwrap_or_default()
     }
+
+    /// Every rule group (and there is one) last evaluated after `t`.
+    pub fn rules_evaluated_after(&self, t: jiff::Timestamp) -> bool {
+        let groups = self.api("/api/v1/rules")["data"]["groups"].clone();
+        groups.as_array().is_some_and(|g| {
+            !g.is_empty()
+                && g.iter().all(|g| {
+                    g["lastEvaluation"]
+                        .as_str()
+                        .and_then(|e| e.parse::<jiff::Timestamp>().ok())
+                        .is_some_and(|e| e > t)
+                })
+        })
+    }
 }
 
 pub fn urlencode(s: &str) -> String {
