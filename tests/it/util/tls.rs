@@ -239,3 +239,78 @@ impl Https {
 pub fn base64(s: &str) -> String {
     auditwatch::util::base64::encode(s.as_bytes())
 }
+
+/// A TLS front for a plain TCP server (a broker whose own TLS cannot be switched on): it
+/// accepts TLS 1.2/1.3 on 127.0.0.1 with a certificate of `ca`, requires a client
+/// certificate of `ca` (mutual TLS) and forwards the decrypted bytes to `backend`. Runs
+/// until dropped. Connections that fail the handshake are counted.
+pub struct TlsFront {
+    pub port: u16,
+    pub refused: Arc<std::sync::atomic::AtomicU64>,
+    _rt: tokio::runtime::Runtime,
+}
+
+impl TlsFront {
+    pub fn start(ca: &TestCa, backend: std::net::SocketAddr) -> TlsFront {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        let (cert, key) = ca.server("tls-front");
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut roots = rustls::RootCertStore::empty();
+        for c in CertificateDer::pem_file_iter(&ca.cert).unwrap() {
+            roots.add(c.unwrap()).unwrap();
+        }
+        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+            Arc::new(roots),
+            provider.clone(),
+        )
+        .build()
+        .unwrap();
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(
+                CertificateDer::pem_file_iter(&cert)
+                    .unwrap()
+                    .map(|c| c.unwrap())
+                    .collect(),
+                PrivateKeyDer::from_pem_file(&key).unwrap(),
+            )
+            .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let listener = rt
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let refused = Arc::new(AtomicU64::new(0));
+        let counted = refused.clone();
+        rt.spawn(async move {
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else {
+                    continue;
+                };
+                let (acceptor, counted) = (acceptor.clone(), counted.clone());
+                tokio::spawn(async move {
+                    let Ok(mut tls) = acceptor.accept(tcp).await else {
+                        counted.fetch_add(1, Ordering::Relaxed);
+                        return;
+                    };
+                    let Ok(mut plain) = tokio::net::TcpStream::connect(backend).await else {
+                        return;
+                    };
+                    let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
+                });
+            }
+        });
+        TlsFront {
+            port,
+            refused,
+            _rt: rt,
+        }
+    }
+}
