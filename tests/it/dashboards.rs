@@ -504,6 +504,22 @@ sources:
         .collect();
     let exit = d.stop();
     assert_eq!(exit.code, Some(0), "{}", exit.log);
+    // The Kafka source's labelled series exist only in a daemon with a kafka source (which
+    // needs a broker: tests/it/kafka.rs), the lag only with a partition assigned: take
+    // those families from the daemon's own registry, initialised as the daemon does for a
+    // kafka source (init_source) plus one partition's lag, as on an assignment.
+    let mut exposed = exposed;
+    let kafka = auditwatch::metrics::Metrics::new();
+    kafka.init_source("fleet", auditwatch::metrics::SourceSeries::Kafka);
+    kafka.kafka.lag.with_label_values(&["0"]).set(0);
+    exposed.extend(
+        String::from_utf8(kafka.render())
+            .unwrap()
+            .lines()
+            .filter(|l| l.starts_with("auditwatch_kafka_"))
+            .filter_map(|l| l.split(['{', ' ']).next())
+            .map(str::to_string),
+    );
 
     let mut queries = rule_exprs();
     for (name, dash) in dashboards() {
@@ -532,7 +548,8 @@ sources:
             used.insert(m);
         }
     }
-    // The views cover the pipeline: alerts, tenants, ingest, lag, parse errors, spool, sinks.
+    // The views cover the pipeline: alerts, tenants, ingest, lag, parse errors, spool, sinks,
+    // and the Kafka consumer group.
     for m in [
         "auditwatch_alerts_total",
         "auditwatch_tenant_alerts_total",
@@ -547,6 +564,14 @@ sources:
         "auditwatch_ready",
         "auditwatch_alert_latency_seconds_bucket",
         "auditwatch_sink_delivery_seconds_bucket",
+        "auditwatch_kafka_consumer_lag",
+        "auditwatch_kafka_assigned_partitions",
+        "auditwatch_kafka_rebalances_total",
+        "auditwatch_kafka_snapshots_total",
+        "auditwatch_kafka_snapshot_bytes",
+        "auditwatch_kafka_snapshot_timestamp_seconds",
+        "auditwatch_kafka_commit_seconds",
+        "auditwatch_kafka_commits_total",
         "up",
     ] {
         assert!(used.contains(m), "no query uses {m}");

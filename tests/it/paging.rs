@@ -166,7 +166,7 @@ scrape_configs:
     wait("the rules to load", &mut || {
         prom.api("/api/v1/rules")["data"]["groups"]
             .as_array()
-            .is_some_and(|g| g.len() == 2)
+            .is_some_and(|g| g.len() == 3)
     });
     // Rules evaluated and Alertmanager's grouping done (group_wait + group_interval), twice
     // over: long enough for a second notification of the same incident to show.

@@ -202,7 +202,7 @@ scrape_configs:
     });
     wait("the rules to load", &mut || {
         let groups = prom.api("/api/v1/rules")["data"]["groups"].clone();
-        groups.as_array().is_some_and(|g| g.len() == 2)
+        groups.as_array().is_some_and(|g| g.len() == 3)
     });
     let firing = |prom: &Prometheus| -> Vec<Value> {
         prom.api("/api/v1/alerts")["data"]["alerts"]
