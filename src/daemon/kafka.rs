@@ -283,6 +283,9 @@ struct Shared {
     commits: Mutex<HashMap<Tp, i64>>,
     /// Rebalances so far: records polled before one are not handed over after it.
     generation: AtomicU64,
+    /// Set when the drain begins: a partition assigned after it is not taken (the member
+    /// is leaving the group; the next owner restores it from what the last owner left).
+    draining: AtomicBool,
     /// The `partition` label of each assigned partition.
     labels: Mutex<HashMap<Tp, String>>,
     log: Mutex<LogRate>,
@@ -642,6 +645,12 @@ impl ConsumerContext for Ctx {
     ) {
         self.shared.generation.fetch_add(1, Ordering::AcqRel);
         match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS
+                if self.shared.draining.load(Ordering::Acquire) =>
+            {
+                tracing::info!(partitions = ?tps(tpl), "partitions assigned during the drain are not taken: this member is leaving the group");
+                let _ = consumer.unassign();
+            }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
                 assign(&self.shared, consumer, tpl)
             }
@@ -1017,6 +1026,7 @@ pub fn run(
         workers: Mutex::new(HashMap::new()),
         commits: Mutex::new(HashMap::new()),
         generation: AtomicU64::new(0),
+        draining: AtomicBool::new(false),
         labels: Mutex::new(HashMap::new()),
         log: Mutex::new(LogRate::new(Duration::from_secs(30))),
     });
@@ -1117,11 +1127,21 @@ fn consume(
     let mut batches: HashMap<Tp, Vec<OwnedMessage>> = HashMap::new();
     while !stop.load(Ordering::Acquire) {
         heartbeat.store(now_ms() as u64, Ordering::Relaxed);
-        let generation = shared.generation.load(Ordering::Acquire);
+        let mut generation = shared.generation.load(Ordering::Acquire);
         let mut n = 0;
         let mut wait = Duration::from_millis(100);
         while n < POLL_ROUND {
-            match consumer.poll(wait) {
+            let polled = consumer.poll(wait);
+            let now = shared.generation.load(Ordering::Acquire);
+            if now != generation {
+                // A rebalance ran inside this poll: what was polled before it belongs to
+                // the old assignment, whose owners start again from their handed-over
+                // offsets; what this poll returned comes from the new assignment's own
+                // offsets and is kept (dropping it would leave a gap in its partition).
+                generation = now;
+                batches.clear();
+            }
+            match polled {
                 None => break,
                 Some(Ok(m)) => {
                     let tp = (m.topic().to_string(), m.partition());
@@ -1136,11 +1156,6 @@ fn consume(
                 }
             }
             wait = Duration::ZERO;
-        }
-        if shared.generation.load(Ordering::Acquire) != generation {
-            // A rebalance ran inside the poll: the new assignment starts at its own
-            // offsets, and records polled before it are read again by their owner.
-            batches.clear();
         }
         for (tp, recs) in batches.drain() {
             let tx = lock(&shared.workers).get(&tp).map(|w| w.tx.clone());
@@ -1157,7 +1172,9 @@ fn consume(
             last_lag = Instant::now();
         }
     }
-    // The drain: every partition handed over, then the group is left.
+    // The drain: every partition handed over, then the group is left; nothing assigned
+    // from now on is taken.
+    shared.draining.store(true, Ordering::Release);
     let assigned: Vec<Tp> = lock(&shared.workers).keys().cloned().collect();
     let mut tpl = TopicPartitionList::new();
     for tp in &assigned {
