@@ -6,7 +6,15 @@
 //!   each cluster's `replay` is delivered once, compared whole, by the members together,
 //!   and learned state (ESO cadence) moves with its partition;
 //! - offsets are never committed ahead of the alerts: with the only other sink unable to
-//!   deliver, nothing is committed; killed then, a restarted member delivers everything.
+//!   deliver, nothing is committed; killed then, a restarted member delivers everything;
+//! - mutual TLS to the broker.
+//!
+//! Under CI=true a missing broker fails these tests (`.ci/run` installs it once into the
+//! tools cache). Where tansu 0.6 differs from Apache Kafka the tests say so and take the
+//! path both handle: its ListOffsets answers short of a partition's end (the end is taken
+//! from the producer's delivery reports), a rejoining follower gets its old assignment back
+//! after a member's session expired (the dead member's partitions wait for the next member
+//! to join), and its own TLS cannot be switched on (a TLS front stands before it).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -338,7 +346,6 @@ fn assigned(d: &Daemon) -> f64 {
 }
 
 #[test]
-#[ignore = "not yet run against a broker (written at the end of a session without a built tansu): run with --ignored once deploy/kafka/local-broker.sh install is done"]
 fn three_clusters_two_members_a_kill_and_a_join_give_what_replay_gives() {
     let dir = tempfile::tempdir().unwrap();
     let Some(broker) = Broker::start(dir.path()) else {
@@ -403,46 +410,60 @@ fn three_clusters_two_members_a_kill_and_a_join_give_what_replay_gives() {
         .status()
         .unwrap();
     drop(b);
-    // The second third: the survivor takes the dead member's partitions (after the
-    // session timeout) with their state.
+    // The group notices the death after the session timeout (10 s) and rebalances. A
+    // real Kafka gives the survivor every partition then; tansu 0.6 leaves the dead
+    // member's partitions unassigned until the next member joins (its rejoining follower
+    // gets its old assignment back). Either way the next owners restore the dead member's
+    // partitions from its periodic snapshots.
+    let revokes = |d: &Daemon| d.metric("auditwatch_kafka_rebalances_total", &["kind=\"revoke\""]);
+    let before = revokes(&a);
+    a.wait_until(
+        "the group rebalances after the kill",
+        Duration::from_secs(60),
+        |a| revokes(a) > before,
+    );
+    // The second third, then a third member joins: the partitions are spread again.
     for (name, lines) in &streams {
         produce(&producer, "vault-audit", name, &third(lines, 1));
     }
-    a.wait_until(
-        "the survivor has every partition",
-        Duration::from_secs(90),
-        |a| assigned(a) == 6.0,
-    );
-    broker.wait_committed("aw", "vault-audit", 6, &[&a]);
-    // A third member joins: partitions move again, handed over by the survivor.
     let c = member(&broker, dir.path(), "c");
     c.wait_until(
         "the new member has partitions",
-        Duration::from_secs(60),
+        Duration::from_secs(90),
         |c| assigned(c) > 0.0 && assigned(c) + assigned(&a) == 6.0,
     );
+    broker.wait_committed("aw", "vault-audit", 6, &[&a, &c]);
+    // The last third.
     for (name, lines) in &streams {
         produce(&producer, "vault-audit", name, &third(lines, 2));
     }
     broker.wait_committed("aw", "vault-audit", 6, &[&a, &c]);
     assert!(
-        restored(&a) > a_restored_before_kill,
-        "the survivor restored no state of the killed member's partitions:\n{}",
-        a.log_text()
-    );
-    assert!(
-        restored(&c) > 0,
-        "the new member restored no state:\n{}",
+        restored(&a) - a_restored_before_kill + restored(&c) > 0,
+        "nobody restored the killed member's partition state:\n{}\n----\n{}",
+        a.log_text(),
         c.log_text()
     );
     let (a_path, c_path) = (a.alerts_path.clone(), c.alerts_path.clone());
+    let mut logs = Vec::new();
     for d in [a, c] {
         let e = d.stop();
         assert_eq!(e.code, Some(0), "{}", e.log);
+        logs.push(e.log);
     }
-    let mut got = b_alerts;
-    got.extend(read_alerts(&a_path));
-    got.extend(read_alerts(&c_path));
+    // Which member delivered each alert, for the failure message.
+    let mut by: BTreeMap<String, &str> = BTreeMap::new();
+    let mut got = Vec::new();
+    for (m, alerts) in [
+        ("b (killed)", b_alerts),
+        ("a", read_alerts(&a_path)),
+        ("c", read_alerts(&c_path)),
+    ] {
+        for x in &alerts {
+            by.insert(x.to_string(), m);
+        }
+        got.extend(alerts);
+    }
     let have = multiset(&got);
     let repeated: Vec<&String> = have
         .iter()
@@ -454,16 +475,17 @@ fn three_clusters_two_members_a_kill_and_a_join_give_what_replay_gives() {
     assert_eq!(ids.len(), got.len(), "an id delivered twice");
     let missing: Vec<&String> = want.keys().filter(|k| !have.contains_key(*k)).collect();
     let extra: Vec<&String> = have.keys().filter(|k| !want.contains_key(*k)).collect();
+    let extra: Vec<(&str, &String)> = extra.into_iter().map(|k| (by[k], k)).collect();
     assert!(
         missing.is_empty() && extra.is_empty(),
-        "the members' alerts differ from replay's ({} expected, {} got)\nmissing: {missing:#?}\nextra: {extra:#?}",
+        "the members' alerts differ from replay's ({} expected, {} got)\nmissing: {missing:#?}\nextra (member, alert): {extra:#?}\nlogs of a and c:\n{}",
         want.len(),
-        have.len()
+        have.len(),
+        logs.join("\n----\n")
     );
 }
 
 #[test]
-#[ignore = "not yet run against a broker (written at the end of a session without a built tansu): run with --ignored once deploy/kafka/local-broker.sh install is done"]
 fn offsets_are_not_committed_ahead_of_the_alerts() {
     if !require_tool(AM, "apt-get install prometheus-alertmanager") {
         return;
@@ -508,6 +530,10 @@ fn offsets_are_not_committed_ahead_of_the_alerts() {
         .status()
         .unwrap();
     drop(m);
+    // tansu 0.6 hands a group whose only member died to a new member only once the dead
+    // one's session (10 s) expired: a member joining before that gets no partition and is
+    // never given one. A real Kafka reassigns either way; here the restart waits it out.
+    std::thread::sleep(Duration::from_secs(12));
     // Alertmanager comes up; the member restarts, reads the records again from the last
     // commit and delivers every alert (the JSON lines sink's ledger drops the repeats).
     let amgr = Alertmanager::start(&dir.path().join("am"), am_port);
