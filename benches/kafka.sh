@@ -40,7 +40,8 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 port, topic, parts, d = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 conf = {"bootstrap.servers": f"127.0.0.1:{port}"}
-AdminClient(conf).create_topics([NewTopic(topic, parts, 1)])[topic].result()
+admin = AdminClient(conf)  # kept alive until the topic exists
+admin.create_topics([NewTopic(topic, parts, 1)])[topic].result()
 p = Producer({**conf, "linger.ms": 20, "batch.num.messages": 10000})
 # The end of each partition as the broker acknowledged it (tansu 0.6's ListOffsets answers
 # short of the end).

@@ -31,7 +31,8 @@ install() {
   command -v cargo >/dev/null || { echo "local-broker: cargo is needed to install tansu" >&2; exit 1; }
   echo "local-broker: installing tansu $version into $root (first time only)" >&2
   mkdir -p "$root"
-  cargo install --locked --quiet tansu --version "$version" --features dynostore --root "$root" >&2
+  # Its own temporary build directory (removed after), not the caller's CARGO_TARGET_DIR.
+  env -u CARGO_TARGET_DIR cargo install --locked --quiet tansu --version "$version" --features dynostore --root "$root" >&2
 }
 
 answers() {

@@ -632,6 +632,13 @@ fn a_member_reads_the_broker_over_mutual_tls() {
     assert!(front.refused.load(std::sync::atomic::Ordering::Relaxed) > refused);
 }
 
+/// The local broker's member config (README "Try it") is a valid config.
+#[test]
+fn the_local_member_config_is_valid() {
+    let file = crate_dir().join("deploy/kafka/local.yaml");
+    auditwatch(["config", "check", file.to_str().unwrap()]).assert_code(0);
+}
+
 /// The README's Scale out config is a valid config.
 #[test]
 fn readme_scale_out_config_is_valid() {
