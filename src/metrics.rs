@@ -965,9 +965,21 @@ mod tests {
         m.init_source("sock", SourceSeries::Socket);
         m.init_source("file", SourceSeries::File);
         m.init_source("cw", SourceSeries::Api);
+        m.init_source("k", SourceSeries::Kafka);
         m.init_sink("jsonl");
         m.init_alerts([("cross_tenant_read", "critical")]);
         let text = String::from_utf8(m.render()).unwrap();
+        // A Kafka source has no spool (the broker keeps its records): none of its series.
+        for absent in [
+            r#"reason="spool_full",source="k""#,
+            r#"auditwatch_spilled_bytes{source="k"}"#,
+        ] {
+            assert!(
+                !text.contains(absent),
+                "a kafka source has {absent}:\n{text}"
+            );
+        }
+        assert!(text.contains(r#"auditwatch_events_total{source="k",type="request"} 0"#));
         let has = |series: &str| {
             text.lines()
                 .any(|l| l.strip_suffix(" 0").is_some_and(|s| s == series))
@@ -994,6 +1006,10 @@ mod tests {
             r#"auditwatch_alert_latency_seconds_count{sink="jsonl"}"#,
             r#"auditwatch_sink_delivery_seconds_count{sink="jsonl"}"#,
             r#"auditwatch_alert_write_errors_total"#,
+            r#"auditwatch_kafka_rebalances_total{kind="revoke"}"#,
+            r#"auditwatch_kafka_snapshots_total{outcome="error"}"#,
+            r#"auditwatch_kafka_commits_total{outcome="error"}"#,
+            r#"auditwatch_kafka_caught_up_alerts_total"#,
         ] {
             assert!(has(series), "{series} is not at 0 from the start:\n{text}");
         }
