@@ -14,14 +14,8 @@ use std::path::PathBuf;
 
 use rdkafka::ClientConfig;
 
+use super::{start_at, StartAt};
 use crate::yaml::{self, non_empty_path, Ctx, MapReader};
-
-/// Where a partition without a committed offset (and without a state snapshot) starts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum StartAt {
-    Beginning,
-    End,
-}
 
 /// How the member authenticates with SASL.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -197,21 +191,7 @@ pub fn kafka_source(ctx: &mut Ctx, m: &mut MapReader) -> Option<KafkaSource> {
             None => None,
         }
     });
-    let start_at = match m.take("start_at") {
-        None => Some(StartAt::Beginning),
-        Some(n) => match yaml::string(ctx, n, "start_at").as_deref() {
-            Some("beginning") => Some(StartAt::Beginning),
-            Some("end") => Some(StartAt::End),
-            Some(o) => {
-                ctx.error(
-                    n,
-                    format!("start_at must be `beginning` or `end`, found `{o}`"),
-                );
-                None
-            }
-            None => None,
-        },
-    };
+    let start_at = start_at(ctx, m);
     let key_as_stream = match m.take("key_as_stream") {
         None => Some(false),
         Some(n) => yaml::boolean(ctx, n, "key_as_stream"),

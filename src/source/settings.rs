@@ -121,11 +121,7 @@ impl Default for UnixPerms {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum StartAt {
-    Beginning,
-    End,
-}
+pub use super::StartAt;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct FileSource {
@@ -537,21 +533,7 @@ fn file_source(ctx: &mut Ctx, m: &mut MapReader) -> Option<FileSource> {
     let checkpoint_dir = m
         .require(ctx, "checkpoint_dir", "a file source")
         .and_then(|n| non_empty_path(ctx, n, "checkpoint_dir"));
-    let start_at = match m.take("start_at") {
-        None => Some(StartAt::Beginning),
-        Some(n) => match yaml::string(ctx, n, "start_at").as_deref() {
-            Some("beginning") => Some(StartAt::Beginning),
-            Some("end") => Some(StartAt::End),
-            Some(o) => {
-                ctx.error(
-                    n,
-                    format!("start_at must be `beginning` or `end`, found `{o}`"),
-                );
-                None
-            }
-            None => None,
-        },
-    };
+    let start_at = super::start_at(ctx, m);
     let poll = m
         .take("poll_millis")
         .map(|n| yaml::positive(ctx, n, "poll_millis"))
@@ -887,7 +869,7 @@ mod tests {
         assert_eq!(k.brokers, ["127.0.0.1:9092"]);
         assert_eq!(k.topics, ["vault-audit"]);
         assert_eq!(k.group_id, "auditwatch");
-        assert_eq!(k.start_at, crate::source::kafka::StartAt::Beginning);
+        assert_eq!(k.start_at, StartAt::Beginning);
         assert!(!k.key_as_stream);
         assert_eq!(k.state_topic, "auditwatch.auditwatch-state");
         assert_eq!(k.snapshot_interval_secs, 30);

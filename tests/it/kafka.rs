@@ -261,49 +261,9 @@ fn produce(p: &TestProducer, topic: &str, key: &str, lines: &[Vec<u8>]) {
     assert_eq!(refused, 0, "the broker refused records");
 }
 
-/// A simulated cluster's stream (with two closing entries two hours after its last, so
-/// every timer is judged by the stream's own time) and what `replay` makes of it.
+/// A simulated cluster's day (with closing entries) and what `replay` makes of it.
 fn cluster(dir: &Path, name: &str, seed: u64, tenants: usize) -> (Vec<Vec<u8>>, Vec<Value>) {
-    let sim = dir.join(format!("{name}.sim.jsonl"));
-    auditwatch([
-        "simulate",
-        "--duration",
-        "24h",
-        "--tenants",
-        &tenants.to_string(),
-        "--inject",
-        "all",
-        "--seed",
-        &seed.to_string(),
-        "-o",
-        sim.to_str().unwrap(),
-    ])
-    .assert_code(0);
-    let text = std::fs::read(&sim).unwrap();
-    let mut lines: Vec<Vec<u8>> = text
-        .split_inclusive(|&b| b == b'\n')
-        .map(<[u8]>::to_vec)
-        .collect();
-    let last: Value = serde_json::from_slice(lines.last().unwrap()).unwrap();
-    let t: jiff::Timestamp = last["time"].as_str().unwrap().parse().unwrap();
-    for n in 0..2 {
-        let closing = t + jiff::SignedDuration::from_secs(7200 + n);
-        lines.push(
-            format!(
-                "{}\n",
-                response_line(
-                    &request_id(0xc105e + seed as u32, n as u64),
-                    &closing.to_string()
-                )
-            )
-            .into_bytes(),
-        );
-    }
-    let all = dir.join(format!("{name}.jsonl"));
-    std::fs::write(&all, lines.concat()).unwrap();
-    let run = replay([all.to_str().unwrap()]);
-    run.assert_code(0);
-    (lines, run.alerts())
+    simulated_stream(dir, name, "24h", tenants, seed)
 }
 
 fn member_config(broker: &Broker, dir: &Path, extra: &str) -> String {

@@ -22,47 +22,9 @@ use crate::util::*;
 /// Stops and kills of the daemon while the input is written.
 const CYCLES: usize = 12;
 
-/// The simulated input (with closing entries two hours after the last, so that every
-/// timer both runs judge is judged by the stream's own time) and what replay makes of it.
+/// The simulated input, with closing entries, and what replay makes of it.
 fn scenario(dir: &Path) -> (Vec<Vec<u8>>, Vec<Value>) {
-    let sim = dir.join("sim.jsonl");
-    auditwatch([
-        "simulate",
-        "--duration",
-        "3d",
-        "--tenants",
-        "4",
-        "--inject",
-        "all",
-        "--seed",
-        "11",
-        "-o",
-        sim.to_str().unwrap(),
-    ])
-    .assert_code(0);
-    let text = std::fs::read(&sim).unwrap();
-    let mut lines: Vec<Vec<u8>> = text
-        .split_inclusive(|&b| b == b'\n')
-        .map(<[u8]>::to_vec)
-        .collect();
-    let last: Value = serde_json::from_slice(lines.last().unwrap()).unwrap();
-    let t: jiff::Timestamp = last["time"].as_str().unwrap().parse().unwrap();
-    // Two entries: a jump of the stream's time is held until the next entry confirms it.
-    for n in 0..2 {
-        let closing = t + jiff::SignedDuration::from_secs(7200 + n);
-        lines.push(
-            format!(
-                "{}\n",
-                response_line(&request_id(0xc105e, n as u64), &closing.to_string())
-            )
-            .into_bytes(),
-        );
-    }
-    let all = dir.join("input.jsonl");
-    std::fs::write(&all, lines.concat()).unwrap();
-    let run = replay([all.to_str().unwrap()]);
-    run.assert_code(0);
-    (lines, run.alerts())
+    simulated_stream(dir, "input", "3d", 4, 11)
 }
 
 fn config(dir: &Path, smtp: u16, am: u16) -> String {

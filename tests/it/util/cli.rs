@@ -357,3 +357,48 @@ pub fn gzip(bytes: &[u8]) -> Vec<u8> {
     enc.write_all(bytes).unwrap();
     enc.finish().unwrap()
 }
+
+/// A simulated platform's stream (`simulate --inject all` over `duration` with `tenants`
+/// and `seed`, written as `<name>.sim.jsonl` in `dir`) with two closing entries two hours
+/// after its last, so that every timer is judged by the stream's own time (a jump of the
+/// stream's time is held until the next entry confirms it), and what `replay` makes of it.
+pub fn simulated_stream(
+    dir: &Path,
+    name: &str,
+    duration: &str,
+    tenants: usize,
+    seed: u64,
+) -> (Vec<Vec<u8>>, Vec<Value>) {
+    let sim = dir.join(format!("{name}.sim.jsonl"));
+    auditwatch([
+        "simulate",
+        "--duration",
+        duration,
+        "--tenants",
+        &tenants.to_string(),
+        "--inject",
+        "all",
+        "--seed",
+        &seed.to_string(),
+        "-o",
+        sim.to_str().unwrap(),
+    ])
+    .assert_code(0);
+    let text = std::fs::read(&sim).unwrap();
+    let mut lines: Vec<Vec<u8>> = text
+        .split_inclusive(|&b| b == b'\n')
+        .map(<[u8]>::to_vec)
+        .collect();
+    let last: Value = serde_json::from_slice(lines.last().unwrap()).unwrap();
+    let t: jiff::Timestamp = last["time"].as_str().unwrap().parse().unwrap();
+    for n in 0..2 {
+        let closing = t + jiff::SignedDuration::from_secs(7200 + n);
+        let id = super::request_id(0xc105e + seed as u32, n as u64);
+        lines.push(format!("{}\n", super::response_line(&id, &closing.to_string())).into_bytes());
+    }
+    let all = dir.join(format!("{name}.jsonl"));
+    std::fs::write(&all, lines.concat()).unwrap();
+    let run = replay([all.to_str().unwrap()]);
+    run.assert_code(0);
+    (lines, run.alerts())
+}
