@@ -49,7 +49,6 @@ use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedPr
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
-use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::watch;
 
 use crate::alert::Alert;
@@ -990,13 +989,7 @@ pub fn run(
         .map_err(DaemonError::Runtime)?;
     let handlers = {
         let _g = rt.enter();
-        (|| {
-            Ok::<_, std::io::Error>((
-                signal(SignalKind::hangup())?,
-                signal(SignalKind::interrupt())?,
-                signal(SignalKind::terminate())?,
-            ))
-        })()
+        super::Signals::install()
     };
     let http =
         match cfg.server.listen {
@@ -1073,23 +1066,10 @@ pub fn run(
     metrics.ready.set(1);
     tracing::info!(source = %name, group = %src.group_id, topics = ?src.topics, rules = opts.rules.rules.len(), "auditwatch running");
 
-    let signals = rt.block_on(async {
-        let (mut hup, mut int, mut term) = handlers?;
-        loop {
-            tokio::select! {
-                _ = hup.recv() => {
-                    lock(&shared.sinks).reopen();
-                    tracing::warn!("a kafka member reopens its output on SIGHUP; config and rule changes take effect at the next restart");
-                }
-                _ = int.recv() => { tracing::info!(signal = "SIGINT", "draining"); break; }
-                _ = term.recv() => { tracing::info!(signal = "SIGTERM", "draining"); break; }
-            }
-        }
-        Ok::<_, std::io::Error>(())
+    handlers.until_stopped(&rt, || {
+        lock(&shared.sinks).reopen();
+        tracing::warn!("a kafka member reopens its output on SIGHUP; config and rule changes take effect at the next restart");
     });
-    if let Err(e) = signals {
-        tracing::error!(error = %e, "cannot install signal handlers: shutting down");
-    }
     ready.store(false, Ordering::Relaxed);
     metrics.ready.set(0);
     let deadline = Instant::now() + Duration::from_secs(cfg.server.drain_timeout_secs);

@@ -27,7 +27,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use tokio::signal::unix::{signal, SignalKind};
+use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::watch;
 
 use crate::ingest::batch::SourceId;
@@ -123,6 +123,43 @@ fn private_spool_dir() -> PathBuf {
         "auditwatch-spool-{}-{nanos:08x}",
         std::process::id()
     ))
+}
+
+/// SIGHUP, SIGINT and SIGTERM, installed before anything starts: a SIGTERM the moment the
+/// daemon says it is running (or while it starts) drains it instead of killing it by the
+/// default action.
+struct Signals(std::io::Result<(Signal, Signal, Signal)>);
+
+impl Signals {
+    /// Install the handlers (inside the runtime `rt` is entered in).
+    fn install() -> Signals {
+        Signals((|| {
+            Ok((
+                signal(SignalKind::hangup())?,
+                signal(SignalKind::interrupt())?,
+                signal(SignalKind::terminate())?,
+            ))
+        })())
+    }
+
+    /// Block until SIGINT or SIGTERM (logged as the start of the drain), calling `on_hup`
+    /// at each SIGHUP. Without handlers, say so and return at once: the daemon drains.
+    fn until_stopped(self, rt: &tokio::runtime::Runtime, mut on_hup: impl FnMut()) {
+        let r = rt.block_on(async {
+            let (mut hup, mut int, mut term) = self.0?;
+            loop {
+                tokio::select! {
+                    _ = hup.recv() => on_hup(),
+                    _ = int.recv() => { tracing::info!(signal = "SIGINT", "draining"); break; }
+                    _ = term.recv() => { tracing::info!(signal = "SIGTERM", "draining"); break; }
+                }
+            }
+            Ok::<_, std::io::Error>(())
+        });
+        if let Err(e) = r {
+            tracing::error!(error = %e, "cannot install signal handlers: shutting down");
+        }
+    }
 }
 
 /// Run until SIGINT/SIGTERM. Returns after the drain.
@@ -352,13 +389,7 @@ fn run_with_queue(
     let _guard = rt.enter();
     // Signal handlers before anything starts: a SIGTERM the moment the daemon says it is
     // running (or while it starts) drains it instead of killing it by the default action.
-    let handlers = (|| {
-        Ok::<_, std::io::Error>((
-            signal(SignalKind::hangup())?,
-            signal(SignalKind::interrupt())?,
-            signal(SignalKind::terminate())?,
-        ))
-    })();
+    let handlers = Signals::install();
     if let Some(l) = http {
         let addr = l.local_addr().map(|a| a.to_string()).unwrap_or_default();
         tracing::info!(address = %addr, "http endpoint listening");
@@ -415,20 +446,7 @@ fn run_with_queue(
     );
 
     // Signals.
-    let signals = rt.block_on(async {
-        let (mut hup, mut int, mut term) = handlers?;
-        loop {
-            tokio::select! {
-                _ = hup.recv() => reload(opts, &metrics, &control_tx),
-                _ = int.recv() => { tracing::info!(signal = "SIGINT", "draining"); break; }
-                _ = term.recv() => { tracing::info!(signal = "SIGTERM", "draining"); break; }
-            }
-        }
-        Ok::<_, std::io::Error>(())
-    });
-    if let Err(e) = signals {
-        tracing::error!(error = %e, "cannot install signal handlers: shutting down");
-    }
+    handlers.until_stopped(&rt, || reload(opts, &metrics, &control_tx));
 
     // Drain.
     ready.store(false, Ordering::Relaxed);
