@@ -165,6 +165,13 @@ impl<'n> MapReader<'n> {
         v
     }
 
+    /// The positive integer under `key`, `default` when the key is absent (a problem at
+    /// the value when it is not a positive integer).
+    pub fn positive_or(&mut self, ctx: &mut Ctx, key: &'static str, default: u64) -> Option<u64> {
+        self.take(key)
+            .map_or(Some(default), |n| positive(ctx, n, key))
+    }
+
     /// Keys present in the mapping, in order (for free-form maps).
     pub fn keys(&self) -> impl Iterator<Item = (&'n Node, &'n str, &'n Node)> + '_ {
         self.entries.iter().map(|e| (e.0, e.1, e.2))

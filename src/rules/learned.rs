@@ -78,11 +78,6 @@ fn learn_secs(ctx: &mut Ctx, m: &mut MapReader) -> Option<Option<u64>> {
     }
 }
 
-fn bounded_count(ctx: &mut Ctx, m: &mut MapReader, k: &'static str, default: u64) -> Option<u64> {
-    m.take(k)
-        .map_or(Some(default), |n| yaml::positive(ctx, n, k))
-}
-
 /// Decode a `first_seen` detector's fields (the key is read by the caller).
 pub fn decode_first_seen(
     ctx: &mut Ctx,
@@ -125,9 +120,9 @@ pub fn decode_first_seen(
     let learn_values = m
         .take("learn_values")
         .map_or(Some(true), |n| yaml::boolean(ctx, n, "learn_values"));
-    let max_keys = bounded_count(ctx, m, "max_keys", 100_000);
-    let max_values = bounded_count(ctx, m, "max_values", 1_000_000);
-    let per_key = bounded_count(ctx, m, "max_values_per_key", 10_000);
+    let max_keys = m.positive_or(ctx, "max_keys", super::DEFAULT_MAX_KEYS);
+    let max_values = m.positive_or(ctx, "max_values", 1_000_000);
+    let per_key = m.positive_or(ctx, "max_values_per_key", 10_000);
     Some(FirstSeenSpec {
         key: key?,
         value: value?,
@@ -154,7 +149,7 @@ pub fn decode_hour_profile(
     let alike = m
         .take("workdays_alike")
         .map_or(Some(false), |n| yaml::boolean(ctx, n, "workdays_alike"));
-    let max_keys = bounded_count(ctx, m, "max_keys", 100_000);
+    let max_keys = m.positive_or(ctx, "max_keys", super::DEFAULT_MAX_KEYS);
     Some(HourProfileSpec {
         key: key?,
         learn_secs: learn?,

@@ -231,6 +231,9 @@ impl Detector {
     }
 }
 
+/// Keys a stateful detector keeps when its rule does not say (`max_keys`).
+const DEFAULT_MAX_KEYS: u64 = 100_000;
+
 const KINDS: &[&str] = &[
     "match",
     "count",
@@ -727,10 +730,8 @@ fn decode_detector(ctx: &mut Ctx, node: &Node) -> Option<Detector> {
         m.require(ctx, k, "detector")
             .and_then(|n| yaml::positive(ctx, n, k))
     };
-    let max_keys = |m: &mut MapReader, ctx: &mut Ctx| {
-        m.take("max_keys")
-            .map_or(Some(100_000), |n| yaml::positive(ctx, n, "max_keys"))
-    };
+    let max_keys =
+        |m: &mut MapReader, ctx: &mut Ctx| m.positive_or(ctx, "max_keys", DEFAULT_MAX_KEYS);
     let d = match kind.as_str() {
         "match" => Some(Detector::Match),
         "tenant_mismatch" => Some(Detector::TenantMismatch),
@@ -818,9 +819,7 @@ fn decode_detector(ctx: &mut Ctx, node: &Node) -> Option<Detector> {
         }
         "absence" => {
             let s = pos(&mut m, ctx, "silence_secs");
-            let n = m
-                .take("min_events")
-                .map_or(Some(1), |n| yaml::positive(ctx, n, "min_events"));
+            let n = m.positive_or(ctx, "min_events", 1);
             Some(Detector::Absence(AbsenceSpec {
                 silence_secs: s?,
                 min_events: n?,

@@ -112,19 +112,6 @@ pub struct WrapTokenSpec {
 const DEFAULT_TOKEN_EXPIRE_SECS: u64 = 768 * 3600;
 /// Wrapping tokens and what is known about their unwrap: a week.
 const DEFAULT_WRAP_EXPIRE_SECS: u64 = 7 * 24 * 3600;
-const DEFAULT_MAX_KEYS: u64 = 100_000;
-
-fn max_keys(m: &mut MapReader, ctx: &mut Ctx) -> Option<u64> {
-    m.take("max_keys").map_or(Some(DEFAULT_MAX_KEYS), |n| {
-        yaml::positive(ctx, n, "max_keys")
-    })
-}
-
-fn expire(m: &mut MapReader, ctx: &mut Ctx, default: u64) -> Option<u64> {
-    m.take("expire_after_secs").map_or(Some(default), |n| {
-        yaml::positive(ctx, n, "expire_after_secs")
-    })
-}
 
 /// `network: {ipv4_prefix: 24, ipv6_prefix: 64}` (either may be left out).
 pub fn decode_network(ctx: &mut Ctx, node: &Node) -> Option<NetworkSpec> {
@@ -221,8 +208,8 @@ pub fn decode_token_origin(m: &mut MapReader, ctx: &mut Ctx) -> Option<TokenOrig
         }),
         None => Some(None),
     };
-    let mk = max_keys(m, ctx);
-    let exp = expire(m, ctx, DEFAULT_TOKEN_EXPIRE_SECS);
+    let mk = m.positive_or(ctx, "max_keys", super::DEFAULT_MAX_KEYS);
+    let exp = m.positive_or(ctx, "expire_after_secs", DEFAULT_TOKEN_EXPIRE_SECS);
     Some(TokenOriginSpec {
         network: network?,
         workload: workload?,
@@ -234,8 +221,8 @@ pub fn decode_token_origin(m: &mut MapReader, ctx: &mut Ctx) -> Option<TokenOrig
 
 /// The fields of a `wrap_token` detector (its `kind` already read).
 pub fn decode_wrap_token(m: &mut MapReader, ctx: &mut Ctx) -> Option<WrapTokenSpec> {
-    let mk = max_keys(m, ctx);
-    let exp = expire(m, ctx, DEFAULT_WRAP_EXPIRE_SECS);
+    let mk = m.positive_or(ctx, "max_keys", super::DEFAULT_MAX_KEYS);
+    let exp = m.positive_or(ctx, "expire_after_secs", DEFAULT_WRAP_EXPIRE_SECS);
     Some(WrapTokenSpec {
         max_keys: mk?,
         expire_after_secs: exp?,
