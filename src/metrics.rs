@@ -823,6 +823,9 @@ pub struct KafkaMetrics {
     /// Alerts raised again while a partition's engine caught up from its snapshot to the
     /// committed offset: delivered before the commit, not sent again.
     pub caught_up_alerts: IntCounter,
+    /// Records of a keyed stream run on the partition's keyless engine: a key over 256
+    /// bytes, or a partition with 64 keyed streams already.
+    pub keyless_fallback: IntCounter,
 }
 
 label_values! {
@@ -912,6 +915,14 @@ impl KafkaMetrics {
                 IntCounter::new(
                     "auditwatch_kafka_caught_up_alerts_total",
                     "Alerts raised again while a partition caught up from its state snapshot to the committed offset; delivered before, not sent again.",
+                )
+                .expect("valid metric"),
+            ),
+            keyless_fallback: reg(
+                r,
+                IntCounter::new(
+                    "auditwatch_kafka_keyless_fallback_records_total",
+                    "Records of a keyed stream run on the partition's keyless engine: a key over 256 bytes, or a partition with 64 keyed streams already.",
                 )
                 .expect("valid metric"),
             ),
@@ -1010,6 +1021,7 @@ mod tests {
             r#"auditwatch_kafka_snapshots_total{outcome="error"}"#,
             r#"auditwatch_kafka_commits_total{outcome="error"}"#,
             r#"auditwatch_kafka_caught_up_alerts_total"#,
+            r#"auditwatch_kafka_keyless_fallback_records_total"#,
         ] {
             assert!(has(series), "{series} is not at 0 from the start:\n{text}");
         }

@@ -58,7 +58,7 @@ use crate::parse::ParseError;
 use crate::pipeline::{Pipeline, PipelineStateIn, PipelineStateOut};
 use crate::rules::RuleSet;
 use crate::sink::Sinks;
-use crate::source::kafka::{frame_record, KafkaSource, MAX_STREAMS_PER_PARTITION};
+use crate::source::kafka::{frame_record, KafkaSource, MAX_KEY_BYTES, MAX_STREAMS_PER_PARTITION};
 use crate::util::lograte::LogRate;
 use crate::util::sync::lock;
 
@@ -67,8 +67,26 @@ use super::{DaemonError, Options};
 /// A topic and partition.
 type Tp = (String, i32);
 
+/// Why a record key gets no engine of its own, when it does not: a key over
+/// [`MAX_KEY_BYTES`] (the key is kept per stream, and in its snapshots), or a partition that
+/// already has [`MAX_STREAMS_PER_PARTITION`] keyed streams.
+fn key_refused(key_bytes: usize, keyed_streams: usize) -> Option<&'static str> {
+    if key_bytes > MAX_KEY_BYTES {
+        Some("a record key over 256 bytes")
+    } else if keyed_streams >= MAX_STREAMS_PER_PARTITION {
+        Some("more record keys in one partition than streams with their own engine (64)")
+    } else {
+        None
+    }
+}
+
 /// Bytes of snapshot per record of the state topic (under Kafka's default 1 MB limit).
 pub const CHUNK_BYTES: usize = 512 << 10;
+
+/// Chunks of one snapshot at most (1 GiB): a state record claiming more is refused before
+/// anything is allocated for it (a forged or damaged `count` would otherwise size a table
+/// of up to 2^32 slots).
+pub const MAX_CHUNKS: u32 = ((1usize << 30) / CHUNK_BYTES) as u32;
 
 const MAGIC: &[u8; 4] = b"AWKS";
 /// The snapshot format this build writes and reads.
@@ -161,6 +179,12 @@ fn decode_chunk(v: &[u8]) -> Result<Chunk, String> {
     };
     if c.count == 0 || c.index >= c.count {
         return Err("chunk index out of range".into());
+    }
+    if c.count > MAX_CHUNKS {
+        return Err(format!(
+            "a snapshot of {} chunks, over the {MAX_CHUNKS} this build reads",
+            c.count
+        ));
     }
     Ok(c)
 }
@@ -398,10 +422,11 @@ impl Part {
         {
             return i;
         }
-        if self.streams.len() > MAX_STREAMS_PER_PARTITION {
+        if let Some(why) = key_refused(key.len(), self.streams.len() - 1) {
+            self.shared.metrics.kafka.keyless_fallback.inc();
             if let Some(more) = lock(&self.shared.log).allow(Instant::now()) {
-                tracing::warn!(topic = %self.tp.0, partition = self.tp.1, cap = MAX_STREAMS_PER_PARTITION, similar_lines_suppressed = more,
-                    "more record keys in one partition than streams with their own engine: later keys share the partition's keyless engine");
+                tracing::warn!(topic = %self.tp.0, partition = self.tp.1, key_bytes = key.len(), similar_lines_suppressed = more,
+                    "{why}: the record runs on the partition's keyless engine (auditwatch_kafka_keyless_fallback_records_total)");
             }
             return 0;
         }
@@ -503,6 +528,11 @@ impl Part {
                 .collect(),
         };
         match postcard::to_stdvec(&out) {
+            Ok(body) if body.len() > MAX_CHUNKS as usize * CHUNK_BYTES => {
+                tracing::error!(topic = %self.tp.0, partition = self.tp.1, bytes = body.len(),
+                    "the partition's state is over the 1 GiB a snapshot may hold: not written; the next owner starts from the committed offset");
+                None
+            }
             Ok(body) => Some(encode_chunks(&body, next, now_nanos() as u64)),
             Err(e) => {
                 tracing::error!(topic = %self.tp.0, partition = self.tp.1, error = %e, "cannot encode the partition's state");
@@ -1240,6 +1270,23 @@ mod tests {
             g.add(decode_chunk(c).unwrap());
         }
         assert_eq!(g.newest(), Some((42, body, 7)));
+    }
+
+    #[test]
+    fn a_state_record_claiming_too_many_chunks_is_refused_before_any_allocation() {
+        let mut c = encode_chunks(b"x", 1, 1).remove(0);
+        c[20..24].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(decode_chunk(&c).unwrap_err().contains("over the 2048"));
+        c[20..24].copy_from_slice(&MAX_CHUNKS.to_le_bytes());
+        assert_eq!(decode_chunk(&c).unwrap().count, 2048);
+    }
+
+    #[test]
+    fn a_long_key_or_one_key_too_many_runs_on_the_keyless_engine() {
+        assert_eq!(key_refused(256, 0), None);
+        assert!(key_refused(257, 0).unwrap().contains("over 256 bytes"));
+        assert_eq!(key_refused(1, MAX_STREAMS_PER_PARTITION - 1), None);
+        assert!(key_refused(1, MAX_STREAMS_PER_PARTITION).is_some());
     }
 
     #[test]

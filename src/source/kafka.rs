@@ -79,8 +79,12 @@ pub struct KafkaSource {
 pub const DEFAULT_MAX_PARTITIONS: u64 = 64;
 
 /// Distinct record keys with their own engine per partition (`key_as_stream`); later
-/// keys share the partition's keyless engine, counted.
+/// keys share the partition's keyless engine, counted
+/// (`auditwatch_kafka_keyless_fallback_records_total`).
 pub const MAX_STREAMS_PER_PARTITION: usize = 64;
+/// The longest record key that names a stream (a cluster name); a longer one is run on
+/// the partition's keyless engine, counted as above.
+pub const MAX_KEY_BYTES: usize = 256;
 
 impl KafkaSource {
     /// librdkafka's settings common to the consumer, the state producer and the state
