@@ -1003,14 +1003,7 @@ pub fn run(
         name: name.to_string(),
         message,
     };
-    let mut sink_settings = cfg.sinks.clone();
-    sink_settings.ledger_dir = cfg.state.dir.clone();
-    let sinks = Sinks::start(&sink_settings, metrics.clone())?;
-    metrics.init_alerts(opts.rules.rules.iter().flat_map(|r| {
-        crate::alert::Severity::ALL
-            .iter()
-            .map(move |s| (r.category.as_str(), s.as_str()))
-    }));
+    let sinks = super::start_sinks(opts, &metrics)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .thread_name("auditwatch-io")
@@ -1070,19 +1063,12 @@ pub fn run(
     let ready = Arc::new(AtomicBool::new(false));
     let heartbeat = Arc::new(AtomicU64::new(now_ms() as u64));
     if let Some(l) = http {
-        let addr = l.local_addr().map(|a| a.to_string()).unwrap_or_default();
-        tracing::info!(address = %addr, "http endpoint listening");
         let h = super::http::Health {
             metrics: metrics.clone(),
             ready: ready.clone(),
             heartbeat: heartbeat.clone(),
         };
-        rt.spawn(super::http::serve(
-            l,
-            h,
-            cfg.server.web_config.clone(),
-            shutdown_rx.clone(),
-        ));
+        super::serve_http(&rt, l, h, &cfg, shutdown_rx.clone());
     }
     let stop = Arc::new(AtomicBool::new(false));
     let consumer_thread = {

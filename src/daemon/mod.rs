@@ -125,6 +125,41 @@ fn private_spool_dir() -> PathBuf {
     ))
 }
 
+/// The sinks of the config, their delivery ledgers in `state.dir`, and the alert series of
+/// every rule's category at every severity (a rule's severity_when and allow-lists raise or
+/// lower it) at 0. Mail shows times in the business-hours zone (and UTC).
+fn start_sinks(opts: &Options, metrics: &Arc<Metrics>) -> Result<Sinks, DaemonError> {
+    let cfg = &opts.cfg;
+    let mut settings = cfg.sinks.clone();
+    settings.ledger_dir = cfg.state.dir.clone();
+    settings.email.time_zone = cfg.detection.business_hours.time_zone_name.clone();
+    let sinks = Sinks::start(&settings, metrics.clone())?;
+    metrics.init_alerts(opts.rules.rules.iter().flat_map(|r| {
+        crate::alert::Severity::ALL
+            .iter()
+            .map(move |s| (r.category.as_str(), s.as_str()))
+    }));
+    Ok(sinks)
+}
+
+/// Serve the HTTP endpoint (metrics, health) on `l` until `shutdown`.
+fn serve_http(
+    rt: &tokio::runtime::Runtime,
+    l: tokio::net::TcpListener,
+    health: http::Health,
+    cfg: &config::DaemonConfig,
+    shutdown: watch::Receiver<bool>,
+) {
+    let addr = l.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    tracing::info!(address = %addr, "http endpoint listening");
+    rt.spawn(http::serve(
+        l,
+        health,
+        cfg.server.web_config.clone(),
+        shutdown,
+    ));
+}
+
 /// SIGHUP, SIGINT and SIGTERM, installed before anything starts: a SIGTERM the moment the
 /// daemon says it is running (or while it starts) drains it instead of killing it by the
 /// default action.
@@ -232,17 +267,7 @@ fn run_with_queue(
     // The saved state first: its source checkpoints replace the sources' own before they
     // are opened.
     let saved = restore_sources(&cfg, &metrics);
-    let mut sink_settings = cfg.sinks.clone();
-    sink_settings.ledger_dir = cfg.state.dir.clone();
-    // Mail shows times in the business-hours zone (and UTC).
-    sink_settings.email.time_zone = cfg.detection.business_hours.time_zone_name.clone();
-    let sinks = Sinks::start(&sink_settings, metrics.clone())?;
-    // Every severity: a rule's severity_when and allow-lists raise or lower it.
-    metrics.init_alerts(opts.rules.rules.iter().flat_map(|r| {
-        crate::alert::Severity::ALL
-            .iter()
-            .map(move |s| (r.category.as_str(), s.as_str()))
-    }));
+    let sinks = start_sinks(opts, &metrics)?;
     let max_line = cfg.detection.parse.max_line_bytes as usize;
     let checkpoint_every = Duration::from_secs(cfg.server.checkpoint_interval_secs);
 
@@ -391,15 +416,12 @@ fn run_with_queue(
     // running (or while it starts) drains it instead of killing it by the default action.
     let handlers = Signals::install();
     if let Some(l) = http {
-        let addr = l.local_addr().map(|a| a.to_string()).unwrap_or_default();
-        tracing::info!(address = %addr, "http endpoint listening");
         let h = http::Health {
             metrics: metrics.clone(),
             ready: ready.clone(),
             heartbeat: heartbeat.clone(),
         };
-        let web = cfg.server.web_config.clone();
-        rt.spawn(http::serve(l, h, web, shutdown_rx.clone()));
+        serve_http(&rt, l, h, &cfg, shutdown_rx.clone());
     }
     for (i, sc, b) in sockets {
         let name = names[i].clone();
