@@ -28,7 +28,7 @@ use crate::rules::learned::kv_secret;
 use crate::rules::{FirstSeenSpec, Normalise};
 
 use super::window::{evict_older_half, make_room, older_half_pivot, Map, NANOS};
-use super::{bounded, key_evidence, key_string};
+use super::{bounded, key_evidence, key_string, key_string_with};
 
 /// A `first_seen` detector: its settings and what it learned.
 pub struct FirstSeen {
@@ -82,26 +82,12 @@ impl FirstSeen {
     ) -> bool {
         let s = &self.spec;
         let mount = ev.entry.request.mount_point;
-        let key = if s.normalise == Normalise::KvSecret && s.key.contains(&Field::Path) {
+        let key = if s.normalise == Normalise::KvSecret {
             // A path in the key names its secret too.
             let path = ev.entry.request.path.unwrap_or("");
-            let secret = kv_secret(path, mount);
-            let mut k = String::new();
-            for (n, f) in s.key.iter().enumerate() {
-                if n > 0 {
-                    k.push('\u{1f}');
-                }
-                match f {
-                    Field::Path => k.push_str(&secret),
-                    f => {
-                        ev.any_value(f, &mut |v| {
-                            k.push_str(v);
-                            true
-                        });
-                    }
-                }
-            }
-            bounded(&k).into_owned()
+            key_string_with(ev, &s.key, |f| {
+                (*f == Field::Path).then(|| kv_secret(path, mount).into_owned())
+            })
         } else {
             key_string(ev, &s.key)
         };

@@ -282,10 +282,24 @@ pub fn bounded(s: &str) -> std::borrow::Cow<'_, str> {
 /// The state key of an event: the first value of each key field, joined by U+001F, at
 /// most [`MAX_KEY_BYTES`] (see [`bounded`]).
 pub fn key_string(ev: &Event<'_, '_>, key: &[Field]) -> String {
+    key_string_with(ev, key, |_| None)
+}
+
+/// As [`key_string`], with `value` giving the value of a field that has one of its own (a
+/// normalised path); the entry's value otherwise.
+pub fn key_string_with(
+    ev: &Event<'_, '_>,
+    key: &[Field],
+    value: impl Fn(&Field) -> Option<String>,
+) -> String {
     let mut s = String::new();
     for (n, f) in key.iter().enumerate() {
         if n > 0 {
             s.push('\u{1f}');
+        }
+        if let Some(v) = value(f) {
+            s.push_str(&v);
+            continue;
         }
         ev.any_value(f, &mut |v| {
             s.push_str(v);
